@@ -1,0 +1,10 @@
+//! The ComfyUI graph model and everything that transforms it without IO: API prompts, node
+//! definitions from `/object_info`, graph builders, validation, parameter discovery and UI to API
+//! conversion. Nothing in this crate is async or touches the network or the disk.
+
+pub mod builders;
+pub mod graph;
+pub mod object_info;
+
+pub use graph::{ApiPrompt, InputValue, Link, Node};
+pub use object_info::{InputKind, InputSpec, NodeDefinition, ObjectInfo};

@@ -1,0 +1,2 @@
+//! comfyui-mcp binary
+fn main() {}
