@@ -1,1 +1,18 @@
-//! placeholder crate root, replaced below
+//! A typed client for ComfyUI: every HTTP endpoint the product uses ([`ComfyClient`]), the websocket
+//! event stream ([`events`]), and one actor per backend ([`Backend`]) that follows jobs by listening,
+//! never by sleeping. Nothing here knows MCP or SQL.
+
+pub mod backend;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod jobs;
+pub mod types;
+
+pub use backend::{
+    Backend, BackendOptions, CancelOutcome, ConnectionState, JobSubscription, SubmitOptions, SubmittedJob,
+};
+pub use error::ClientError;
+pub use http::{ClientOptions, ComfyClient, HistoryQuery};
+pub use jobs::{JobFailure, JobPhase, JobSnapshot, JobUpdate};
+pub use types::*;

@@ -1,0 +1,54 @@
+//! Errors of the ComfyUI client, each carrying the backend URL and what was being done.
+
+use crate::types::PromptRejection;
+
+/// Everything that can go wrong talking to one ComfyUI backend.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The backend could not be reached at all (refused, reset, DNS, timeout).
+    #[error("cannot reach ComfyUI at {url}: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The backend answered with an unexpected status. `body` is the start of the body, which
+    /// ComfyUI often sends as plain text (aiohttp's "500 Internal Server Error").
+    #[error("ComfyUI at {url} answered {status}{}", body_suffix(.body))]
+    Status { url: String, status: u16, body: String },
+    /// The backend answered 200 but the body was not what its API promises.
+    #[error("unexpected reply from ComfyUI at {url}: {message}")]
+    Decode { url: String, message: String },
+    /// `POST /prompt` refused the prompt (validation failed).
+    #[error("ComfyUI rejected the prompt: {0}")]
+    Rejected(Box<PromptRejection>),
+    /// A file name or subfolder that could escape ComfyUI's directories; never sent.
+    #[error("refused path {path:?}: {reason}")]
+    UnsafePath { path: String, reason: &'static str },
+    /// The backend URL given in the configuration is not usable.
+    #[error("invalid ComfyUI URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    /// The backend actor has shut down.
+    #[error("the connection to ComfyUI at {url} has been shut down")]
+    Closed { url: String },
+}
+
+fn body_suffix(body: &str) -> String {
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!(": {trimmed}")
+    }
+}
+
+impl ClientError {
+    /// True when retrying later could succeed (network trouble, 5xx).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Unreachable { .. } | ClientError::Closed { .. } => true,
+            ClientError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
