@@ -3,8 +3,16 @@
 //! conversion. Nothing in this crate is async or touches the network or the disk.
 
 pub mod builders;
+pub mod coerce;
+pub mod diagnostic;
 pub mod graph;
 pub mod object_info;
+pub mod suggest;
+#[cfg(test)]
+mod testing;
+pub mod validate;
 
+pub use diagnostic::{Diagnostic, Severity};
 pub use graph::{ApiPrompt, InputValue, Link, Node};
 pub use object_info::{InputKind, InputSpec, NodeDefinition, ObjectInfo};
+pub use validate::{Outcome, OutputStatus, Rejection, Report, ValidationOptions, validate, validate_json};

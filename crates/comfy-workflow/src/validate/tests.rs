@@ -1,0 +1,521 @@
+//! Tests for validation, mostly against the real 0.3.75 `/object_info` fixture.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::testing::{object_info, txt2img, txt2img_json};
+
+fn check(prompt: &ApiPrompt) -> Report {
+    validate(prompt, object_info(), &ValidationOptions::default())
+}
+
+fn check_json(raw: Value) -> Report {
+    validate_json(&raw, object_info(), &ValidationOptions::default())
+}
+
+fn with_input(node_id: &str, input: &str, value: Value) -> ApiPrompt {
+    let mut prompt = txt2img();
+    prompt
+        .get_mut(node_id)
+        .unwrap()
+        .inputs
+        .insert(input.to_owned(), value);
+    prompt
+}
+
+fn only_error(report: &Report) -> &Diagnostic {
+    let errors: Vec<&Diagnostic> = report.errors().collect();
+    assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
+    errors[0]
+}
+
+#[test]
+fn txt2img_is_valid() {
+    let report = check(&txt2img());
+    assert_eq!(report.outcome(), Outcome::Valid, "{report:#?}");
+    assert!(report.diagnostics.is_empty(), "{report:#?}");
+    assert_eq!(report.queued_outputs(), ["9"]);
+}
+
+#[test]
+fn steps_zero_is_smaller_than_min() {
+    let report = check(&with_input("3", "steps", json!(0)));
+    let error = only_error(&report);
+    assert_eq!(error.code, "value_smaller_than_min");
+    assert_eq!(error.node_id, "3");
+    assert_eq!(error.class_type, "KSampler");
+    assert_eq!(error.input.as_deref(), Some("steps"));
+    assert_eq!(error.message, "Value 0 smaller than min of 1");
+    assert_eq!(report.outcome(), Outcome::Rejected);
+    assert_eq!(
+        report.rejection.as_ref().unwrap().code,
+        "prompt_outputs_failed_validation"
+    );
+    assert_eq!(report.outputs[0].failing_nodes, ["3"]);
+    assert!(!report.outputs[0].valid);
+}
+
+#[test]
+fn misspelt_sampler_suggests_euler() {
+    let report = check(&with_input("3", "sampler_name", json!("eulr")));
+    let error = only_error(&report);
+    assert_eq!(error.code, "value_not_in_list");
+    assert_eq!(error.candidates.first().map(String::as_str), Some("euler"));
+    assert!(error.suggestion.as_deref().unwrap().contains("'euler'"));
+    // Long lists are abbreviated the way ComfyUI does.
+    assert!(error.message.contains("(list of length"), "{}", error.message);
+}
+
+#[test]
+fn unknown_checkpoint_lists_short_choices_and_suggests() {
+    let report = check(&with_input("4", "ckpt_name", json!("tiny_sd15.safetensors")));
+    let error = only_error(&report);
+    assert_eq!(error.code, "value_not_in_list");
+    assert!(
+        error.message.contains("'tiny-sd15.safetensors'"),
+        "{}",
+        error.message
+    );
+    assert_eq!(error.candidates[0], "tiny-sd15.safetensors");
+}
+
+#[test]
+fn numbers_are_coerced_like_python() {
+    assert!(!check(&with_input("3", "steps", json!("16"))).has_errors());
+    assert!(!check(&with_input("3", "steps", json!(8.9))).has_errors());
+    assert!(!check(&with_input("3", "steps", json!({"__value__": 20}))).has_errors());
+    let report = check(&with_input("3", "steps", json!("abc")));
+    let error = only_error(&report);
+    assert_eq!(error.code, "invalid_input_type");
+    assert!(
+        error
+            .message
+            .starts_with("Failed to convert an input value to a INT value")
+    );
+    assert_eq!(
+        only_error(&check(&with_input("3", "steps", json!("8.9")))).code,
+        "invalid_input_type"
+    );
+    assert_eq!(
+        only_error(&check(&with_input("3", "cfg", json!(null)))).code,
+        "invalid_input_type"
+    );
+}
+
+#[test]
+fn seeds_up_to_two_pow_64_minus_one_are_valid() {
+    assert!(!check(&with_input("3", "seed", json!(18_446_744_073_709_551_615u64))).has_errors());
+    assert!(!check(&with_input("3", "seed", json!("18446744073709551615"))).has_errors());
+    let too_big = check(&with_input("3", "seed", json!("18446744073709551616")));
+    assert_eq!(only_error(&too_big).code, "value_bigger_than_max");
+    let too_big_float = check(&with_input("3", "seed", json!(18_446_744_073_709_551_616.0)));
+    assert_eq!(only_error(&too_big_float).code, "value_bigger_than_max");
+    let negative = check(&with_input("3", "seed", json!(-1)));
+    assert_eq!(only_error(&negative).code, "value_smaller_than_min");
+}
+
+#[test]
+fn float_above_max_is_reported() {
+    let report = check(&with_input("3", "denoise", json!(1.5)));
+    let error = only_error(&report);
+    assert_eq!(error.code, "value_bigger_than_max");
+    assert_eq!(error.message, "Value 1.5 bigger than max of 1.0");
+}
+
+#[test]
+fn missing_required_input_is_reported() {
+    let mut prompt = txt2img();
+    prompt.get_mut("3").unwrap().inputs.remove("latent_image");
+    let report = check(&prompt);
+    let error = only_error(&report);
+    assert_eq!(error.code, "required_input_missing");
+    assert_eq!(error.input.as_deref(), Some("latent_image"));
+}
+
+#[test]
+fn list_of_wrong_length_is_a_bad_link() {
+    let report = check(&with_input("3", "model", json!(["4", 0, 1])));
+    assert_eq!(only_error(&report).code, "bad_linked_input");
+}
+
+#[test]
+fn mismatched_link_types_are_reported_with_a_fix() {
+    // VAEDecode.vae linked to the checkpoint's CLIP output instead of its VAE output.
+    let report = check(&with_input("8", "vae", json!(["4", 1])));
+    let error = only_error(&report);
+    assert_eq!(error.code, "return_type_mismatch");
+    assert!(
+        error
+            .message
+            .contains("received_type(CLIP) mismatch input_type(VAE)")
+    );
+    assert_eq!(error.suggestion.as_deref(), Some("link to [\"4\", 2] (VAE)"));
+}
+
+#[test]
+fn broken_links_are_exceptions_on_the_linking_node() {
+    let report = check(&with_input("3", "model", json!(["99", 0])));
+    let error = only_error(&report);
+    assert_eq!(error.code, "exception_during_inner_validation");
+    assert!(error.message.contains("'99', which does not exist"));
+
+    let report = check(&with_input("9", "images", json!(["8", 1])));
+    let error = only_error(&report);
+    assert_eq!(error.code, "exception_during_validation");
+    assert!(error.message.contains("which has 1 output"), "{}", error.message);
+
+    let report = check(&with_input("3", "model", json!([4, 0])));
+    assert_eq!(only_error(&report).code, "exception_during_inner_validation");
+    let report = check(&with_input("3", "model", json!(["4", 0.0])));
+    assert_eq!(only_error(&report).code, "exception_during_inner_validation");
+}
+
+#[test]
+fn negative_output_index_counts_from_the_end() {
+    let report = check(&with_input("8", "vae", json!(["4", -1])));
+    assert!(!report.has_errors(), "{report:#?}");
+    assert_eq!(report.warnings().count(), 1);
+}
+
+#[test]
+fn type_matching_follows_comfyui() {
+    assert!(types_match("IMAGE", "IMAGE"));
+    assert!(types_match("*", "IMAGE"));
+    assert!(types_match("IMAGE", "*"));
+    assert!(types_match("MODEL,CLIP", "CLIP"));
+    assert!(types_match("A, B", "B,C"));
+    assert!(!types_match("LATENT", "IMAGE"));
+    assert!(!types_match("A,B", "C,D"));
+}
+
+#[test]
+fn missing_class_type_rejects_the_prompt() {
+    let mut raw = txt2img_json();
+    raw["5"].as_object_mut().unwrap().remove("class_type");
+    let report = check_json(raw);
+    let rejection = report.rejection.as_ref().unwrap();
+    assert_eq!(rejection.code, "invalid_prompt");
+    assert!(
+        report
+            .diagnostics
+            .iter()
+            .any(|diagnostic| diagnostic.node_id == "5" && diagnostic.code == "invalid_prompt")
+    );
+    assert_eq!(
+        check_json(json!([1, 2])).rejection.unwrap().code,
+        "prompt_no_outputs"
+    );
+    let mut empty_class = txt2img();
+    empty_class.get_mut("5").unwrap().class_type = String::new();
+    assert_eq!(check(&empty_class).rejection.unwrap().code, "invalid_prompt");
+}
+
+#[test]
+fn unknown_class_is_suggested_or_attributed_to_a_pack() {
+    let mut prompt = txt2img();
+    prompt.get_mut("3").unwrap().class_type = "Ksampler".to_owned();
+    let report = check(&prompt);
+    assert_eq!(report.rejection.as_ref().unwrap().code, "invalid_prompt");
+    assert_eq!(
+        report.rejection.as_ref().unwrap().message,
+        "Cannot execute because node Ksampler does not exist"
+    );
+    let error = report.errors().find(|error| error.node_id == "3").unwrap();
+    assert_eq!(error.candidates[0], "KSampler");
+
+    prompt.get_mut("3").unwrap().class_type = "FaceDetailer".to_owned();
+    let options = ValidationOptions {
+        custom_node_hints: [("FaceDetailer".to_owned(), "comfyui-impact-pack".to_owned())].into(),
+        ..ValidationOptions::default()
+    };
+    let report = validate(&prompt, object_info(), &options);
+    let error = report.errors().find(|error| error.node_id == "3").unwrap();
+    assert!(
+        error
+            .suggestion
+            .as_deref()
+            .unwrap()
+            .contains("comfyui-impact-pack")
+    );
+}
+
+#[test]
+fn prompt_without_outputs_is_rejected() {
+    let mut prompt = txt2img();
+    prompt.nodes.remove("9");
+    let report = check(&prompt);
+    assert_eq!(report.rejection.unwrap().code, "prompt_no_outputs");
+}
+
+#[test]
+fn partial_execution_targets_select_outputs() {
+    let mut prompt = txt2img();
+    prompt.nodes.insert(
+        "10".to_owned(),
+        serde_json::from_value(json!({"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}))
+            .unwrap(),
+    );
+    let only_preview = ValidationOptions {
+        partial_execution_targets: Some(vec!["10".to_owned()]),
+        ..ValidationOptions::default()
+    };
+    let report = validate(&prompt, object_info(), &only_preview);
+    assert_eq!(report.queued_outputs(), ["10"]);
+    let not_an_output = ValidationOptions {
+        partial_execution_targets: Some(vec!["8".to_owned()]),
+        ..ValidationOptions::default()
+    };
+    let report = validate(&prompt, object_info(), &not_an_output);
+    assert_eq!(report.rejection.unwrap().code, "prompt_no_outputs");
+}
+
+#[test]
+fn one_bad_output_of_two_is_partial() {
+    let mut prompt = txt2img();
+    prompt.nodes.insert(
+        "10".to_owned(),
+        serde_json::from_value(
+            json!({"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "x"}}),
+        )
+        .unwrap(),
+    );
+    prompt.nodes.insert(
+        "11".to_owned(),
+        serde_json::from_value(json!({"class_type": "LoadImage", "inputs": {"image": "missing.png"}}))
+            .unwrap(),
+    );
+    let report = check(&prompt);
+    assert_eq!(report.outcome(), Outcome::Partial);
+    assert!(report.is_accepted());
+    assert_eq!(report.queued_outputs(), ["9"]);
+    let error = only_error(&report);
+    assert_eq!(error.code, "custom_validation_failed");
+    assert_eq!(error.node_id, "11");
+    let bad = report
+        .outputs
+        .iter()
+        .find(|output| output.node_id == "10")
+        .unwrap();
+    assert_eq!(bad.failing_nodes, ["11"]);
+}
+
+#[test]
+fn image_files_are_checked_like_load_image_does() {
+    let load = |image: &str| {
+        let mut prompt = ApiPrompt::new();
+        prompt.nodes.insert(
+            "1".to_owned(),
+            serde_json::from_value(json!({"class_type": "LoadImage", "inputs": {"image": image}})).unwrap(),
+        );
+        prompt.nodes.insert(
+            "2".to_owned(),
+            serde_json::from_value(json!({"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}))
+                .unwrap(),
+        );
+        check(&prompt)
+    };
+    assert_eq!(load("example.png").outcome(), Outcome::Valid);
+    assert_eq!(load("example.png [input]").outcome(), Outcome::Valid);
+    let report = load("exmple.png");
+    let error = only_error(&report);
+    assert_eq!(
+        error.message,
+        "Custom validation failed for node: image - Invalid image file: exmple.png"
+    );
+    assert_eq!(error.candidates[0], "example.png");
+    let subfolder = load("pasted/image.png");
+    assert!(!subfolder.has_errors());
+    assert_eq!(subfolder.warnings().next().unwrap().code, "unverifiable_file");
+}
+
+#[test]
+fn v3_combos_are_checked_only_when_asked() {
+    let mut prompt = txt2img();
+    prompt.nodes.insert(
+        "10".to_owned(),
+        serde_json::from_value(json!({"class_type": "LatentBatchSeedBehavior",
+            "inputs": {"samples": ["5", 0], "seed_behavior": "bogus"}}))
+        .unwrap(),
+    );
+    prompt
+        .get_mut("3")
+        .unwrap()
+        .inputs
+        .insert("latent_image".to_owned(), json!(["10", 0]));
+    assert!(!check(&prompt).has_errors());
+    let newer = ValidationOptions {
+        check_v3_combos: true,
+        ..ValidationOptions::default()
+    };
+    let report = validate(&prompt, object_info(), &newer);
+    let error = only_error(&report);
+    assert_eq!(error.code, "value_not_in_list");
+    assert_eq!(
+        error.message,
+        "Value not in list: seed_behavior: 'bogus' not in ['random', 'fixed']"
+    );
+}
+
+#[test]
+fn cycles_are_reported_on_each_member() {
+    let mut prompt = txt2img();
+    // The sampler's latent comes from a VAEEncode of the decoded image: 3 -> 8 -> 10 -> 3.
+    prompt.nodes.insert(
+        "10".to_owned(),
+        serde_json::from_value(
+            json!({"class_type": "VAEEncode", "inputs": {"pixels": ["8", 0], "vae": ["4", 2]}}),
+        )
+        .unwrap(),
+    );
+    prompt
+        .get_mut("3")
+        .unwrap()
+        .inputs
+        .insert("latent_image".to_owned(), json!(["10", 0]));
+    let report = check(&prompt);
+    let cycle: Vec<&str> = report
+        .errors()
+        .filter(|error| error.code == "dependency_cycle")
+        .map(|error| error.node_id.as_str())
+        .collect();
+    assert_eq!(cycle, ["3", "8", "10"]);
+    let message = &report.errors().next().unwrap().message;
+    assert_eq!(
+        message,
+        "Dependency cycle detected: 3 (KSampler) -> 8 (VAEDecode) -> 10 (VAEEncode) -> 3 (KSampler)"
+    );
+    assert_eq!(report.outcome(), Outcome::Rejected);
+}
+
+#[test]
+fn self_loop_is_a_cycle() {
+    let mut prompt = txt2img();
+    prompt.nodes.insert(
+        "10".to_owned(),
+        serde_json::from_value(json!({"class_type": "ImageInvert", "inputs": {"image": ["10", 0]}})).unwrap(),
+    );
+    prompt
+        .get_mut("9")
+        .unwrap()
+        .inputs
+        .insert("images".to_owned(), json!(["10", 0]));
+    let report = check(&prompt);
+    let error = only_error(&report);
+    assert_eq!(error.code, "dependency_cycle");
+    assert_eq!(error.node_id, "10");
+}
+
+#[test]
+fn deep_chains_do_not_overflow_the_stack() {
+    let mut prompt = ApiPrompt::new();
+    prompt.nodes.insert(
+        "0".to_owned(),
+        serde_json::from_value(json!({"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}}))
+            .unwrap(),
+    );
+    for index in 1..20_000 {
+        prompt.nodes.insert(
+            index.to_string(),
+            serde_json::from_value(
+                json!({"class_type": "ImageInvert", "inputs": {"image": [(index - 1).to_string(), 0]}}),
+            )
+            .unwrap(),
+        );
+    }
+    prompt.nodes.insert(
+        "out".to_owned(),
+        serde_json::from_value(json!({"class_type": "PreviewImage", "inputs": {"images": ["19999", 0]}}))
+            .unwrap(),
+    );
+    let report = check(&prompt);
+    assert_eq!(
+        report.outcome(),
+        Outcome::Valid,
+        "{:?}",
+        report.diagnostics.first()
+    );
+}
+
+#[test]
+fn misaligned_width_is_a_warning() {
+    let report = check(&with_input("5", "width", json!(513)));
+    assert_eq!(report.outcome(), Outcome::Valid);
+    let warning = report.warnings().next().unwrap();
+    assert_eq!(warning.code, "value_not_multiple_of_step");
+    assert_eq!(warning.suggestion.as_deref(), Some("use 512 or 520"));
+}
+
+#[test]
+fn over_precise_cfg_is_a_warning() {
+    let report = check(&with_input("3", "cfg", json!(7.125)));
+    assert!(!report.has_errors());
+    let warning = report.warnings().next().unwrap();
+    assert_eq!(warning.code, "value_not_rounded");
+    assert_eq!(warning.suggestion.as_deref(), Some("use 7.13"));
+    assert!(check(&with_input("3", "cfg", json!(7.1))).diagnostics.is_empty());
+}
+
+#[test]
+fn unknown_input_names_are_warned_with_a_suggestion() {
+    let report = check(&with_input("3", "stpes", json!(30)));
+    assert!(!report.has_errors());
+    let warning = report.warnings().next().unwrap();
+    assert_eq!(warning.code, "unknown_input");
+    assert_eq!(warning.candidates, ["steps"]);
+}
+
+#[test]
+fn string_false_for_a_boolean_is_warned() {
+    let mut prompt = ApiPrompt::new();
+    prompt.nodes.insert(
+        "1".to_owned(),
+        serde_json::from_value(json!({"class_type": "PrimitiveBoolean", "inputs": {"value": "false"}}))
+            .unwrap(),
+    );
+    prompt.nodes.insert(
+        "2".to_owned(),
+        serde_json::from_value(json!({"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}})).unwrap(),
+    );
+    let report = check(&prompt);
+    assert!(!report.has_errors(), "{report:#?}");
+    let warning = report.warnings().next().unwrap();
+    assert_eq!(warning.code, "boolean_from_non_boolean");
+    assert!(warning.message.contains("reads as true"));
+}
+
+#[test]
+fn linked_values_are_not_range_checked() {
+    let mut prompt = txt2img();
+    prompt.nodes.insert(
+        "10".to_owned(),
+        serde_json::from_value(json!({"class_type": "PrimitiveInt", "inputs": {"value": 0}})).unwrap(),
+    );
+    prompt
+        .get_mut("3")
+        .unwrap()
+        .inputs
+        .insert("steps".to_owned(), json!(["10", 0]));
+    assert_eq!(check(&prompt).outcome(), Outcome::Valid);
+}
+
+#[test]
+fn nodes_feeding_no_output_are_warned() {
+    let mut prompt = txt2img();
+    prompt.nodes.insert(
+        "10".to_owned(),
+        serde_json::from_value(json!({"class_type": "EmptyLatentImage", "inputs": {"width": 0}})).unwrap(),
+    );
+    let report = check(&prompt);
+    // Like ComfyUI, nodes that will not run are not validated.
+    assert!(!report.has_errors());
+    assert_eq!(report.warnings().next().unwrap().code, "node_not_executed");
+}
+
+#[test]
+fn report_serializes_for_tools() {
+    let report = check(&with_input("3", "steps", json!(0)));
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["rejection"]["code"], "prompt_outputs_failed_validation");
+    assert_eq!(json["diagnostics"][0]["code"], "value_smaller_than_min");
+    assert_eq!(json["outputs"][0]["valid"], false);
+}
