@@ -1,0 +1,25 @@
+//! The product's memory: an embedded SQLite database (bundled, WAL) holding jobs, presets with
+//! git-like versions, shares, the outputs library, job metrics and the audit log. This crate is the
+//! only code that speaks SQL; it knows neither ComfyUI's wire format nor MCP and stores the typed
+//! records the rest of the product hands it.
+//!
+//! Open a [`Store`] with [`StoreOptions`]; every operation is an `async fn` on it. Writes run one at a
+//! time on a dedicated thread that owns the write connection, reads on a second connection, so async
+//! callers never block and a write is either wholly on disk or not at all.
+
+mod clock;
+mod engine;
+mod error;
+mod hashing;
+mod jobs;
+mod migrations;
+mod paths;
+mod query;
+
+pub use clock::now_ms;
+pub use engine::{Store, StoreOptions};
+pub use error::StoreError;
+pub use hashing::{canonical_json, content_hash, sha256_hex};
+pub use jobs::{JobQuery, JobRecord, JobState, JobUpdate, NewJob};
+pub use migrations::latest_schema_version;
+pub use paths::{APPLICATION_DIRECTORY, DATABASE_FILE_NAME, default_database_path};
