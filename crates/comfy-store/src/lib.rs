@@ -14,6 +14,7 @@ mod hashing;
 mod jobs;
 mod migrations;
 mod paths;
+mod presets;
 mod query;
 
 pub use clock::now_ms;
@@ -23,3 +24,4 @@ pub use hashing::{canonical_json, content_hash, sha256_hex};
 pub use jobs::{JobQuery, JobRecord, JobState, JobUpdate, NewJob};
 pub use migrations::latest_schema_version;
 pub use paths::{APPLICATION_DIRECTORY, DATABASE_FILE_NAME, default_database_path};
+pub use presets::{Preset, PresetSummary, PresetVersion, SavePreset, VersionSummary};

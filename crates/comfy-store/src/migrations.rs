@@ -16,11 +16,18 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "jobs",
-    sql: include_str!("migrations/0001_jobs.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "jobs",
+        sql: include_str!("migrations/0001_jobs.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "presets",
+        sql: include_str!("migrations/0002_presets.sql"),
+    },
+];
 
 /// The schema version this build brings a database to.
 pub fn latest_schema_version() -> i64 {
