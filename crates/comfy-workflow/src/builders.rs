@@ -46,7 +46,9 @@ impl TextToImage {
     pub fn build(&self) -> BuiltGraph {
         let mut prompt = ApiPrompt::new();
         let loader = prompt.add(
-            Node::new("CheckpointLoaderSimple").with("ckpt_name", self.checkpoint.as_str()).with_title("Load checkpoint"),
+            Node::new("CheckpointLoaderSimple")
+                .with("ckpt_name", self.checkpoint.as_str())
+                .with_title("Load checkpoint"),
         );
         let (mut model, mut clip) = ((loader.clone(), 0), (loader.clone(), 1));
         for (index, lora) in self.loras.iter().enumerate() {
@@ -107,7 +109,11 @@ impl TextToImage {
                 .with("filename_prefix", self.filename_prefix.as_str())
                 .with_title("Save image"),
         );
-        BuiltGraph { prompt, sampler_node: sampler, output_node: save }
+        BuiltGraph {
+            prompt,
+            sampler_node: sampler,
+            output_node: save,
+        }
     }
 }
 
@@ -131,8 +137,16 @@ mod tests {
             seed: u64::MAX,
             denoise: 1.0,
             loras: vec![
-                LoraSpec { name: "a.safetensors".into(), strength_model: 0.8, strength_clip: 1.0 },
-                LoraSpec { name: "b.safetensors".into(), strength_model: 0.5, strength_clip: 0.5 },
+                LoraSpec {
+                    name: "a.safetensors".into(),
+                    strength_model: 0.8,
+                    strength_clip: 1.0,
+                },
+                LoraSpec {
+                    name: "b.safetensors".into(),
+                    strength_model: 0.5,
+                    strength_clip: 0.5,
+                },
             ],
             filename_prefix: "test".into(),
         }
@@ -143,12 +157,19 @@ mod tests {
         let built = request().build();
         let prompt = &built.prompt;
         let sampler = prompt.get(&built.sampler_node).unwrap();
-        let InputValue::Link(model) = InputValue::from_json(&sampler.inputs["model"]) else { panic!("model is a link") };
+        let InputValue::Link(model) = InputValue::from_json(&sampler.inputs["model"]) else {
+            panic!("model is a link")
+        };
         let last_lora = prompt.get(&model.node_id).unwrap();
         assert_eq!(last_lora.class_type, "LoraLoader");
         assert_eq!(last_lora.inputs["lora_name"], "b.safetensors");
-        let InputValue::Link(previous) = InputValue::from_json(&last_lora.inputs["model"]) else { panic!() };
-        assert_eq!(prompt.get(&previous.node_id).unwrap().inputs["lora_name"], "a.safetensors");
+        let InputValue::Link(previous) = InputValue::from_json(&last_lora.inputs["model"]) else {
+            panic!()
+        };
+        assert_eq!(
+            prompt.get(&previous.node_id).unwrap().inputs["lora_name"],
+            "a.safetensors"
+        );
         assert_eq!(sampler.inputs["seed"], serde_json::json!(u64::MAX));
         assert_eq!(prompt.nodes.len(), 9);
     }

@@ -7,6 +7,7 @@ pub mod coerce;
 pub mod diagnostic;
 pub mod graph;
 pub mod object_info;
+pub mod parameters;
 pub mod suggest;
 #[cfg(test)]
 mod testing;
@@ -15,4 +16,5 @@ pub mod validate;
 pub use diagnostic::{Diagnostic, Severity};
 pub use graph::{ApiPrompt, InputValue, Link, Node};
 pub use object_info::{InputKind, InputSpec, NodeDefinition, ObjectInfo};
+pub use parameters::{OverrideError, Parameter, Parameters, apply_overrides, discover_parameters};
 pub use validate::{Outcome, OutputStatus, Rejection, Report, ValidationOptions, validate, validate_json};
