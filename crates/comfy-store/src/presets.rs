@@ -326,12 +326,8 @@ pub(crate) fn full_version(
     Ok(PresetVersion { summary, content })
 }
 
-/// Ids of `head` and all its stored ancestors, newest first.
-pub(crate) fn ancestry(
-    transaction: &Transaction<'_>,
-    head: &str,
-    limit: Option<u32>,
-) -> Result<Vec<String>, StoreError> {
+/// Ids of `head` and all its stored ancestors, in no particular order.
+fn ancestor_ids(transaction: &Transaction<'_>, head: &str) -> Result<Vec<String>, StoreError> {
     // UNION (not UNION ALL) visits each version once even where merges make history a diamond.
     let mut statement = transaction.prepare_cached(
         "WITH RECURSIVE ancestry (id) AS (
@@ -339,12 +335,57 @@ pub(crate) fn ancestry(
              UNION
              SELECT p.parent_id FROM preset_version_parents p JOIN ancestry a ON p.version_id = a.id
          )
-         SELECT v.id FROM preset_versions v JOIN ancestry a ON v.id = a.id
-         ORDER BY v.created_at DESC, v.id LIMIT ?2",
+         SELECT v.id FROM preset_versions v JOIN ancestry a ON v.id = a.id",
     )?;
     Ok(statement
-        .query_map(params![head, limit.map_or(-1, i64::from)], |row| row.get(0))?
+        .query_map([head], |row| row.get(0))?
         .collect::<Result<Vec<String>, _>>()?)
+}
+
+/// `head` and all its stored ancestors, every version before its parents and otherwise newest first.
+/// Times alone cannot order history: versions saved within one millisecond share a time.
+pub(crate) fn history(
+    transaction: &Transaction<'_>,
+    preset_id: Option<i64>,
+    head: &str,
+) -> Result<Vec<VersionSummary>, StoreError> {
+    use std::collections::{BinaryHeap, HashMap};
+
+    let versions: HashMap<String, VersionSummary> = ancestor_ids(transaction, head)?
+        .into_iter()
+        .map(|id| Ok((id.clone(), version_summary(transaction, preset_id, &id)?)))
+        .collect::<Result<_, StoreError>>()?;
+    let mut waiting_children: HashMap<&str, usize> = HashMap::new();
+    for version in versions.values() {
+        for parent in version
+            .parents
+            .iter()
+            .filter(|parent| versions.contains_key(*parent))
+        {
+            *waiting_children.entry(parent.as_str()).or_default() += 1;
+        }
+    }
+    let mut ready: BinaryHeap<(i64, &str)> = versions
+        .values()
+        .filter(|version| !waiting_children.contains_key(version.id.as_str()))
+        .map(|version| (version.created_at_ms, version.id.as_str()))
+        .collect();
+    let mut ordered = Vec::with_capacity(versions.len());
+    while let Some((_, id)) = ready.pop() {
+        let Some(version) = versions.get(id) else { continue };
+        for parent in &version.parents {
+            if let Some(count) = waiting_children.get_mut(parent.as_str()) {
+                *count = count.saturating_sub(1);
+                if *count == 0
+                    && let Some(parent_version) = versions.get(parent.as_str())
+                {
+                    ready.push((parent_version.created_at_ms, parent_version.id.as_str()));
+                }
+            }
+        }
+        ordered.push(version.clone());
+    }
+    Ok(ordered)
 }
 
 fn is_hex(text: &str) -> bool {
@@ -619,10 +660,9 @@ impl Store {
         let name = name.to_owned();
         self.read(move |transaction| {
             let row = require_preset(transaction, &name)?;
-            ancestry(transaction, &row.head_version, limit)?
-                .iter()
-                .map(|id| version_summary(transaction, Some(row.id), id))
-                .collect()
+            let mut versions = history(transaction, Some(row.id), &row.head_version)?;
+            versions.truncate(limit.map_or(usize::MAX, |limit| usize::try_from(limit).unwrap_or(usize::MAX)));
+            Ok(versions)
         })
         .await
     }
@@ -639,7 +679,7 @@ impl Store {
             let tag = clean_name("version tag", &tag)?;
             let row = require_preset(transaction, &name)?;
             let id = resolve_version(transaction, Some(&row), &reference)?;
-            if !ancestry(transaction, &row.head_version, None)?.contains(&id) {
+            if !ancestor_ids(transaction, &row.head_version)?.contains(&id) {
                 return Err(StoreError::VersionNotFound { reference: format!("{reference} in the history of {name}") });
             }
             transaction.execute(

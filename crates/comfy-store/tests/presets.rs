@@ -99,7 +99,7 @@ async fn versions_are_content_addressed_and_linked_to_their_parents() {
     let log = store.preset_log("p", None).await.unwrap();
     assert_eq!(log.len(), 2);
     assert_eq!(log[0].id, second.summary.head_version);
-    assert_eq!(log[0].parents, [first.summary.head_version.clone()]);
+    assert_eq!(log[0].parents, std::slice::from_ref(&first.summary.head_version));
     assert_eq!(log[0].message.as_deref(), Some("seed 2"));
     assert_eq!(log[0].content_hash, content_hash(&graph(2)));
     assert!(log[1].parents.is_empty());
@@ -140,7 +140,10 @@ async fn rollback_adds_a_version_with_old_content() {
         .unwrap();
     let rolled = store.rollback_preset("p", "good", None).await.unwrap();
     assert_eq!(rolled.content, graph(1));
-    assert_eq!(rolled.summary.parents, [second.summary.head_version.clone()]);
+    assert_eq!(
+        rolled.summary.parents,
+        std::slice::from_ref(&second.summary.head_version)
+    );
     assert_ne!(
         rolled.summary.id, first.summary.head_version,
         "a rollback is a new version"
@@ -169,7 +172,10 @@ async fn fork_and_merge_make_a_shared_history() {
     assert_eq!(fork.summary.tags, ["base"]);
     let fork_log = store.preset_log("fork", None).await.unwrap();
     assert_eq!(fork_log.len(), 2, "the fork's history runs into the source's");
-    assert_eq!(fork_log[0].parents, [source.summary.head_version.clone()]);
+    assert_eq!(
+        fork_log[0].parents,
+        std::slice::from_ref(&source.summary.head_version)
+    );
 
     let fork_edit = store.save_preset(save("fork", graph(5))).await.unwrap();
     let source_edit = store.save_preset(save("source", graph(7))).await.unwrap();
