@@ -7,21 +7,25 @@
 //! time on a dedicated thread that owns the write connection, reads on a second connection, so async
 //! callers never block and a write is either wholly on disk or not at all.
 
+mod audit;
 mod clock;
 mod engine;
 mod error;
 mod hashing;
 mod jobs;
+mod metrics;
 mod migrations;
 mod paths;
 mod presets;
 mod query;
 
+pub use audit::{AuditEntry, AuditOutcome, AuditQuery, AuditRecord};
 pub use clock::now_ms;
 pub use engine::{Store, StoreOptions};
 pub use error::StoreError;
 pub use hashing::{canonical_json, content_hash, sha256_hex};
 pub use jobs::{JobQuery, JobRecord, JobState, JobUpdate, NewJob};
+pub use metrics::{JobMetrics, MetricGrouping, MetricQuery, MetricSummary, Percentiles};
 pub use migrations::latest_schema_version;
 pub use paths::{APPLICATION_DIRECTORY, DATABASE_FILE_NAME, default_database_path};
 pub use presets::{Preset, PresetSummary, PresetVersion, SavePreset, VersionSummary};

@@ -27,6 +27,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "presets",
         sql: include_str!("migrations/0002_presets.sql"),
     },
+    Migration {
+        version: 3,
+        name: "audit and metrics",
+        sql: include_str!("migrations/0003_audit_and_metrics.sql"),
+    },
 ];
 
 /// The schema version this build brings a database to.
