@@ -133,6 +133,10 @@ impl Store {
         &self.shared.options.path
     }
 
+    pub(crate) fn options(&self) -> &StoreOptions {
+        &self.shared.options
+    }
+
     /// Stops both connection threads after the commands already queued; later calls on any clone
     /// return [`StoreError::Closed`]. Closing the last connection checkpoints the WAL.
     pub async fn close(&self) {

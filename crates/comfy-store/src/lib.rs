@@ -7,6 +7,7 @@
 //! time on a dedicated thread that owns the write connection, reads on a second connection, so async
 //! callers never block and a write is either wholly on disk or not at all.
 
+mod access_code;
 mod audit;
 mod clock;
 mod engine;
@@ -18,7 +19,9 @@ mod migrations;
 mod paths;
 mod presets;
 mod query;
+mod sharing;
 
+pub use access_code::{ACCESS_CODE_SYMBOLS, AccessCode};
 pub use audit::{AuditEntry, AuditOutcome, AuditQuery, AuditRecord};
 pub use clock::now_ms;
 pub use engine::{Store, StoreOptions};
@@ -29,3 +32,7 @@ pub use metrics::{JobMetrics, MetricGrouping, MetricQuery, MetricSummary, Percen
 pub use migrations::latest_schema_version;
 pub use paths::{APPLICATION_DIRECTORY, DATABASE_FILE_NAME, default_database_path};
 pub use presets::{Preset, PresetSummary, PresetVersion, SavePreset, VersionSummary};
+pub use sharing::{
+    BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, BundleVersion, CreatedShare, PresetBundle, Redemption,
+    SHARE_AUDIT_TOOL, ShareRecord, ShareRequest,
+};

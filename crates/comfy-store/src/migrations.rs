@@ -32,6 +32,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "audit and metrics",
         sql: include_str!("migrations/0003_audit_and_metrics.sql"),
     },
+    Migration {
+        version: 4,
+        name: "shares",
+        sql: include_str!("migrations/0004_shares.sql"),
+    },
 ];
 
 /// The schema version this build brings a database to.
