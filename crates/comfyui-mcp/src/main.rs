@@ -1,2 +1,107 @@
-//! comfyui-mcp binary
-fn main() {}
+//! `comfyui-mcp`: lets AI agents drive ComfyUI servers over MCP (stdio or Streamable HTTP), with
+//! the same engine available from the terminal (`generate`, `doctor`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use comfyui_mcp::settings::{self, CommandLineSettings, Settings};
+use comfyui_mcp::{cli, engine, serve};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "comfyui-mcp",
+    version,
+    about = "MCP server that lets AI agents drive ComfyUI"
+)]
+struct CommandLine {
+    #[command(flatten)]
+    settings: CommandLineSettings,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve MCP over stdio (default) or Streamable HTTP
+    Serve {
+        /// Serve Streamable HTTP at http://ADDRESS/mcp instead of stdio (e.g. 127.0.0.1:8000)
+        #[arg(long, value_name = "ADDRESS")]
+        http: Option<String>,
+    },
+    /// Generate an image from the terminal, with a progress bar
+    Generate(cli::GenerateArguments),
+    /// Check the configured ComfyUI backend(s) and say how to fix what is wrong
+    Doctor,
+}
+
+fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(settings::env::LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    // stdout belongs to the MCP protocol in stdio mode: every log line goes to stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let command_line = CommandLine::parse();
+    let command = command_line.command.unwrap_or(Command::Serve { http: None });
+    init_logging(match command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    });
+    let settings = match Settings::load(&command_line.settings) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let engine = match engine::Engine::start(settings) {
+            Ok(engine) => engine,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        let result = match command {
+            Command::Serve { http: None } => serve::stdio(engine.clone()).await,
+            Command::Serve { http: Some(address) } => match settings::parse_listen_address(&address) {
+                Ok(address) => serve::http(engine.clone(), address).await,
+                Err(error) => Err(error.into()),
+            },
+            Command::Generate(arguments) => cli::generate(engine.clone(), arguments).await,
+            Command::Doctor => {
+                let healthy = cli::doctor(engine.clone()).await;
+                engine.shutdown().await;
+                return if healthy {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                };
+            }
+        };
+        engine.shutdown().await;
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

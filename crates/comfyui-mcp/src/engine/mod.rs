@@ -1,0 +1,296 @@
+//! The services behind every front end (MCP tools and the CLI): backends, node definitions, models,
+//! generation, jobs and outputs. Front ends parse arguments, call the engine and render; they never
+//! speak HTTP to ComfyUI or edit graphs themselves.
+
+pub mod generate;
+pub mod jobs;
+pub mod media;
+pub mod models;
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use comfy_api::{Backend, BackendOptions, ClientError, ClientOptions};
+use comfy_workflow::{ObjectInfo, Report};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::settings::Settings;
+
+/// A failure the caller can act on. Each variant renders as a readable tool error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request itself is wrong (a value out of range, an unknown key...).
+    #[error("{message}")]
+    BadInput { message: String },
+    /// Local validation against the backend's node definitions failed: nothing was queued.
+    #[error("the workflow is not valid for {backend}: nothing was queued")]
+    Invalid { backend: String, report: Box<Report> },
+    /// Something the request needs is not installed on the backend.
+    #[error("{what} is missing on {backend}: {how_to_fix}")]
+    Missing {
+        backend: String,
+        what: String,
+        how_to_fix: String,
+    },
+    /// ComfyUI refused or failed the request.
+    #[error("{backend}: {source}")]
+    Backend {
+        backend: String,
+        #[source]
+        source: ClientError,
+    },
+    #[error("no job {job_id} on any configured ComfyUI")]
+    UnknownJob { job_id: String },
+    #[error("no backend named {name:?}; configured: {known}")]
+    UnknownBackend { name: String, known: String },
+}
+
+impl EngineError {
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        EngineError::BadInput {
+            message: message.into(),
+        }
+    }
+}
+
+/// One configured ComfyUI with its actor and cached node definitions.
+pub struct BackendEntry {
+    pub name: String,
+    pub backend: Backend,
+    object_info: RwLock<Option<CachedObjectInfo>>,
+}
+
+#[derive(Clone)]
+struct CachedObjectInfo {
+    info: Arc<ObjectInfo>,
+    fetched: Instant,
+}
+
+/// How long node definitions are trusted before being fetched again (model lists change).
+const OBJECT_INFO_TTL: Duration = Duration::from_secs(300);
+
+impl BackendEntry {
+    fn error(&self, source: ClientError) -> EngineError {
+        EngineError::Backend {
+            backend: self.label(),
+            source,
+        }
+    }
+
+    /// `name (url)`, for messages.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.name, self.backend.url())
+    }
+}
+
+/// Everything the front ends share. Created once per process.
+pub struct Engine {
+    pub settings: Settings,
+    backends: Vec<BackendEntry>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Engine {
+    /// Starts one actor per configured backend. Nothing is contacted synchronously, so start-up
+    /// stays fast; the websockets connect in the background.
+    pub fn start(settings: Settings) -> Result<Arc<Engine>, EngineError> {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let mut backends = Vec::new();
+        for backend_settings in &settings.backends {
+            let options = BackendOptions {
+                client: ClientOptions {
+                    headers: backend_settings.headers.clone(),
+                    ..ClientOptions::default()
+                },
+                ..BackendOptions::default()
+            };
+            let backend = Backend::start(&backend_settings.url, options, cancel.child_token(), &tracker)
+                .map_err(|source| EngineError::Backend {
+                    backend: backend_settings.name.clone(),
+                    source,
+                })?;
+            backends.push(BackendEntry {
+                name: backend_settings.name.clone(),
+                backend,
+                object_info: RwLock::new(None),
+            });
+        }
+        Ok(Arc::new(Engine {
+            settings,
+            backends,
+            cancel,
+            tracker,
+        }))
+    }
+
+    /// Stops every backend actor and waits for their tasks.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.tracker.wait()).await;
+    }
+
+    pub fn backends(&self) -> &[BackendEntry] {
+        &self.backends
+    }
+
+    /// The backend named `name`, or the best one for new work: connected first, then the shortest
+    /// queue, then configuration order.
+    pub fn pick_backend(&self, name: Option<&str>) -> Result<&BackendEntry, EngineError> {
+        if let Some(name) = name {
+            return self
+                .backends
+                .iter()
+                .find(|entry| entry.name == name)
+                .ok_or_else(|| EngineError::UnknownBackend {
+                    name: name.to_owned(),
+                    known: self
+                        .backends
+                        .iter()
+                        .map(|entry| entry.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+        }
+        self.backends
+            .iter()
+            .enumerate()
+            .min_by_key(|(index, entry)| {
+                let connection = entry.backend.connection();
+                (!connection.connected, connection.queue_remaining, *index)
+            })
+            .map(|(_, entry)| entry)
+            .ok_or_else(|| EngineError::bad_input("no ComfyUI backend is configured"))
+    }
+
+    /// The backend's node definitions, fetched once and cached; `refresh` forces a new fetch.
+    pub async fn object_info(
+        &self,
+        entry: &BackendEntry,
+        refresh: bool,
+    ) -> Result<Arc<ObjectInfo>, EngineError> {
+        if !refresh
+            && let Some(cached) = entry.object_info.read().ok().and_then(|guard| guard.clone())
+            && cached.fetched.elapsed() < OBJECT_INFO_TTL
+        {
+            return Ok(cached.info);
+        }
+        let raw = entry
+            .backend
+            .client()
+            .object_info()
+            .await
+            .map_err(|source| entry.error(source))?;
+        let info = Arc::new(ObjectInfo::from_json(&raw));
+        if let Ok(mut guard) = entry.object_info.write() {
+            *guard = Some(CachedObjectInfo {
+                info: info.clone(),
+                fetched: Instant::now(),
+            });
+        }
+        Ok(info)
+    }
+
+    /// Health and versions of every backend.
+    pub async fn status(&self) -> Vec<BackendStatus> {
+        let mut statuses = Vec::new();
+        for entry in &self.backends {
+            let started = Instant::now();
+            let stats = entry.backend.client().system_stats().await;
+            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let queue = entry.backend.client().queue().await.ok();
+            let connection = entry.backend.connection();
+            let status = match stats {
+                Ok(stats) => BackendStatus {
+                    name: entry.name.clone(),
+                    url: entry.backend.url().to_owned(),
+                    reachable: true,
+                    error: None,
+                    latency_ms: Some((latency_ms * 10.0).round() / 10.0),
+                    comfyui_version: Some(stats.system.comfyui_version),
+                    python_version: Some(stats.system.python_version),
+                    pytorch_version: Some(stats.system.pytorch_version),
+                    ram_total: Some(stats.system.ram_total),
+                    ram_free: Some(stats.system.ram_free),
+                    devices: stats.devices,
+                    queue_running: queue.as_ref().map(|queue| queue.running.len()),
+                    queue_pending: queue.as_ref().map(|queue| queue.pending.len()),
+                    websocket: connection,
+                },
+                Err(error) => BackendStatus {
+                    name: entry.name.clone(),
+                    url: entry.backend.url().to_owned(),
+                    reachable: false,
+                    error: Some(error.to_string()),
+                    latency_ms: None,
+                    comfyui_version: None,
+                    python_version: None,
+                    pytorch_version: None,
+                    ram_total: None,
+                    ram_free: None,
+                    devices: Vec::new(),
+                    queue_running: None,
+                    queue_pending: None,
+                    websocket: connection,
+                },
+            };
+            statuses.push(status);
+        }
+        statuses
+    }
+
+    /// Finds the backend whose actor tracks `job_id`, or whose ComfyUI knows it.
+    pub async fn locate_job(&self, job_id: &str) -> Result<&BackendEntry, EngineError> {
+        for entry in &self.backends {
+            if let Ok(Some(_)) = entry.backend.snapshot(job_id).await {
+                return Ok(entry);
+            }
+        }
+        for entry in &self.backends {
+            let client = entry.backend.client();
+            if let Ok(queue) = client.queue().await
+                && (queue.is_running(job_id) || queue.pending_position(job_id).is_some())
+            {
+                return Ok(entry);
+            }
+            if let Ok(Some(_)) = client.history_entry(job_id).await {
+                return Ok(entry);
+            }
+        }
+        Err(EngineError::UnknownJob {
+            job_id: job_id.to_owned(),
+        })
+    }
+}
+
+/// What `status` reports for one backend.
+#[derive(Debug, Serialize)]
+pub struct BackendStatus {
+    pub name: String,
+    pub url: String,
+    pub reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comfyui_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pytorch_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ram_total: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ram_free: Option<u64>,
+    pub devices: Vec<comfy_api::Device>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_running: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_pending: Option<usize>,
+    pub websocket: comfy_api::ConnectionState,
+}

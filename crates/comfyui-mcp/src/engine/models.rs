@@ -1,0 +1,335 @@
+//! Model folders and node definitions: listing, availability checks with suggestions, node search
+//! and description.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use comfy_workflow::object_info::{InputKind, InputSection, NodeDefinition};
+use comfy_workflow::suggest::closest_matches;
+
+use super::{BackendEntry, Engine, EngineError};
+
+/// Folder names that mean the same thing across ComfyUI versions.
+const FOLDER_ALIASES: &[(&str, &str)] = &[("unet", "diffusion_models"), ("clip", "text_encoders")];
+
+#[derive(Debug, Serialize)]
+pub struct FolderSummary {
+    pub folder: String,
+    pub count: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelEntry {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ModelListing {
+    Folders {
+        backend: String,
+        folders: Vec<FolderSummary>,
+    },
+    Files {
+        backend: String,
+        folder: String,
+        files: Vec<ModelEntry>,
+        total: usize,
+    },
+    Check {
+        backend: String,
+        folder: String,
+        name: String,
+        available: bool,
+        suggestions: Vec<String>,
+    },
+}
+
+impl Engine {
+    async fn resolve_folder(&self, entry: &BackendEntry, folder: &str) -> Result<String, EngineError> {
+        let folders = entry
+            .backend
+            .client()
+            .model_folders()
+            .await
+            .map_err(|source| entry.error(source))?;
+        if folders.iter().any(|known| known == folder) {
+            return Ok(folder.to_owned());
+        }
+        for (left, right) in FOLDER_ALIASES {
+            let other = if folder == *left {
+                right
+            } else if folder == *right {
+                left
+            } else {
+                continue;
+            };
+            if folders.iter().any(|known| known == other) {
+                return Ok((*other).to_owned());
+            }
+        }
+        let suggestions = closest_matches(folder, folders.iter().map(String::as_str), 3);
+        Err(EngineError::bad_input(format!(
+            "unknown model folder {folder:?} on {}{}; folders: {}",
+            entry.label(),
+            comfy_workflow::suggest::did_you_mean(&suggestions)
+                .map(|text| format!(" ({text})"))
+                .unwrap_or_default(),
+            folders.join(", ")
+        )))
+    }
+
+    /// Lists model folders, the files of one folder (optionally filtered), or checks one name.
+    pub async fn list_models(
+        &self,
+        backend: Option<&str>,
+        folder: Option<&str>,
+        contains: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<ModelListing, EngineError> {
+        let entry = self.pick_backend(backend)?;
+        let client = entry.backend.client();
+        let Some(folder) = folder else {
+            if name.is_some() {
+                return Err(EngineError::bad_input(
+                    "give `folder` together with `name` (e.g. folder=\"checkpoints\")",
+                ));
+            }
+            let folders = client
+                .model_folders()
+                .await
+                .map_err(|source| entry.error(source))?;
+            let mut summaries = Vec::new();
+            for folder in folders {
+                if matches!(folder.as_str(), "configs" | "custom_nodes") {
+                    continue;
+                }
+                let count = client
+                    .models(&folder)
+                    .await
+                    .map_err(|source| entry.error(source))?
+                    .map_or(0, |files| files.len());
+                summaries.push(FolderSummary { folder, count });
+            }
+            return Ok(ModelListing::Folders {
+                backend: entry.name.clone(),
+                folders: summaries,
+            });
+        };
+        let folder = self.resolve_folder(entry, folder).await?;
+        let files: Vec<ModelEntry> = match client
+            .model_files(&folder)
+            .await
+            .map_err(|source| entry.error(source))?
+        {
+            Some(files) => files
+                .into_iter()
+                .map(|file| ModelEntry {
+                    name: file.name,
+                    size_bytes: file.size,
+                })
+                .collect(),
+            None => client
+                .models(&folder)
+                .await
+                .map_err(|source| entry.error(source))?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|name| ModelEntry {
+                    name,
+                    size_bytes: None,
+                })
+                .collect(),
+        };
+        if let Some(name) = name {
+            let available = files.iter().any(|file| file.name == name);
+            let suggestions = if available {
+                Vec::new()
+            } else {
+                closest_matches(name, files.iter().map(|file| file.name.as_str()), 5)
+            };
+            return Ok(ModelListing::Check {
+                backend: entry.name.clone(),
+                folder,
+                name: name.to_owned(),
+                available,
+                suggestions,
+            });
+        }
+        let total = files.len();
+        let needle = contains.map(str::to_lowercase);
+        let files = files
+            .into_iter()
+            .filter(|file| {
+                needle
+                    .as_ref()
+                    .is_none_or(|needle| file.name.to_lowercase().contains(needle))
+            })
+            .collect();
+        Ok(ModelListing::Files {
+            backend: entry.name.clone(),
+            folder,
+            files,
+            total,
+        })
+    }
+
+    /// The safetensors metadata of one model file, if it has any.
+    pub async fn model_metadata(
+        &self,
+        backend: Option<&str>,
+        folder: &str,
+        name: &str,
+    ) -> Result<Option<Value>, EngineError> {
+        let entry = self.pick_backend(backend)?;
+        let folder = self.resolve_folder(entry, folder).await?;
+        entry
+            .backend
+            .client()
+            .view_metadata(&folder, name)
+            .await
+            .map_err(|source| entry.error(source))
+    }
+
+    /// Node classes whose name, display name, category or description contain every word of `query`.
+    pub async fn search_nodes(
+        &self,
+        backend: Option<&str>,
+        query: &str,
+        category: Option<&str>,
+        limit: usize,
+    ) -> Result<Value, EngineError> {
+        let entry = self.pick_backend(backend)?;
+        let info = self.object_info(entry, false).await?;
+        let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+        let category = category.map(str::to_lowercase);
+        let mut matches: Vec<(usize, &NodeDefinition)> = info
+            .nodes
+            .values()
+            .filter(|node| {
+                category
+                    .as_ref()
+                    .is_none_or(|category| node.category.to_lowercase().starts_with(category))
+            })
+            .filter_map(|node| {
+                let haystack = format!(
+                    "{} {} {} {}",
+                    node.class_type.to_lowercase(),
+                    node.display_name.to_lowercase(),
+                    node.category.to_lowercase(),
+                    node.description.to_lowercase()
+                );
+                if !words.iter().all(|word| haystack.contains(word.as_str())) {
+                    return None;
+                }
+                // Name hits rank above description hits.
+                let name = format!(
+                    "{} {}",
+                    node.class_type.to_lowercase(),
+                    node.display_name.to_lowercase()
+                );
+                let rank = words.iter().filter(|word| !name.contains(word.as_str())).count();
+                Some((rank, node))
+            })
+            .collect();
+        matches.sort_by(|left, right| {
+            left.0
+                .cmp(&right.0)
+                .then_with(|| left.1.class_type.cmp(&right.1.class_type))
+        });
+        let total = matches.len();
+        let nodes: Vec<Value> = matches
+            .into_iter()
+            .take(limit)
+            .map(|(_, node)| {
+                let mut summary = json!({
+                    "class_type": node.class_type,
+                    "display_name": node.display_name,
+                    "category": node.category,
+                });
+                if let Some(pack) = node.custom_node_pack() {
+                    summary["custom_node_pack"] = json!(pack);
+                }
+                if node.output_node {
+                    summary["output_node"] = json!(true);
+                }
+                if node.deprecated {
+                    summary["deprecated"] = json!(true);
+                }
+                summary
+            })
+            .collect();
+        Ok(json!({"backend": entry.name, "total": total, "nodes": nodes}))
+    }
+
+    /// Inputs (types, ranges, defaults, choices) and outputs of one node class.
+    pub async fn describe_node(&self, backend: Option<&str>, class_type: &str) -> Result<Value, EngineError> {
+        let entry = self.pick_backend(backend)?;
+        let info = self.object_info(entry, false).await?;
+        let Some(node) = info.node(class_type) else {
+            let candidates = closest_matches(class_type, info.nodes.keys().map(String::as_str), 5);
+            return Err(EngineError::Missing {
+                backend: entry.label(),
+                what: format!("node class {class_type:?}"),
+                how_to_fix: match comfy_workflow::suggest::did_you_mean(&candidates) {
+                    Some(text) => format!("{text} If it comes from a custom-node pack, install that pack into ComfyUI's custom_nodes folder and restart ComfyUI"),
+                    None => "install the custom-node pack that provides it into ComfyUI's custom_nodes folder and restart ComfyUI".to_owned(),
+                },
+            });
+        };
+        Ok(describe(node))
+    }
+}
+
+/// JSON description of a node for agents: compact, with long choice lists cut.
+pub fn describe(node: &NodeDefinition) -> Value {
+    let inputs: Vec<Value> = node
+        .inputs
+        .iter()
+        .filter(|input| input.section != InputSection::Hidden)
+        .map(|input| {
+            let mut described = json!({
+                "name": input.name,
+                "type": input.type_name(),
+                "required": input.section == InputSection::Required,
+            });
+            if !input.is_widget() {
+                described["link_only"] = json!(true);
+            }
+            for key in ["default", "min", "max", "step", "tooltip", "multiline"] {
+                if let Some(value) = input.option(key) {
+                    described[key] = value.clone();
+                }
+            }
+            if let InputKind::Combo(Some(choices)) = &input.kind {
+                const SHOWN: usize = 50;
+                described["choices"] = Value::Array(choices.iter().take(SHOWN).cloned().collect());
+                if choices.len() > SHOWN {
+                    described["choices_total"] = json!(choices.len());
+                }
+            }
+            described
+        })
+        .collect();
+    let outputs: Vec<Value> = node
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(index, output)| json!({"index": index, "name": output.name, "type": output.type_name, "is_list": output.is_list}))
+        .collect();
+    let mut description = json!({
+        "class_type": node.class_type,
+        "display_name": node.display_name,
+        "category": node.category,
+        "description": node.description,
+        "output_node": node.output_node,
+        "inputs": inputs,
+        "outputs": outputs,
+    });
+    if let Some(pack) = node.custom_node_pack() {
+        description["custom_node_pack"] = json!(pack);
+    }
+    description
+}

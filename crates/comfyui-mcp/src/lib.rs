@@ -1,0 +1,9 @@
+//! comfyui-mcp as a library: the engine (services over ComfyUI backends), the MCP server, the
+//! terminal commands and configuration. The binary in `main.rs` only wires these together; tests
+//! and benchmarks use them directly.
+
+pub mod cli;
+pub mod engine;
+pub mod mcp;
+pub mod serve;
+pub mod settings;

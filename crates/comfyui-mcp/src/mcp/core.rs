@@ -1,0 +1,637 @@
+//! The `core` toolset: status, models, nodes, generation, workflows, jobs, outputs and uploads.
+//! Each tool parses its arguments, calls the engine and renders; nothing else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rmcp::RoleServer;
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use rmcp::service::RequestContext;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::render::{engine_error, error_text, job_result, json_result};
+use super::{ComfyServer, ProgressSender, arguments};
+use crate::engine::generate::{GenerateRequest, LoraRequest};
+use crate::engine::media;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct StatusArguments {}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListModelsArguments {
+    /// Model folder: checkpoints, diffusion_models (or unet), loras, vae, text_encoders (or clip),
+    /// controlnet, upscale_models, embeddings... Omit to list folders with file counts.
+    folder: Option<String>,
+    /// Only files whose name contains this text (case-insensitive).
+    contains: Option<String>,
+    /// Check whether this exact file exists in `folder`; suggests close names when it does not.
+    name: Option<String>,
+    /// With `name`: also return the file's safetensors metadata (base model, trigger words...).
+    #[serde(default)]
+    metadata: bool,
+    /// Backend name when several are configured.
+    backend: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SearchNodesArguments {
+    /// Words that must all appear in the class name, display name, category or description.
+    query: String,
+    /// Only nodes whose category starts with this (e.g. "sampling", "image/upscaling").
+    category: Option<String>,
+    /// At most this many results (default 25).
+    limit: Option<usize>,
+    backend: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DescribeNodeArguments {
+    /// Node class, e.g. "KSampler".
+    class_type: String,
+    backend: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LoraArgument {
+    /// LoRA file name as list_models folder="loras" shows it.
+    name: String,
+    /// Strength on the diffusion model (default 1.0).
+    strength: Option<f64>,
+    /// Strength on the text encoder (default: same as strength).
+    clip_strength: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GenerateImageArguments {
+    /// What the image should show.
+    prompt: String,
+    /// What it should not show.
+    negative_prompt: Option<String>,
+    /// Pixels, multiple of 8 (default 512).
+    width: Option<i64>,
+    /// Pixels, multiple of 8 (default 512).
+    height: Option<i64>,
+    /// Sampling steps (default 20).
+    steps: Option<i64>,
+    /// Classifier-free guidance scale (default 7).
+    cfg: Option<f64>,
+    /// Sampler name, e.g. euler, dpmpp_2m (default euler).
+    sampler: Option<String>,
+    /// Scheduler name, e.g. normal, karras (default normal).
+    scheduler: Option<String>,
+    /// Seed for reproducible results (default random; the result reports it).
+    seed: Option<i128>,
+    /// 0..1, below 1 keeps part of the starting latent (default 1).
+    denoise: Option<f64>,
+    /// Images per run (default 1).
+    batch_size: Option<i64>,
+    /// Checkpoint file (default: the configured one, else the backend's first).
+    checkpoint: Option<String>,
+    /// LoRAs applied in order.
+    #[serde(default)]
+    loras: Vec<LoraArgument>,
+    /// Output file name prefix (default comfyui-mcp).
+    filename_prefix: Option<String>,
+    /// Seconds to wait before returning the job id instead (default and maximum: the server's limit).
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RunWorkflowArguments {
+    /// An API-format workflow (node id -> {class_type, inputs}), as ComfyUI's "Export (API)" saves it.
+    workflow: Value,
+    /// Input overrides keyed "NODE_ID.INPUT", e.g. {"3.seed": 42, "6.text": "a red fox"}.
+    #[serde(default)]
+    overrides: Map<String, Value>,
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GetJobArguments {
+    job_id: String,
+    /// Wait up to this many seconds for the job to finish (default 0: report now).
+    wait_seconds: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CancelJobArguments {
+    job_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListJobsArguments {
+    /// At most this many recent jobs per backend (default 20).
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GetOutputArguments {
+    /// File name as a job result lists it.
+    filename: String,
+    #[serde(default)]
+    subfolder: String,
+    /// output (default), input or temp.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Largest inline preview in bytes of base64 (default: the server's budget).
+    max_preview_bytes: Option<usize>,
+    backend: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct UploadImageArguments {
+    /// The image bytes, base64 encoded.
+    data_base64: Option<String>,
+    /// A file on the machine running this server (only where local files are allowed).
+    path: Option<String>,
+    /// Name to store it under (default: the path's file name, or upload.png).
+    filename: Option<String>,
+    /// Subfolder of ComfyUI's input folder.
+    #[serde(default)]
+    subfolder: String,
+    /// Replace an existing file of the same name (default false: ComfyUI renames).
+    #[serde(default)]
+    overwrite: bool,
+    /// Store as a mask for this already uploaded image (its alpha channel becomes the mask).
+    mask_for: Option<String>,
+    backend: Option<String>,
+}
+
+fn tool<T: JsonSchema + 'static>(
+    name: &'static str,
+    description: &'static str,
+    annotations: ToolAnnotations,
+) -> Tool {
+    Tool::new(name, description, Arc::new(JsonObject::new()))
+        .with_input_schema::<T>()
+        .with_annotations(annotations)
+}
+
+fn read_only() -> ToolAnnotations {
+    ToolAnnotations::new()
+        .read_only(true)
+        .destructive(false)
+        .idempotent(true)
+        .open_world(false)
+}
+
+fn acting() -> ToolAnnotations {
+    ToolAnnotations::new()
+        .read_only(false)
+        .destructive(false)
+        .idempotent(false)
+        .open_world(false)
+}
+
+pub fn tools() -> Vec<Tool> {
+    vec![
+        tool::<StatusArguments>(
+            "status",
+            "Health of every ComfyUI backend: versions, devices with VRAM, RAM, queue, websocket state, latency.",
+            read_only(),
+        ),
+        tool::<ListModelsArguments>(
+            "list_models",
+            "List model folders, the files in one folder (with sizes), or check that one file exists (with close-name suggestions and safetensors metadata).",
+            read_only(),
+        ),
+        tool::<SearchNodesArguments>(
+            "search_nodes",
+            "Search the backend's node types by words in name, category or description.",
+            read_only(),
+        ),
+        tool::<DescribeNodeArguments>(
+            "describe_node",
+            "Inputs (type, default, range, choices) and outputs of one node type.",
+            read_only(),
+        ),
+        tool::<GenerateImageArguments>(
+            "generate_image",
+            "Text to image. Waits (bounded) and returns a preview, a link to the full file and the parameters used, or a job_id to continue with get_job.",
+            acting(),
+        ),
+        tool::<RunWorkflowArguments>(
+            "run_workflow",
+            "Validate and run an API-format workflow with optional NODE_ID.INPUT overrides. Waits like generate_image.",
+            acting(),
+        ),
+        tool::<GetJobArguments>(
+            "get_job",
+            "Status, progress and outputs of a job; optionally wait for it to finish.",
+            read_only(),
+        ),
+        tool::<CancelJobArguments>(
+            "cancel_job",
+            "Cancel one job: removed from the queue if waiting, interrupted if running. Never touches other jobs.",
+            ToolAnnotations::new()
+                .read_only(false)
+                .destructive(true)
+                .idempotent(true)
+                .open_world(false),
+        ),
+        tool::<ListJobsArguments>(
+            "list_jobs",
+            "Queues of every backend and recent jobs.",
+            read_only(),
+        ),
+        tool::<GetOutputArguments>(
+            "get_output",
+            "Fetch an output file: an inline preview within the size budget plus its link and URL.",
+            read_only(),
+        ),
+        tool::<UploadImageArguments>(
+            "upload_image",
+            "Upload an image (or a mask) into ComfyUI's input folder; returns the name to use in LoadImage.",
+            acting(),
+        ),
+    ]
+}
+
+pub async fn call(
+    server: &ComfyServer,
+    name: &str,
+    raw: Option<JsonObject>,
+    context: &RequestContext<RoleServer>,
+) -> CallToolResult {
+    let outcome = match name {
+        "status" => status(server, raw).await,
+        "list_models" => list_models(server, raw).await,
+        "search_nodes" => search_nodes(server, raw).await,
+        "describe_node" => describe_node(server, raw).await,
+        "generate_image" => generate_image(server, raw, context).await,
+        "run_workflow" => run_workflow(server, raw, context).await,
+        "get_job" => get_job(server, raw, context).await,
+        "cancel_job" => cancel_job(server, raw).await,
+        "list_jobs" => list_jobs(server, raw).await,
+        "get_output" => get_output(server, raw).await,
+        "upload_image" => upload_image(server, raw).await,
+        other => Err(error_text(format!("unknown tool {other:?}"))),
+    };
+    outcome.unwrap_or_else(|error| error)
+}
+
+type ToolOutcome = Result<CallToolResult, CallToolResult>;
+
+fn wait_limit(
+    server: &ComfyServer,
+    requested: Option<f64>,
+    default: Duration,
+) -> Result<Duration, CallToolResult> {
+    match requested {
+        None => Ok(default.min(server.engine.settings.wait)),
+        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+            Ok(Duration::from_secs_f64(seconds).min(server.engine.settings.wait))
+        }
+        Some(seconds) => Err(error_text(format!(
+            "wait_seconds must be a number of seconds >= 0, got {seconds}"
+        ))),
+    }
+}
+
+async fn status(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
+    let _: StatusArguments = arguments("status", raw)?;
+    let statuses = server.engine.status().await;
+    Ok(json_result(
+        &json!({ "server_version": env!("CARGO_PKG_VERSION"), "backends": statuses }),
+    ))
+}
+
+async fn list_models(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
+    let arguments: ListModelsArguments = arguments("list_models", raw)?;
+    let engine = &server.engine;
+    let listing = engine
+        .list_models(
+            arguments.backend.as_deref(),
+            arguments.folder.as_deref(),
+            arguments.contains.as_deref(),
+            arguments.name.as_deref(),
+        )
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let mut value = serde_json::to_value(&listing).unwrap_or(Value::Null);
+    if arguments.metadata
+        && let (Some(folder), Some(name)) = (&arguments.folder, &arguments.name)
+        && value["available"] == json!(true)
+    {
+        let metadata = engine
+            .model_metadata(arguments.backend.as_deref(), folder, name)
+            .await
+            .map_err(|error| engine_error(&error))?;
+        value["metadata"] = metadata.unwrap_or(Value::Null);
+    }
+    Ok(json_result(&value))
+}
+
+async fn search_nodes(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
+    let arguments: SearchNodesArguments = arguments("search_nodes", raw)?;
+    let limit = arguments.limit.unwrap_or(25).clamp(1, 200);
+    let found = server
+        .engine
+        .search_nodes(
+            arguments.backend.as_deref(),
+            &arguments.query,
+            arguments.category.as_deref(),
+            limit,
+        )
+        .await
+        .map_err(|error| engine_error(&error))?;
+    Ok(json_result(&found))
+}
+
+async fn describe_node(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
+    let arguments: DescribeNodeArguments = arguments("describe_node", raw)?;
+    let described = server
+        .engine
+        .describe_node(arguments.backend.as_deref(), &arguments.class_type)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    Ok(json_result(&described))
+}
+
+async fn generate_image(
+    server: &ComfyServer,
+    raw: Option<JsonObject>,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let arguments: GenerateImageArguments = arguments("generate_image", raw)?;
+    let limit = wait_limit(server, arguments.wait_seconds, server.engine.settings.wait)?;
+    let request = GenerateRequest {
+        prompt: arguments.prompt,
+        negative_prompt: arguments.negative_prompt,
+        width: arguments.width,
+        height: arguments.height,
+        steps: arguments.steps,
+        cfg: arguments.cfg,
+        sampler: arguments.sampler,
+        scheduler: arguments.scheduler,
+        seed: arguments.seed,
+        denoise: arguments.denoise,
+        batch_size: arguments.batch_size,
+        checkpoint: arguments.checkpoint,
+        loras: arguments
+            .loras
+            .into_iter()
+            .map(|lora| LoraRequest {
+                name: lora.name,
+                strength: lora.strength,
+                clip_strength: lora.clip_strength,
+            })
+            .collect(),
+        filename_prefix: arguments.filename_prefix,
+        backend: arguments.backend,
+    };
+    let engine = &server.engine;
+    let (entry, mut job, parameters) = engine
+        .generate(&request)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let progress = ProgressSender::new(context);
+    let outcome = engine
+        .follow(entry, &mut job.subscription, limit, &context.ct, |report| {
+            let progress = progress.clone();
+            async move { progress.send(report).await }
+        })
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let parameters = serde_json::to_value(&parameters).ok();
+    Ok(job_result(entry, &outcome, parameters, engine.settings.preview_bytes).await)
+}
+
+async fn run_workflow(
+    server: &ComfyServer,
+    raw: Option<JsonObject>,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let arguments: RunWorkflowArguments = arguments("run_workflow", raw)?;
+    let limit = wait_limit(server, arguments.wait_seconds, server.engine.settings.wait)?;
+    let engine = &server.engine;
+    let (entry, mut job) = engine
+        .run_workflow(
+            &arguments.workflow,
+            &arguments.overrides,
+            arguments.backend.as_deref(),
+        )
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let progress = ProgressSender::new(context);
+    let outcome = engine
+        .follow(entry, &mut job.subscription, limit, &context.ct, |report| {
+            let progress = progress.clone();
+            async move { progress.send(report).await }
+        })
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let mut result = job_result(entry, &outcome, None, engine.settings.preview_bytes).await;
+    if !job.accepted.node_errors.is_empty() {
+        let partial = format!(
+            "ComfyUI queued only part of the workflow; node errors: {}",
+            serde_json::to_string(&job.accepted.node_errors).unwrap_or_default()
+        );
+        result.content.push(ContentBlock::text(partial));
+    }
+    Ok(result)
+}
+
+async fn get_job(
+    server: &ComfyServer,
+    raw: Option<JsonObject>,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let arguments: GetJobArguments = arguments("get_job", raw)?;
+    let limit = wait_limit(server, arguments.wait_seconds, Duration::ZERO)?;
+    let engine = &server.engine;
+    let (entry, mut subscription) = engine
+        .job(&arguments.job_id)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let progress = ProgressSender::new(context);
+    // A client cancelling get_job stops the wait, not the job: cancel_job does that.
+    let wait_only = tokio_util::sync::CancellationToken::new();
+    let outcome = tokio::select! {
+        outcome = engine.follow(entry, &mut subscription, limit, &wait_only, |report| {
+            let progress = progress.clone();
+            async move { progress.send(report).await }
+        }) => outcome.map_err(|error| engine_error(&error))?,
+        () = context.ct.cancelled() => return Err(error_text("the wait was cancelled; the job goes on")),
+    };
+    Ok(job_result(entry, &outcome, None, engine.settings.preview_bytes).await)
+}
+
+async fn cancel_job(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
+    let arguments: CancelJobArguments = arguments("cancel_job", raw)?;
+    let (outcome, snapshot) = server
+        .engine
+        .cancel_job(&arguments.job_id)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    Ok(json_result(&json!({
+        "job_id": arguments.job_id,
+        "cancel": outcome,
+        "status": snapshot.phase.as_str(),
+    })))
+}
+
+async fn list_jobs(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
+    let arguments: ListJobsArguments = arguments("list_jobs", raw)?;
+    let listing = server
+        .engine
+        .list_jobs(arguments.limit.unwrap_or(20).clamp(1, 500))
+        .await
+        .map_err(|error| engine_error(&error))?;
+    Ok(json_result(&listing))
+}
+
+async fn get_output(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
+    let arguments: GetOutputArguments = arguments("get_output", raw)?;
+    let engine = &server.engine;
+    let entry = engine
+        .pick_backend(arguments.backend.as_deref())
+        .map_err(|error| engine_error(&error))?;
+    let file = comfy_api::FileRef {
+        filename: arguments.filename,
+        subfolder: arguments.subfolder,
+        kind: arguments.kind.unwrap_or_else(|| "output".to_owned()),
+    };
+    let download = entry.backend.client().view(&file, None).await.map_err(|source| {
+        engine_error(&crate::engine::EngineError::Backend {
+            backend: entry.label(),
+            source,
+        })
+    })?;
+    let media_type = comfy_api::media_type_for(&file.filename);
+    let budget = arguments
+        .max_preview_bytes
+        .unwrap_or(engine.settings.preview_bytes)
+        .clamp(1024, engine.settings.preview_bytes.max(1024));
+    let output = comfy_api::OutputFile {
+        node_id: String::new(),
+        key: "file".to_owned(),
+        file: file.clone(),
+        animated: false,
+    };
+    let mut summary = json!({
+        "filename": file.filename,
+        "subfolder": file.subfolder,
+        "type": file.kind,
+        "media_type": media_type,
+        "size_bytes": download.bytes.len(),
+        "url": entry.backend.client().view_url(&file),
+        "resource_uri": super::render::output_uri(&entry.name, &file),
+    });
+    let preview = media::preview(&download.bytes, media_type, budget);
+    if let Some(preview) = &preview {
+        summary["preview"] = json!({"width": preview.width, "height": preview.height, "downscaled": preview.downscaled, "mime_type": preview.mime_type});
+    } else {
+        summary["preview"] =
+            json!("no inline preview for this media type; read the resource or open the URL");
+    }
+    let mut content = vec![ContentBlock::text(
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    )];
+    if let Some(preview) = preview {
+        content.push(ContentBlock::image(preview.base64, preview.mime_type));
+    }
+    content.push(ContentBlock::resource_link(super::render::output_resource(
+        entry, &output,
+    )));
+    Ok(CallToolResult::success(content))
+}
+
+async fn upload_image(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
+    let arguments: UploadImageArguments = arguments("upload_image", raw)?;
+    let engine = &server.engine;
+    let allow_local = engine.settings.allow_local_files.unwrap_or(server.local_files);
+    let (bytes, default_name) = match (&arguments.data_base64, &arguments.path) {
+        (Some(data), None) => {
+            let data = data.split_once("base64,").map_or(data.as_str(), |(_, data)| data);
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .map_err(|error| error_text(format!("data_base64 is not valid base64: {error}")))?;
+            (bytes, "upload.png".to_owned())
+        }
+        (None, Some(path)) => {
+            if !allow_local {
+                return Err(error_text(
+                    "reading local files is disabled on this server (set COMFYUI_MCP_ALLOW_LOCAL_FILES=true to allow it); send data_base64 instead",
+                ));
+            }
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|error| error_text(format!("cannot read {path}: {error}")))?;
+            let name = std::path::Path::new(path).file_name().map_or_else(
+                || "upload.png".to_owned(),
+                |name| name.to_string_lossy().into_owned(),
+            );
+            (bytes, name)
+        }
+        _ => return Err(error_text("give exactly one of data_base64 or path")),
+    };
+    if bytes.is_empty() {
+        return Err(error_text("the image is empty"));
+    }
+    if image::guess_format(&bytes).is_err() {
+        return Err(error_text(
+            "the data is not an image this server recognises (PNG, JPEG, WebP, GIF...)",
+        ));
+    }
+    let filename = arguments.filename.unwrap_or(default_name);
+    let entry = engine
+        .pick_backend(arguments.backend.as_deref())
+        .map_err(|error| engine_error(&error))?;
+    let client = entry.backend.client();
+    let uploaded = match &arguments.mask_for {
+        None => {
+            client
+                .upload_image(
+                    bytes,
+                    &filename,
+                    &arguments.subfolder,
+                    comfy_api::UploadKind::Input,
+                    arguments.overwrite,
+                )
+                .await
+        }
+        Some(original) => {
+            let (subfolder, name) = original.rsplit_once('/').unwrap_or(("", original.as_str()));
+            let original = comfy_api::FileRef {
+                filename: name.to_owned(),
+                subfolder: subfolder.to_owned(),
+                kind: "input".to_owned(),
+            };
+            client
+                .upload_mask(bytes, &filename, &original, arguments.overwrite)
+                .await
+        }
+    }
+    .map_err(|source| {
+        engine_error(&crate::engine::EngineError::Backend {
+            backend: entry.label(),
+            source,
+        })
+    })?;
+    Ok(json_result(&json!({
+        "name": uploaded.node_value(),
+        "filename": uploaded.name,
+        "subfolder": uploaded.subfolder,
+        "type": uploaded.kind,
+        "backend": entry.name,
+        "use": format!("set LoadImage's image input to {:?}", uploaded.node_value()),
+    })))
+}

@@ -1,0 +1,181 @@
+//! The MCP face of the engine: one rmcp `ServerHandler` that lists the enabled toolsets' tools,
+//! dispatches calls to them, and serves full-size outputs as resources. Only this module knows rmcp.
+
+mod core;
+pub mod render;
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
+    ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::engine::Engine;
+use crate::engine::jobs::ProgressReport;
+
+const INSTRUCTIONS: &str = "Drives ComfyUI servers. Start with generate_image (text to image) or run_workflow \
+(any API-format workflow). Long jobs return a job_id after a bounded wait: call get_job to keep waiting. \
+Use list_models and search_nodes/describe_node to discover what the backend has; errors name what is \
+missing and suggest close matches.";
+
+/// The MCP server. Cheap to clone: the HTTP transport makes one per request.
+#[derive(Clone)]
+pub struct ComfyServer {
+    engine: Arc<Engine>,
+    tools: Arc<Vec<Tool>>,
+    /// Whether tools may read this machine's files (true for stdio unless configured otherwise).
+    local_files: bool,
+}
+
+impl ComfyServer {
+    pub fn new(engine: Arc<Engine>, local_files: bool) -> Self {
+        let mut tools = Vec::new();
+        if engine.settings.toolset_enabled("core") {
+            tools.extend(core::tools());
+        }
+        ComfyServer {
+            engine,
+            tools: Arc::new(tools),
+            local_files,
+        }
+    }
+}
+
+/// Parses tool arguments; a mistake becomes a readable tool error the model can correct.
+fn arguments<T: DeserializeOwned>(tool: &str, raw: Option<Map<String, Value>>) -> Result<T, CallToolResult> {
+    serde_json::from_value(Value::Object(raw.unwrap_or_default()))
+        .map_err(|error| render::error_text(format!("invalid arguments for {tool}: {error}")))
+}
+
+/// Sends MCP progress notifications for a request that asked for them.
+#[derive(Clone)]
+struct ProgressSender {
+    token: Option<rmcp::model::ProgressToken>,
+    peer: rmcp::Peer<RoleServer>,
+}
+
+impl ProgressSender {
+    fn new(context: &RequestContext<RoleServer>) -> Self {
+        ProgressSender {
+            token: context.meta.get_progress_token(),
+            peer: context.peer.clone(),
+        }
+    }
+
+    async fn send(&self, report: ProgressReport) {
+        if let Some(token) = &self.token {
+            let notification = ProgressNotificationParam::new(token.clone(), report.percent)
+                .with_total(100.0)
+                .with_message(report.message);
+            // A client that went away only means nobody is listening.
+            let _ = self.peer.notify_progress(notification).await;
+        }
+    }
+}
+
+impl ServerHandler for ComfyServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new("comfyui-mcp", env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.iter().find(|tool| tool.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if !self.tools.iter().any(|tool| tool.name == request.name) {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool {:?}", request.name),
+                None,
+            ));
+        }
+        let name = request.name.to_string();
+        let started = std::time::Instant::now();
+        let result = core::call(self, &name, request.arguments, &context).await;
+        tracing::info!(tool = %name, error = result.is_error.unwrap_or(false), elapsed_ms = started.elapsed().as_millis() as u64, "tool call");
+        Ok(CallToolResponse::Complete(result))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let mut resources = Vec::new();
+        for entry in self.engine.backends() {
+            let Ok(jobs) = entry.backend.jobs().await else {
+                continue;
+            };
+            for job in jobs.iter().take(50) {
+                for output in &job.outputs {
+                    resources.push(render::output_resource(entry, output));
+                }
+            }
+        }
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            render::output_template(),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let (backend, file) = render::parse_output_uri(&request.uri).ok_or_else(|| {
+            ErrorData::resource_not_found(format!("not a comfyui output URI: {}", request.uri), None)
+        })?;
+        let entry = self
+            .engine
+            .pick_backend(Some(&backend))
+            .map_err(|error| ErrorData::resource_not_found(error.to_string(), None))?;
+        let download =
+            entry.backend.client().view(&file, None).await.map_err(|error| {
+                ErrorData::resource_not_found(format!("{}: {error}", entry.label()), None)
+            })?;
+        use base64::Engine as _;
+        let blob = base64::engine::general_purpose::STANDARD.encode(&download.bytes);
+        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(vec![
+            ResourceContents::BlobResourceContents {
+                uri: request.uri,
+                mime_type: Some(comfy_api::media_type_for(&file.filename).to_owned()),
+                blob,
+                meta: None,
+            },
+        ])))
+    }
+}

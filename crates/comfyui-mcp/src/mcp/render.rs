@@ -1,0 +1,248 @@
+//! Turning engine results and errors into MCP tool results: readable text for the model, a
+//! size-bounded inline preview, a `resource_link` and the plain URL for every output.
+
+use comfy_api::{FileRef, JobPhase, JobSnapshot, OutputFile};
+use rmcp::model::{CallToolResult, ContentBlock, Resource, ResourceTemplate};
+use serde_json::{Value, json};
+
+use crate::engine::jobs::WaitOutcome;
+use crate::engine::{BackendEntry, EngineError, media};
+
+/// Previews in one result; more outputs are still linked.
+const MAXIMUM_PREVIEWS: usize = 4;
+
+pub fn error_text(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.into())])
+}
+
+pub fn json_result(value: &Value) -> CallToolResult {
+    CallToolResult::success(vec![ContentBlock::text(
+        serde_json::to_string_pretty(value).unwrap_or_default(),
+    )])
+}
+
+/// A readable tool error; validation failures list every finding with its suggestion.
+pub fn engine_error(error: &EngineError) -> CallToolResult {
+    let mut text = error.to_string();
+    if let EngineError::Invalid { report, .. } = error {
+        if let Some(rejection) = &report.rejection {
+            text.push_str(&format!("\n{} ({})", rejection.message, rejection.code));
+        }
+        for diagnostic in report.errors() {
+            text.push_str(&format!(
+                "\n- node {} '{}' ({})",
+                diagnostic.node_id, diagnostic.title, diagnostic.class_type
+            ));
+            if let Some(input) = &diagnostic.input {
+                text.push_str(&format!(", input {input}"));
+            }
+            text.push_str(&format!(": {} [{}]", diagnostic.message, diagnostic.code));
+            if let Some(suggestion) = &diagnostic.suggestion {
+                text.push_str(&format!(" - {suggestion}"));
+            }
+        }
+    }
+    error_text(text)
+}
+
+/// `comfyui://BACKEND/TYPE/FILENAME?subfolder=SUB`: a full-size output readable with resources/read.
+pub fn output_uri(backend: &str, file: &FileRef) -> String {
+    let mut url = url::Url::parse("comfyui://outputs/").unwrap_or_else(|_| unreachable_url());
+    url.set_host(Some(backend)).ok();
+    url.path_segments_mut()
+        .map(|mut segments| {
+            segments.clear().push(&file.kind).push(&file.filename);
+        })
+        .ok();
+    if !file.subfolder.is_empty() {
+        url.query_pairs_mut().append_pair("subfolder", &file.subfolder);
+    }
+    url.to_string()
+}
+
+fn unreachable_url() -> url::Url {
+    // `comfyui://outputs/` always parses; this keeps the function total without a panic path.
+    url::Url::parse("comfyui://outputs/").unwrap_or_else(|_| url::Url::parse("data:,").expect("data URL"))
+}
+
+pub fn parse_output_uri(uri: &str) -> Option<(String, FileRef)> {
+    let url = url::Url::parse(uri).ok()?;
+    if url.scheme() != "comfyui" {
+        return None;
+    }
+    let backend = url.host_str()?.to_owned();
+    let mut segments = url.path_segments()?;
+    let kind = segments.next()?.to_owned();
+    let filename = percent_decode(segments.next()?);
+    if segments.next().is_some() {
+        return None;
+    }
+    let subfolder = url
+        .query_pairs()
+        .find(|(key, _)| key == "subfolder")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    Some((
+        backend,
+        FileRef {
+            filename,
+            subfolder,
+            kind,
+        },
+    ))
+}
+
+fn percent_decode(segment: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_else(|| segment.to_owned())
+}
+
+pub fn output_resource(entry: &BackendEntry, output: &OutputFile) -> Resource {
+    Resource::new(
+        output_uri(&entry.name, &output.file),
+        output.file.filename.clone(),
+    )
+    .with_mime_type(output.media_type())
+    .with_description(format!(
+        "Full-size output of node {}; also at {}",
+        output.node_id,
+        entry.backend.client().view_url(&output.file)
+    ))
+}
+
+pub fn output_template() -> ResourceTemplate {
+    serde_json::from_value(json!({
+        "uriTemplate": "comfyui://{backend}/{type}/{filename}{?subfolder}",
+        "name": "ComfyUI output file",
+        "description": "A full-size file from a ComfyUI backend: type is output, input or temp",
+    }))
+    .unwrap_or_else(|_| ResourceTemplate::new("comfyui://{backend}/{type}/{filename}", "ComfyUI output file"))
+}
+
+fn outputs_json(entry: &BackendEntry, outputs: &[OutputFile]) -> Value {
+    Value::Array(
+        outputs
+            .iter()
+            .map(|output| {
+                json!({
+                    "filename": output.file.filename,
+                    "subfolder": output.file.subfolder,
+                    "type": output.file.kind,
+                    "node_id": output.node_id,
+                    "media_type": output.media_type(),
+                    "url": entry.backend.client().view_url(&output.file),
+                    "resource_uri": output_uri(&entry.name, &output.file),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn snapshot_json(entry: &BackendEntry, snapshot: &JobSnapshot) -> Value {
+    let mut summary = json!({
+        "job_id": snapshot.prompt_id,
+        "status": snapshot.phase.as_str(),
+        "backend": entry.name,
+    });
+    if !snapshot.phase.is_final() {
+        summary["progress_percent"] = json!((snapshot.fraction * 100.0).round());
+        if let Some(position) = snapshot.queue_position {
+            summary["queue_position"] = json!(position);
+        }
+        if let Some(node) = &snapshot.current_node_title {
+            summary["current_node"] = json!(node);
+        }
+    }
+    if let (Some(started), Some(finished)) = (snapshot.started_at_ms, snapshot.finished_at_ms) {
+        summary["run_seconds"] = json!(((finished - started) as f64 / 100.0).round() / 10.0);
+    }
+    if let Some(failure) = &snapshot.failure {
+        summary["failure"] = serde_json::to_value(failure).unwrap_or(Value::Null);
+    }
+    if !snapshot.outputs.is_empty() {
+        summary["outputs"] = outputs_json(entry, &snapshot.outputs);
+    }
+    summary
+}
+
+/// Renders how a wait ended: text summary, previews within the byte budget, links to every output.
+pub async fn job_result(
+    entry: &BackendEntry,
+    outcome: &WaitOutcome,
+    parameters: Option<Value>,
+    preview_budget: usize,
+) -> CallToolResult {
+    let snapshot = match outcome {
+        WaitOutcome::Finished(snapshot)
+        | WaitOutcome::StillRunning(snapshot)
+        | WaitOutcome::Cancelled { snapshot, .. } => snapshot,
+    };
+    let mut summary = snapshot_json(entry, snapshot);
+    if let Some(parameters) = parameters {
+        summary["parameters"] = parameters;
+    }
+    match outcome {
+        WaitOutcome::StillRunning(_) => {
+            summary["note"] = json!(format!(
+                "still {} after the wait limit; call get_job with job_id {:?} to keep waiting, or cancel_job to stop it",
+                snapshot.phase.as_str(),
+                snapshot.prompt_id
+            ));
+        }
+        WaitOutcome::Cancelled { outcome, .. } => summary["cancel"] = json!(outcome),
+        WaitOutcome::Finished(_) => {}
+    }
+    let mut content = vec![ContentBlock::text(
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    )];
+    let images: Vec<&OutputFile> = snapshot
+        .outputs
+        .iter()
+        .filter(|output| output.media_type().starts_with("image/"))
+        .take(MAXIMUM_PREVIEWS)
+        .collect();
+    if !images.is_empty() {
+        let per_image = preview_budget / images.len();
+        for output in images {
+            match entry.backend.client().view(&output.file, None).await {
+                Ok(download) => {
+                    if let Some(preview) = media::preview(&download.bytes, output.media_type(), per_image) {
+                        content.push(ContentBlock::image(preview.base64, preview.mime_type));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, file = %output.file.filename, "cannot fetch output for a preview")
+                }
+            }
+        }
+    }
+    for output in &snapshot.outputs {
+        content.push(ContentBlock::resource_link(output_resource(entry, output)));
+    }
+    if snapshot.phase == JobPhase::Failed {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_uris_round_trip() {
+        let file = FileRef {
+            filename: "a b+c_00001_.png".into(),
+            subfolder: "x/y".into(),
+            kind: "output".into(),
+        };
+        let uri = output_uri("local", &file);
+        assert!(uri.starts_with("comfyui://local/output/"), "{uri}");
+        assert_eq!(parse_output_uri(&uri), Some(("local".to_owned(), file)));
+        assert_eq!(parse_output_uri("http://x/y/z"), None);
+        assert_eq!(parse_output_uri("comfyui://local/output"), None);
+    }
+}

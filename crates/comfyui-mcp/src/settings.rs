@@ -1,0 +1,520 @@
+//! Configuration: raw inputs (flags > environment > TOML file > defaults) parsed once into a
+//! validated [`Settings`] that the rest of the program trusts. Every environment variable is a
+//! constant here and documented in the README.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Environment variables, all documented in the README.
+pub mod env {
+    /// ComfyUI base URL(s), comma separated (`http://127.0.0.1:8188`).
+    pub const COMFYUI_URL: &str = "COMFYUI_URL";
+    /// A bearer token sent to every ComfyUI backend (for auth proxies).
+    pub const COMFYUI_TOKEN: &str = "COMFYUI_TOKEN";
+    /// Path of the TOML configuration file.
+    pub const CONFIG: &str = "COMFYUI_MCP_CONFIG";
+    /// Toolsets to expose, comma separated, or `all`.
+    pub const TOOLSETS: &str = "COMFYUI_MCP_TOOLSETS";
+    /// Longest time in seconds a tool call waits for a job before returning its handle.
+    pub const WAIT_SECONDS: &str = "COMFYUI_MCP_WAIT_SECONDS";
+    /// Largest inline preview, in bytes of base64.
+    pub const PREVIEW_BYTES: &str = "COMFYUI_MCP_PREVIEW_BYTES";
+    /// Checkpoint used when a generate call names none.
+    pub const DEFAULT_CHECKPOINT: &str = "COMFYUI_MCP_DEFAULT_CHECKPOINT";
+    /// Bearer token required on the Streamable HTTP endpoint.
+    pub const HTTP_TOKEN: &str = "COMFYUI_MCP_HTTP_TOKEN";
+    /// Extra allowed browser origins for the HTTP endpoint, comma separated.
+    pub const ALLOWED_ORIGINS: &str = "COMFYUI_MCP_ALLOWED_ORIGINS";
+    /// Whether tools may read files from this machine's disk (`upload_image` with `path`).
+    pub const ALLOW_LOCAL_FILES: &str = "COMFYUI_MCP_ALLOW_LOCAL_FILES";
+    /// Log filter (`info`, `debug`, `comfy_api=debug`...); logs go to stderr.
+    pub const LOG: &str = "COMFYUI_MCP_LOG";
+}
+
+/// Toolsets this build knows.
+pub const KNOWN_TOOLSETS: &[&str] = &["core"];
+
+/// A problem in the configuration, naming where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read configuration file {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("invalid configuration file {path}: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("invalid value {value:?} for {source_name}: {reason}")]
+    Invalid {
+        source_name: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// The TOML file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    #[serde(default)]
+    pub backends: Vec<FileBackend>,
+    pub toolsets: Option<Vec<String>>,
+    pub wait_seconds: Option<f64>,
+    pub preview_bytes: Option<usize>,
+    pub default_checkpoint: Option<String>,
+    pub allow_local_files: Option<bool>,
+    pub http: Option<FileHttp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileBackend {
+    pub url: String,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttp {
+    pub token: Option<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+/// Values given on the command line (each overrides the environment and the file).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct CommandLineSettings {
+    /// ComfyUI base URL; repeat for several backends [env: COMFYUI_URL]
+    #[arg(long = "comfyui-url", global = true)]
+    pub comfyui_urls: Vec<String>,
+    /// TOML configuration file [env: COMFYUI_MCP_CONFIG]
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Toolsets to expose, comma separated, or `all` [env: COMFYUI_MCP_TOOLSETS]
+    #[arg(long, global = true)]
+    pub toolsets: Option<String>,
+    /// Longest wait for a job inside one tool call, in seconds [env: COMFYUI_MCP_WAIT_SECONDS]
+    #[arg(long, global = true)]
+    pub wait_seconds: Option<f64>,
+}
+
+/// One ComfyUI server.
+#[derive(Clone)]
+pub struct BackendSettings {
+    pub name: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for BackendSettings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("BackendSettings")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| format!("{name}: <redacted>"))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct Settings {
+    pub backends: Vec<BackendSettings>,
+    pub toolsets: Vec<String>,
+    pub wait: Duration,
+    pub preview_bytes: usize,
+    pub default_checkpoint: Option<String>,
+    pub allow_local_files: Option<bool>,
+    pub http_token: Option<String>,
+    pub allowed_origins: Vec<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Settings")
+            .field("backends", &self.backends)
+            .field("toolsets", &self.toolsets)
+            .field("wait", &self.wait)
+            .field("preview_bytes", &self.preview_bytes)
+            .field("default_checkpoint", &self.default_checkpoint)
+            .field("allow_local_files", &self.allow_local_files)
+            .field("http_token", &self.http_token.as_ref().map(|_| "<redacted>"))
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+/// The URL used when nothing is configured: ComfyUI's default port.
+pub const DEFAULT_COMFYUI_URL: &str = "http://127.0.0.1:8188";
+const DEFAULT_WAIT_SECONDS: f64 = 45.0;
+const DEFAULT_PREVIEW_BYTES: usize = 700_000;
+
+impl Settings {
+    /// Reads the environment and the configuration file and applies the command line on top.
+    pub fn load(command_line: &CommandLineSettings) -> Result<Settings, SettingsError> {
+        Self::resolve(command_line, &|name| {
+            std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+        })
+    }
+
+    /// [`Settings::load`] with an injected environment, for tests.
+    pub fn resolve(
+        command_line: &CommandLineSettings,
+        environment: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
+        let config_path = command_line
+            .config
+            .clone()
+            .or_else(|| environment(env::CONFIG).map(PathBuf::from))
+            .or_else(default_config_path);
+        let explicit_config = command_line.config.is_some() || environment(env::CONFIG).is_some();
+        let file = match config_path {
+            Some(path) if explicit_config || path.exists() => read_file(&path)?,
+            _ => FileSettings::default(),
+        };
+
+        let token_header = environment(env::COMFYUI_TOKEN)
+            .map(|token| ("Authorization".to_owned(), format!("Bearer {token}")));
+        let urls: Vec<String> = if !command_line.comfyui_urls.is_empty() {
+            command_line.comfyui_urls.clone()
+        } else if let Some(urls) = environment(env::COMFYUI_URL) {
+            split_list(&urls)
+        } else {
+            Vec::new()
+        };
+        let mut backends: Vec<BackendSettings> = if urls.is_empty() {
+            file.backends
+                .iter()
+                .enumerate()
+                .map(|(index, backend)| BackendSettings {
+                    name: backend
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("backend-{}", index + 1)),
+                    url: backend.url.clone(),
+                    headers: backend
+                        .headers
+                        .iter()
+                        .map(|(name, value)| (name.clone(), value.clone()))
+                        .collect(),
+                })
+                .collect()
+        } else {
+            urls.iter()
+                .enumerate()
+                .map(|(index, url)| BackendSettings {
+                    name: format!("backend-{}", index + 1),
+                    url: url.clone(),
+                    headers: Vec::new(),
+                })
+                .collect()
+        };
+        if backends.is_empty() {
+            backends.push(BackendSettings {
+                name: "local".to_owned(),
+                url: DEFAULT_COMFYUI_URL.to_owned(),
+                headers: Vec::new(),
+            });
+        }
+        for backend in &mut backends {
+            let url = url::Url::parse(&backend.url).map_err(|error| SettingsError::Invalid {
+                source_name: format!("backend {}", backend.name),
+                value: backend.url.clone(),
+                reason: error.to_string(),
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(SettingsError::Invalid {
+                    source_name: format!("backend {}", backend.name),
+                    value: backend.url.clone(),
+                    reason: "use an http:// or https:// URL".to_owned(),
+                });
+            }
+            if let Some(header) = &token_header
+                && !backend
+                    .headers
+                    .iter()
+                    .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+            {
+                backend.headers.push(header.clone());
+            }
+        }
+
+        let toolsets_raw = command_line
+            .toolsets
+            .clone()
+            .map(|value| (value, "--toolsets".to_owned()))
+            .or_else(|| environment(env::TOOLSETS).map(|value| (value, env::TOOLSETS.to_owned())))
+            .map(|(value, source_name)| (split_list(&value), source_name, value))
+            .or_else(|| {
+                file.toolsets
+                    .clone()
+                    .map(|list| (list.clone(), "toolsets".to_owned(), list.join(",")))
+            });
+        let toolsets = match toolsets_raw {
+            None => vec!["core".to_owned()],
+            Some((list, source_name, raw)) => {
+                if list.iter().any(|name| name == "all") {
+                    KNOWN_TOOLSETS.iter().map(|name| (*name).to_owned()).collect()
+                } else {
+                    for name in &list {
+                        if !KNOWN_TOOLSETS.contains(&name.as_str()) {
+                            return Err(SettingsError::Invalid {
+                                source_name,
+                                value: raw,
+                                reason: format!(
+                                    "unknown toolset {name:?}; known: {}, all",
+                                    KNOWN_TOOLSETS.join(", ")
+                                ),
+                            });
+                        }
+                    }
+                    list
+                }
+            }
+        };
+
+        let wait_seconds = match command_line.wait_seconds {
+            Some(value) => value,
+            None => match environment(env::WAIT_SECONDS) {
+                Some(raw) => parse_number(&raw, env::WAIT_SECONDS)?,
+                None => file.wait_seconds.unwrap_or(DEFAULT_WAIT_SECONDS),
+            },
+        };
+        if !(0.0..=86_400.0).contains(&wait_seconds) {
+            return Err(SettingsError::Invalid {
+                source_name: "wait seconds".to_owned(),
+                value: wait_seconds.to_string(),
+                reason: "must be between 0 and 86400".to_owned(),
+            });
+        }
+        let preview_bytes = match environment(env::PREVIEW_BYTES) {
+            Some(raw) => parse_number::<usize>(&raw, env::PREVIEW_BYTES)?,
+            None => file.preview_bytes.unwrap_or(DEFAULT_PREVIEW_BYTES),
+        };
+        if preview_bytes < 1024 {
+            return Err(SettingsError::Invalid {
+                source_name: env::PREVIEW_BYTES.to_owned(),
+                value: preview_bytes.to_string(),
+                reason: "must be at least 1024".to_owned(),
+            });
+        }
+        let allow_local_files = match environment(env::ALLOW_LOCAL_FILES) {
+            Some(raw) => Some(parse_bool(&raw, env::ALLOW_LOCAL_FILES)?),
+            None => file.allow_local_files,
+        };
+        let http = file.http.unwrap_or_default();
+        let mut allowed_origins = http.allowed_origins;
+        if let Some(raw) = environment(env::ALLOWED_ORIGINS) {
+            allowed_origins.extend(split_list(&raw));
+        }
+        Ok(Settings {
+            backends,
+            toolsets,
+            wait: Duration::from_secs_f64(wait_seconds),
+            preview_bytes,
+            default_checkpoint: environment(env::DEFAULT_CHECKPOINT).or(file.default_checkpoint),
+            allow_local_files,
+            http_token: environment(env::HTTP_TOKEN).or(http.token),
+            allowed_origins,
+        })
+    }
+
+    pub fn toolset_enabled(&self, name: &str) -> bool {
+        self.toolsets.iter().any(|toolset| toolset == name)
+    }
+}
+
+/// `$XDG_CONFIG_HOME/comfyui-mcp/config.toml` (or `~/.config/...`).
+pub fn default_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".config")))?;
+    Some(base.join("comfyui-mcp").join("config.toml"))
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|error| SettingsError::ParseFile {
+        path: path.to_owned(),
+        message: error.to_string(),
+    })
+}
+
+fn split_list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_number<T: std::str::FromStr>(raw: &str, source_name: &str) -> Result<T, SettingsError> {
+    raw.trim().parse().map_err(|_| SettingsError::Invalid {
+        source_name: source_name.to_owned(),
+        value: raw.to_owned(),
+        reason: "not a number".to_owned(),
+    })
+}
+
+fn parse_bool(raw: &str, source_name: &str) -> Result<bool, SettingsError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(SettingsError::Invalid {
+            source_name: source_name.to_owned(),
+            value: raw.to_owned(),
+            reason: "use true or false".to_owned(),
+        }),
+    }
+}
+
+/// Where the HTTP transport listens; loopback unless the operator says otherwise.
+pub fn parse_listen_address(raw: &str) -> Result<SocketAddr, SettingsError> {
+    raw.parse().map_err(|_| SettingsError::Invalid {
+        source_name: "--http".to_owned(),
+        value: raw.to_owned(),
+        reason: "expected IP:PORT such as 127.0.0.1:8000".to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(pairs: &[(&str, &str)], command_line: CommandLineSettings) -> Result<Settings, SettingsError> {
+        let environment: HashMap<String, String> = pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect();
+        let mut command_line = command_line;
+        command_line.config = command_line
+            .config
+            .or_else(|| Some(PathBuf::from("/nonexistent/comfyui-mcp.toml")));
+        // An explicit missing file is an error; tests that don't want a file pass none via env.
+        Settings::resolve(&command_line, &|name| environment.get(name).cloned()).or_else(
+            |error| match error {
+                SettingsError::ReadFile { .. } => {
+                    let mut without_file = command_line.clone();
+                    without_file.config = None;
+                    Settings::resolve(&without_file, &|name| {
+                        if name == env::CONFIG {
+                            None
+                        } else {
+                            environment.get(name).cloned()
+                        }
+                    })
+                }
+                other => Err(other),
+            },
+        )
+    }
+
+    #[test]
+    fn flags_override_environment() {
+        let settings = resolve(
+            &[
+                (env::COMFYUI_URL, "http://a:1, http://b:2"),
+                (env::WAIT_SECONDS, "10"),
+            ],
+            CommandLineSettings {
+                wait_seconds: Some(3.0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(settings.backends.len(), 2);
+        assert_eq!(settings.backends[1].url, "http://b:2");
+        assert_eq!(settings.wait, Duration::from_secs(3));
+        let settings = resolve(
+            &[(env::COMFYUI_URL, "http://a:1")],
+            CommandLineSettings {
+                comfyui_urls: vec!["http://c:3".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(settings.backends[0].url, "http://c:3");
+    }
+
+    #[test]
+    fn rejects_bad_values_with_their_source() {
+        let error = resolve(&[(env::TOOLSETS, "core,bogus")], CommandLineSettings::default()).unwrap_err();
+        assert!(error.to_string().contains("COMFYUI_MCP_TOOLSETS"), "{error}");
+        assert!(error.to_string().contains("bogus"));
+        assert!(resolve(&[(env::WAIT_SECONDS, "soon")], CommandLineSettings::default()).is_err());
+        assert!(resolve(&[(env::COMFYUI_URL, "ftp://x")], CommandLineSettings::default()).is_err());
+    }
+
+    #[test]
+    fn defaults_and_token_redaction() {
+        let settings = resolve(
+            &[
+                (env::COMFYUI_TOKEN, "secret-token"),
+                (env::HTTP_TOKEN, "other-secret"),
+            ],
+            CommandLineSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(settings.backends[0].url, DEFAULT_COMFYUI_URL);
+        assert_eq!(settings.toolsets, ["core"]);
+        assert_eq!(settings.wait, Duration::from_secs(45));
+        let shown = format!("{settings:?}");
+        assert!(
+            !shown.contains("secret-token") && !shown.contains("other-secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn reads_the_toml_file() {
+        let path = std::env::temp_dir().join(format!("comfyui-mcp-settings-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "toolsets = [\"all\"]\nwait_seconds = 5\n[[backends]]\nurl = \"http://gpu:8188\"\nname = \"gpu\"\nheaders = { X-Key = \"k\" }\n",
+        )
+        .unwrap();
+        let settings = Settings::resolve(
+            &CommandLineSettings {
+                config: Some(path.clone()),
+                ..Default::default()
+            },
+            &|_| None,
+        )
+        .unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(settings.backends[0].name, "gpu");
+        assert_eq!(
+            settings.backends[0].headers,
+            vec![("X-Key".to_owned(), "k".to_owned())]
+        );
+        assert_eq!(settings.toolsets, KNOWN_TOOLSETS);
+        let broken =
+            std::env::temp_dir().join(format!("comfyui-mcp-settings-bad-{}.toml", std::process::id()));
+        std::fs::write(&broken, "wait_secs = 5\n").unwrap();
+        let error = Settings::resolve(
+            &CommandLineSettings {
+                config: Some(broken.clone()),
+                ..Default::default()
+            },
+            &|_| None,
+        )
+        .unwrap_err();
+        std::fs::remove_file(&broken).ok();
+        assert!(error.to_string().contains("wait_secs"), "{error}");
+    }
+}
