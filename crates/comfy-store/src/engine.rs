@@ -339,6 +339,45 @@ mod tests {
             .unwrap();
         let error = store.insert_job(job("large", 200_000)).await.unwrap_err();
         assert!(matches!(error, StoreError::DiskFull { .. }), "{error}");
+        let large_output = crate::outputs::NewOutput {
+            job_id: None,
+            prompt_text: format!("zebra {}", "words ".repeat(40_000)),
+            parameters: serde_json::json!({}),
+            model: None,
+            seed: None,
+            width: None,
+            height: None,
+            media_type: "image/png".to_owned(),
+            file: crate::outputs::FileReference {
+                backend_id: "b".to_owned(),
+                filename: "big.png".to_owned(),
+                subfolder: String::new(),
+                file_type: "output".to_owned(),
+            },
+            perceptual_hash: None,
+            created_at_ms: 0,
+        };
+        let error = store.add_output(large_output).await.unwrap_err();
+        assert!(matches!(error, StoreError::DiskFull { .. }), "{error}");
+        let query = crate::outputs::OutputQuery {
+            text: Some("zebra".to_owned()),
+            ..Default::default()
+        };
+        assert!(
+            store.search_outputs(query).await.unwrap().is_empty(),
+            "neither the row nor its index entry"
+        );
+        store
+            .write(|transaction| {
+                // Raises an error if the full-text index disagrees with the outputs table.
+                transaction.execute(
+                    "INSERT INTO outputs_search (outputs_search) VALUES ('integrity-check')",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
         let jobs = store.list_jobs(JobQuery::default()).await.unwrap();
         let ids: Vec<&str> = jobs.iter().map(|job| job.id.as_str()).collect();
         assert_eq!(ids, ["small"]);

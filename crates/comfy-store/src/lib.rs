@@ -16,6 +16,7 @@ mod hashing;
 mod jobs;
 mod metrics;
 mod migrations;
+mod outputs;
 mod paths;
 mod presets;
 mod query;
@@ -30,6 +31,10 @@ pub use hashing::{canonical_json, content_hash, sha256_hex};
 pub use jobs::{JobQuery, JobRecord, JobState, JobUpdate, NewJob};
 pub use metrics::{JobMetrics, MetricGrouping, MetricQuery, MetricSummary, Percentiles};
 pub use migrations::latest_schema_version;
+pub use outputs::{
+    CatalogFormat, CleanupReport, CollectionSummary, FileReference, NewOutput, OutputQuery, OutputRecord,
+    RetentionPolicy, SimilarOutput,
+};
 pub use paths::{APPLICATION_DIRECTORY, DATABASE_FILE_NAME, default_database_path};
 pub use presets::{Preset, PresetSummary, PresetVersion, SavePreset, VersionSummary};
 pub use sharing::{

@@ -37,6 +37,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "shares",
         sql: include_str!("migrations/0004_shares.sql"),
     },
+    Migration {
+        version: 5,
+        name: "outputs",
+        sql: include_str!("migrations/0005_outputs.sql"),
+    },
 ];
 
 /// The schema version this build brings a database to.
