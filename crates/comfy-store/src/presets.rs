@@ -140,12 +140,16 @@ pub(crate) fn require_preset(transaction: &Transaction<'_>, name: &str) -> Resul
     })
 }
 
-fn summary(transaction: &Transaction<'_>, row: PresetRow) -> Result<PresetSummary, StoreError> {
+pub(crate) fn preset_tags(transaction: &Transaction<'_>, preset_id: i64) -> Result<Vec<String>, StoreError> {
     let mut statement =
         transaction.prepare_cached("SELECT tag FROM preset_tags WHERE preset_id = ?1 ORDER BY tag")?;
-    let tags = statement
-        .query_map([row.id], |tag| tag.get(0))?
-        .collect::<Result<Vec<String>, _>>()?;
+    Ok(statement
+        .query_map([preset_id], |tag| tag.get(0))?
+        .collect::<Result<Vec<String>, _>>()?)
+}
+
+fn summary(transaction: &Transaction<'_>, row: PresetRow) -> Result<PresetSummary, StoreError> {
+    let tags = preset_tags(transaction, row.id)?;
     Ok(PresetSummary {
         name: row.name,
         description: row.description,

@@ -18,8 +18,8 @@ use crate::engine::Store;
 use crate::error::{StoreError, invalid};
 use crate::hashing::{content_hash, sha256_hex};
 use crate::presets::{
-    self, Preset, clean_name, clean_tags, create_preset, find_preset, full_preset, history,
-    insert_version_with_id, require_preset, resolve_version, store_content, version_id,
+    self, Preset, clean_name, clean_tags, create_preset, full_preset, history, insert_version_with_id,
+    require_preset, resolve_version, store_content, version_id,
 };
 
 /// The `format` field of every bundle.
@@ -154,9 +154,7 @@ fn bundle_for(
         .into_iter()
         .filter(|(_, id)| versions.iter().any(|version| &version.id == id))
         .collect();
-    let tags = full_preset(transaction, require_preset(transaction, &preset.name)?)?
-        .summary
-        .tags;
+    let tags = presets::preset_tags(transaction, preset.id)?;
     Ok(PresetBundle {
         format: BUNDLE_FORMAT.to_owned(),
         format_version: BUNDLE_FORMAT_VERSION,
@@ -569,11 +567,8 @@ impl Store {
         self.write_outcome(
             move |transaction| match redeem(transaction, &redemption, &limits, started) {
                 (Ok(bundle), _) => {
-                    let name = name.unwrap_or_else(|| bundle.name.clone());
-                    if find_preset(transaction, &name).ok().flatten().is_some() {
-                        return (Err(StoreError::PresetExists { name }), false);
-                    }
-                    match import_bundle(transaction, &bundle, Some(&name)) {
+                    // A name already taken fails the import and rolls back the redemption with it.
+                    match import_bundle(transaction, &bundle, name.as_deref()) {
                         Ok(preset) => (Ok(preset), true),
                         Err(error) => (Err(error), false),
                     }

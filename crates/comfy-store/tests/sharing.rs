@@ -157,6 +157,15 @@ async fn a_code_imports_the_shared_version_and_only_its_hash_is_stored() {
     assert_eq!(imported.content, graph(1), "the shared version, not the head");
     assert_eq!(imported.summary.head_version, first);
     assert_eq!(store.list_shares(Some("p".into())).await.unwrap()[0].use_count, 1);
+    let taken = store
+        .import_shared_preset(redemption(&code, None, "bob"), Some("bob's copy".into()))
+        .await;
+    assert!(matches!(taken, Err(StoreError::PresetExists { .. })), "{taken:?}");
+    assert_eq!(
+        store.list_shares(Some("p".into())).await.unwrap()[0].use_count,
+        1,
+        "a failed import uses nothing"
+    );
 
     store.close().await;
     let raw = std::fs::read(directory.database()).unwrap();
