@@ -68,6 +68,21 @@ pub mod code {
     pub const CONSTANT_FOR_SOCKET: &str = "constant_for_socket";
     pub const NODE_NOT_EXECUTED: &str = "node_not_executed";
     pub const UNVERIFIABLE_FILE: &str = "unverifiable_file";
+    // Ours: UI to API conversion.
+    pub const UNREADABLE_WORKFLOW_PART: &str = "unreadable_workflow_part";
+    pub const UNKNOWN_NODE_TYPE: &str = "unknown_node_type";
+    pub const UNSUPPORTED_NODE: &str = "unsupported_node";
+    pub const SUBGRAPH_RECURSION: &str = "subgraph_recursion";
+    pub const MISSING_LINK: &str = "missing_link";
+    pub const INPUT_DISCONNECTED: &str = "input_disconnected";
+    pub const BYPASS_WITHOUT_MATCH: &str = "bypass_without_match";
+    pub const DANGLING_LINK_REMOVED: &str = "dangling_link_removed";
+    pub const MISSING_WIDGET_VALUE: &str = "missing_widget_value";
+    pub const EXTRA_WIDGET_VALUES: &str = "extra_widget_values";
+    pub const WIDGET_VALUES_SHIFTED: &str = "widget_values_shifted";
+    pub const LEGACY_WIDGET_LAYOUT: &str = "legacy_widget_layout";
+    pub const BROWSER_ONLY_VALUE: &str = "browser_only_value";
+    pub const UNRESOLVED_PLACEHOLDER: &str = "unresolved_placeholder";
 }
 
 /// Orders node ids the way people read them: `"2" < "10" < "10:3"`.

@@ -4,6 +4,7 @@
 
 pub mod builders;
 pub mod coerce;
+pub mod convert;
 pub mod diagnostic;
 pub mod graph;
 pub mod object_info;
@@ -13,6 +14,7 @@ pub mod suggest;
 mod testing;
 pub mod validate;
 
+pub use convert::{Conversion, ConvertOptions, Format, LocalDateTime, detect_format, ui_to_api};
 pub use diagnostic::{Diagnostic, Severity};
 pub use graph::{ApiPrompt, InputValue, Link, Node};
 pub use object_info::{InputKind, InputSpec, NodeDefinition, ObjectInfo};

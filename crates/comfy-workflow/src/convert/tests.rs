@@ -1,0 +1,546 @@
+//! Tests for UI to API conversion on small hand-written UI workflows, one rule at a time.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::testing::{object_info, txt2img};
+use crate::validate::{Outcome, ValidationOptions, validate};
+
+const NOON: LocalDateTime = LocalDateTime {
+    year: 2026,
+    month: 3,
+    day: 7,
+    hour: 14,
+    minute: 5,
+    second: 9,
+};
+
+fn input(name: &str, type_name: &str, link: Option<i64>) -> Value {
+    json!({"name": name, "type": type_name, "link": link})
+}
+
+fn widget_input(name: &str, type_name: &str, link: Option<i64>) -> Value {
+    json!({"name": name, "type": type_name, "link": link, "widget": {"name": name}})
+}
+
+fn output(name: &str, type_name: &str, links: &[i64]) -> Value {
+    json!({"name": name, "type": type_name, "links": links})
+}
+
+/// The SD1.5 txt2img graph as the UI saves it (version 0.4, link arrays).
+fn txt2img_ui() -> Value {
+    json!({
+        "version": 0.4,
+        "nodes": [
+            {"id": 4, "type": "CheckpointLoaderSimple", "mode": 0, "inputs": [],
+             "outputs": [output("MODEL", "MODEL", &[1]), output("CLIP", "CLIP", &[3, 5]), output("VAE", "VAE", &[8])],
+             "widgets_values": ["tiny-sd15.safetensors"]},
+            {"id": 5, "type": "EmptyLatentImage", "mode": 0, "inputs": [], "outputs": [output("LATENT", "LATENT", &[2])],
+             "widgets_values": [512, 512, 1]},
+            {"id": 6, "type": "CLIPTextEncode", "mode": 0, "inputs": [input("clip", "CLIP", Some(3))],
+             "outputs": [output("CONDITIONING", "CONDITIONING", &[4])], "widgets_values": ["masterpiece best quality girl"]},
+            {"id": 7, "type": "CLIPTextEncode", "mode": 0, "inputs": [input("clip", "CLIP", Some(5))],
+             "outputs": [output("CONDITIONING", "CONDITIONING", &[6])], "widgets_values": ["bad hands"]},
+            {"id": 3, "type": "KSampler", "mode": 0, "properties": {"Node name for S&R": "KSampler"},
+             "inputs": [input("model", "MODEL", Some(1)), input("positive", "CONDITIONING", Some(4)),
+                        input("negative", "CONDITIONING", Some(6)), input("latent_image", "LATENT", Some(2))],
+             "outputs": [output("LATENT", "LATENT", &[7])],
+             "widgets_values": [156_680_208_700_286_u64, "randomize", 20, 8.0, "euler", "normal", 1.0]},
+            {"id": 8, "type": "VAEDecode", "mode": 0, "inputs": [input("samples", "LATENT", Some(7)), input("vae", "VAE", Some(8))],
+             "outputs": [output("IMAGE", "IMAGE", &[9])]},
+            {"id": 9, "type": "SaveImage", "mode": 0, "inputs": [input("images", "IMAGE", Some(9))], "outputs": [],
+             "widgets_values": ["ComfyUI"]}
+        ],
+        "links": [[1, 4, 0, 3, 0, "MODEL"], [2, 5, 0, 3, 3, "LATENT"], [3, 4, 1, 6, 0, "CLIP"], [4, 6, 0, 3, 1, "CONDITIONING"],
+                  [5, 4, 1, 7, 0, "CLIP"], [6, 7, 0, 3, 2, "CONDITIONING"], [7, 3, 0, 8, 0, "LATENT"], [8, 4, 2, 8, 1, "VAE"],
+                  [9, 8, 0, 9, 0, "IMAGE"]]
+    })
+}
+
+fn convert(ui: &Value) -> Conversion {
+    ui_to_api(ui, object_info(), &ConvertOptions::default())
+}
+
+fn node_mut(ui: &mut Value, id: i64) -> &mut Value {
+    ui["nodes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|node| node["id"] == id)
+        .unwrap()
+}
+
+fn push_node(ui: &mut Value, node: Value) {
+    ui["nodes"].as_array_mut().unwrap().push(node);
+}
+
+fn push_link(ui: &mut Value, link: Value) {
+    ui["links"].as_array_mut().unwrap().push(link);
+}
+
+fn inputs(conversion: &Conversion, node_id: &str) -> Value {
+    Value::Object(
+        conversion
+            .prompt
+            .get(node_id)
+            .unwrap_or_else(|| panic!("no node {node_id} in {:#?}", conversion.prompt))
+            .inputs
+            .clone(),
+    )
+}
+
+fn codes(conversion: &Conversion) -> Vec<&str> {
+    conversion
+        .diagnostics
+        .iter()
+        .map(|diagnostic| diagnostic.code.as_str())
+        .collect()
+}
+
+#[test]
+fn txt2img_converts_to_the_api_prompt() {
+    let conversion = convert(&txt2img_ui());
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+    let expected = txt2img();
+    assert_eq!(conversion.prompt.nodes.len(), expected.nodes.len());
+    for (node_id, node) in &expected.nodes {
+        let converted = conversion.prompt.get(node_id).unwrap();
+        assert_eq!(converted.class_type, node.class_type);
+        assert_eq!(converted.inputs, node.inputs, "node {node_id}");
+    }
+    assert_eq!(
+        conversion.prompt.get("5").unwrap().title(),
+        Some("Empty Latent Image")
+    );
+    let report = validate(&conversion.prompt, object_info(), &ValidationOptions::default());
+    assert_eq!(report.outcome(), Outcome::Valid);
+}
+
+#[test]
+fn link_objects_of_version_1_are_read() {
+    let mut ui = txt2img_ui();
+    let links: Vec<Value> = ui["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|link| {
+            json!({"id": link[0], "origin_id": link[1], "origin_slot": link[2], "target_id": link[3],
+                   "target_slot": link[4], "type": link[5], "parentId": 1})
+        })
+        .collect();
+    ui["links"] = Value::Array(links);
+    ui["version"] = json!(1);
+    ui["extra"] = json!({"reroutes": [{"id": 1, "pos": [0, 0], "linkIds": [1]}]});
+    let conversion = convert(&ui);
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+    assert_eq!(inputs(&conversion, "3")["model"], json!(["4", 0]));
+}
+
+#[test]
+fn titles_go_to_meta() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 6)["title"] = json!("Positive");
+    let conversion = convert(&ui);
+    assert_eq!(conversion.prompt.get("6").unwrap().title(), Some("Positive"));
+    assert_eq!(conversion.prompt.get("3").unwrap().title(), Some("KSampler"));
+}
+
+#[test]
+fn upload_widgets_and_frontend_extras_are_not_sent() {
+    let ui = json!({"nodes": [
+        {"id": 1, "type": "LoadImage", "mode": 0, "outputs": [output("IMAGE", "IMAGE", &[1]), output("MASK", "MASK", &[])],
+         "widgets_values": ["example.png", "image"]},
+        {"id": 2, "type": "PreviewImage", "mode": 0, "inputs": [input("images", "IMAGE", Some(1))], "widgets_values": []},
+        {"id": 3, "type": "LoadAudio", "mode": 0, "outputs": [output("AUDIO", "AUDIO", &[])],
+         "widgets_values": ["a.mp3", null, null]}
+    ], "links": [[1, 1, 0, 2, 0, "IMAGE"]]});
+    let conversion = convert(&ui);
+    assert_eq!(inputs(&conversion, "1"), json!({"image": "example.png"}));
+    assert_eq!(inputs(&conversion, "2"), json!({"images": ["1", 0]}));
+    assert!(
+        !codes(&conversion).contains(&"extra_widget_values"),
+        "{:#?}",
+        conversion.diagnostics
+    );
+}
+
+#[test]
+fn muted_nodes_are_removed_with_their_links() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 3)["mode"] = json!(2);
+    let conversion = convert(&ui);
+    assert!(conversion.prompt.get("3").is_none());
+    assert!(inputs(&conversion, "8").get("samples").is_none());
+    let dangling = conversion
+        .diagnostics
+        .iter()
+        .find(|diagnostic| diagnostic.code == "dangling_link_removed")
+        .unwrap();
+    assert_eq!(dangling.node_id, "8");
+    assert_eq!(dangling.input.as_deref(), Some("samples"));
+}
+
+#[test]
+fn bypassed_nodes_pass_matching_inputs_through() {
+    let mut ui = txt2img_ui();
+    // A bypassed LoRA between the checkpoint and its consumers.
+    push_node(
+        &mut ui,
+        json!({"id": 10, "type": "LoraLoader", "mode": 4,
+               "inputs": [input("model", "MODEL", Some(20)), input("clip", "CLIP", Some(21))],
+               "outputs": [output("MODEL", "MODEL", &[1]), output("CLIP", "CLIP", &[3])],
+               "widgets_values": ["tiny-sd15-lora.safetensors", 1, 1]}),
+    );
+    push_link(&mut ui, json!([20, 4, 0, 10, 0, "MODEL"]));
+    push_link(&mut ui, json!([21, 4, 1, 10, 1, "CLIP"]));
+    let links = ui["links"].as_array_mut().unwrap();
+    links[0] = json!([1, 10, 0, 3, 0, "MODEL"]);
+    links[2] = json!([3, 10, 1, 6, 0, "CLIP"]);
+    let conversion = convert(&ui);
+    assert!(conversion.prompt.get("10").is_none());
+    assert_eq!(inputs(&conversion, "3")["model"], json!(["4", 0]));
+    assert_eq!(inputs(&conversion, "6")["clip"], json!(["4", 1]));
+}
+
+#[test]
+fn bypass_without_a_matching_input_drops_the_link() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 8)["mode"] = json!(4);
+    let conversion = convert(&ui);
+    assert!(inputs(&conversion, "9").get("images").is_none());
+    let codes = codes(&conversion);
+    assert!(codes.contains(&"bypass_without_match"), "{codes:?}");
+    assert!(codes.contains(&"input_disconnected"), "{codes:?}");
+}
+
+#[test]
+fn legacy_reroutes_are_followed() {
+    let mut ui = txt2img_ui();
+    push_node(
+        &mut ui,
+        json!({"id": 30, "type": "Reroute", "mode": 0, "inputs": [input("", "*", Some(40))],
+               "outputs": [output("", "MODEL", &[1])], "properties": {"showOutputText": false}}),
+    );
+    push_node(
+        &mut ui,
+        json!({"id": 31, "type": "Reroute", "mode": 0, "inputs": [input("", "*", Some(41))],
+               "outputs": [output("", "MODEL", &[40])]}),
+    );
+    push_link(&mut ui, json!([41, 4, 0, 31, 0, "MODEL"]));
+    push_link(&mut ui, json!([40, 31, 0, 30, 0, "MODEL"]));
+    ui["links"][0] = json!([1, 30, 0, 3, 0, "MODEL"]);
+    let conversion = convert(&ui);
+    assert!(conversion.prompt.get("30").is_none());
+    assert_eq!(inputs(&conversion, "3")["model"], json!(["4", 0]));
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+}
+
+#[test]
+fn primitive_node_values_win_over_the_targets_own() {
+    let mut ui = txt2img_ui();
+    push_node(
+        &mut ui,
+        json!({"id": 40, "type": "PrimitiveNode", "mode": 0,
+               "outputs": [{"name": "INT", "type": "INT", "links": [50], "widget": {"name": "steps"}}],
+               "widgets_values": [33, "fixed"], "properties": {"Run widget replace on values": false}}),
+    );
+    push_link(&mut ui, json!([50, 40, 0, 3, 4, "INT"]));
+    node_mut(&mut ui, 3)["inputs"]
+        .as_array_mut()
+        .unwrap()
+        .push(widget_input("steps", "INT", Some(50)));
+    let conversion = convert(&ui);
+    assert_eq!(inputs(&conversion, "3")["steps"], 33);
+    assert!(conversion.prompt.get("40").is_none());
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+}
+
+#[test]
+fn filename_placeholders_are_replaced_like_the_frontend() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 9)["widgets_values"] =
+        json!(["%date:yyyy-MM-dd%/img_%Empty Latent Image.width%_%KSampler.steps%_%width%"]);
+    let options = ConvertOptions {
+        now: Some(NOON),
+        ..ConvertOptions::default()
+    };
+    let conversion = ui_to_api(&ui, object_info(), &options);
+    assert_eq!(
+        inputs(&conversion, "9")["filename_prefix"],
+        "2026-03-07/img_512_20_%width%"
+    );
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+    // Without a clock the date stays, and that is reported.
+    let conversion = convert(&ui);
+    assert!(
+        inputs(&conversion, "9")["filename_prefix"]
+            .as_str()
+            .unwrap()
+            .starts_with("%date:yyyy-MM-dd%/")
+    );
+    assert_eq!(codes(&conversion), ["unresolved_placeholder"]);
+}
+
+#[test]
+fn dynamic_prompts_are_resolved_from_the_seed() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 6)["widgets_values"] = json!(["a {red|blue} cat // a comment\nby \\{me\\}"]);
+    let options = ConvertOptions {
+        dynamic_prompt_seed: 42,
+        ..ConvertOptions::default()
+    };
+    let first = ui_to_api(&ui, object_info(), &options);
+    let text = inputs(&first, "6")["text"].as_str().unwrap().to_owned();
+    assert!(
+        ["a red cat \nby {me}", "a blue cat \nby {me}"].contains(&text.as_str()),
+        "{text:?}"
+    );
+    let again = ui_to_api(&ui, object_info(), &options);
+    assert_eq!(inputs(&again, "6")["text"], text.as_str());
+    let untouched = ui_to_api(
+        &ui,
+        object_info(),
+        &ConvertOptions {
+            resolve_dynamic_prompts: false,
+            ..ConvertOptions::default()
+        },
+    );
+    assert_eq!(
+        inputs(&untouched, "6")["text"],
+        "a {red|blue} cat // a comment\nby \\{me\\}"
+    );
+}
+
+#[test]
+fn shifted_widget_values_are_reported() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 3)["widgets_values"] = json!([5, "randomize", "randomize", 8, "euler", "normal", 1]);
+    let conversion = convert(&ui);
+    assert_eq!(codes(&conversion), ["widget_values_shifted"]);
+    assert_eq!(conversion.diagnostics[0].node_id, "3");
+}
+
+#[test]
+fn missing_values_use_defaults_and_are_reported() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 5)["widgets_values"] = json!([640]);
+    let conversion = convert(&ui);
+    assert_eq!(
+        inputs(&conversion, "5"),
+        json!({"width": 640, "height": 512, "batch_size": 1})
+    );
+    assert_eq!(codes(&conversion), ["missing_widget_value"]);
+}
+
+#[test]
+fn unknown_nodes_are_kept_and_reported() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 8)["type"] = json!("VAEDecodeTiledPlus");
+    let conversion = convert(&ui);
+    let node = conversion.prompt.get("8").unwrap();
+    assert_eq!(node.class_type, "VAEDecodeTiledPlus");
+    assert_eq!(node.inputs["samples"], json!(["3", 0]));
+    let diagnostic = &conversion.diagnostics[0];
+    assert_eq!(diagnostic.code, "unknown_node_type");
+    assert_eq!(diagnostic.severity, Severity::Error);
+}
+
+#[test]
+fn a_missing_link_is_reported_not_fatal() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 9)["inputs"][0]["link"] = json!(99);
+    let conversion = convert(&ui);
+    assert!(inputs(&conversion, "9").get("images").is_none());
+    assert_eq!(codes(&conversion), ["missing_link"]);
+}
+
+#[test]
+fn notes_and_group_nodes_are_handled() {
+    let mut ui = txt2img_ui();
+    push_node(
+        &mut ui,
+        json!({"id": 50, "type": "MarkdownNote", "mode": 0, "widgets_values": ["# hi"]}),
+    );
+    push_node(&mut ui, json!({"id": 51, "type": "workflow>My group", "mode": 0}));
+    let conversion = convert(&ui);
+    assert!(conversion.prompt.get("50").is_none());
+    assert_eq!(codes(&conversion), ["unsupported_node"]);
+}
+
+/// A subgraph that scales an image; its `scale_by` widget is promoted to the instance.
+fn scale_subgraph(id: &str) -> Value {
+    json!({
+        "id": id, "name": "Scale",
+        "inputs": [{"id": "a", "name": "image", "type": "IMAGE", "linkIds": [21]},
+                   {"id": "b", "name": "scale_by", "type": "FLOAT", "linkIds": [23]}],
+        "outputs": [{"id": "c", "name": "IMAGE", "type": "IMAGE", "linkIds": [11]}],
+        "nodes": [
+            {"id": 1, "type": "ImageScaleBy", "mode": 0,
+             "inputs": [input("image", "IMAGE", Some(21)), widget_input("scale_by", "FLOAT", Some(23))],
+             "outputs": [output("IMAGE", "IMAGE", &[11])], "widgets_values": ["nearest-exact", 2.0]}
+        ],
+        "links": [
+            {"id": 21, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "IMAGE"},
+            {"id": 23, "origin_id": -10, "origin_slot": 1, "target_id": 1, "target_slot": 1, "type": "FLOAT"},
+            {"id": 11, "origin_id": 1, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}
+        ]
+    })
+}
+
+fn subgraph_ui(instance: Value) -> Value {
+    json!({
+        "nodes": [
+            {"id": 10, "type": "LoadImage", "mode": 0, "outputs": [output("IMAGE", "IMAGE", &[30])],
+             "widgets_values": ["example.png", "image"]},
+            instance,
+            {"id": 20, "type": "SaveImage", "mode": 0, "inputs": [input("images", "IMAGE", Some(31))],
+             "widgets_values": ["sub"]}
+        ],
+        "links": [[30, 10, 0, 19, 0, "IMAGE"], [31, 19, 0, 20, 0, "IMAGE"]],
+        "definitions": {"subgraphs": [scale_subgraph("sg-scale")]}
+    })
+}
+
+fn scale_instance(widgets_values: Value, properties: Value) -> Value {
+    json!({"id": 19, "type": "sg-scale", "mode": 0, "inputs": [input("image", "IMAGE", Some(30))],
+           "outputs": [output("IMAGE", "IMAGE", &[31])], "widgets_values": widgets_values, "properties": properties})
+}
+
+#[test]
+fn subgraphs_expand_with_nested_ids_and_promoted_widgets() {
+    let ui = subgraph_ui(scale_instance(
+        json!([3.0]),
+        json!({"proxyWidgets": [["-1", "scale_by"]]}),
+    ));
+    let conversion = convert(&ui);
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+    assert_eq!(
+        inputs(&conversion, "19:1"),
+        json!({"image": ["10", 0], "upscale_method": "nearest-exact", "scale_by": 3.0})
+    );
+    assert_eq!(inputs(&conversion, "20")["images"], json!(["19:1", 0]));
+    assert!(conversion.prompt.get("19").is_none());
+    let report = validate(&conversion.prompt, object_info(), &ValidationOptions::default());
+    assert_eq!(report.outcome(), Outcome::Valid, "{report:#?}");
+}
+
+#[test]
+fn promoted_widgets_without_proxy_widgets_follow_input_order() {
+    let conversion = convert(&subgraph_ui(scale_instance(json!([4.0]), json!({}))));
+    assert_eq!(inputs(&conversion, "19:1")["scale_by"], 4.0);
+    // No saved instance value: the inner widget's own value stands.
+    let conversion = convert(&subgraph_ui(scale_instance(json!([]), json!({}))));
+    assert_eq!(inputs(&conversion, "19:1")["scale_by"], 2.0);
+}
+
+#[test]
+fn proxy_widgets_may_be_a_json_string() {
+    let conversion = convert(&subgraph_ui(scale_instance(
+        json!([5.0]),
+        json!({"proxyWidgets": "[[\"-1\", \"scale_by\"]]"}),
+    )));
+    assert_eq!(inputs(&conversion, "19:1")["scale_by"], 5.0);
+}
+
+#[test]
+fn nested_subgraphs_get_colon_separated_ids() {
+    let outer = json!({
+        "id": "sg-outer", "name": "Outer",
+        "inputs": [{"id": "x", "name": "image", "type": "IMAGE", "linkIds": [1]}],
+        "outputs": [{"id": "y", "name": "IMAGE", "type": "IMAGE", "linkIds": [2]}],
+        "nodes": [{"id": 5, "type": "sg-scale", "mode": 0, "inputs": [input("image", "IMAGE", Some(1))],
+                   "outputs": [output("IMAGE", "IMAGE", &[2])], "widgets_values": [6.0]}],
+        "links": [
+            {"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 5, "target_slot": 0, "type": "IMAGE"},
+            {"id": 2, "origin_id": 5, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}
+        ]
+    });
+    let mut ui = subgraph_ui(
+        json!({"id": 19, "type": "sg-outer", "mode": 0, "inputs": [input("image", "IMAGE", Some(30))],
+                                    "outputs": [output("IMAGE", "IMAGE", &[31])]}),
+    );
+    ui["definitions"]["subgraphs"].as_array_mut().unwrap().push(outer);
+    let conversion = convert(&ui);
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+    assert_eq!(inputs(&conversion, "19:5:1")["image"], json!(["10", 0]));
+    assert_eq!(inputs(&conversion, "19:5:1")["scale_by"], 6.0);
+    assert_eq!(inputs(&conversion, "20")["images"], json!(["19:5:1", 0]));
+}
+
+#[test]
+fn recursive_subgraphs_are_refused() {
+    let mut definition = scale_subgraph("sg-scale");
+    definition["nodes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": 2, "type": "sg-scale", "mode": 0}));
+    let mut ui = subgraph_ui(scale_instance(json!([]), json!({})));
+    ui["definitions"]["subgraphs"] = json!([definition]);
+    let conversion = convert(&ui);
+    assert!(codes(&conversion).contains(&"subgraph_recursion"));
+}
+
+#[test]
+fn muted_subgraphs_are_not_expanded() {
+    let mut instance = scale_instance(json!([3.0]), json!({}));
+    instance["mode"] = json!(2);
+    let conversion = convert(&subgraph_ui(instance));
+    assert!(conversion.prompt.get("19:1").is_none());
+    assert!(inputs(&conversion, "20").get("images").is_none());
+}
+
+#[test]
+fn bypassed_subgraphs_pass_through() {
+    let mut instance = scale_instance(json!([3.0]), json!({}));
+    instance["mode"] = json!(4);
+    let conversion = convert(&subgraph_ui(instance));
+    assert!(conversion.prompt.get("19:1").is_none());
+    assert_eq!(inputs(&conversion, "20")["images"], json!(["10", 0]));
+}
+
+#[test]
+fn array_values_are_wrapped() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 9)["widgets_values"] = json!([["a", "b"]]);
+    let conversion = convert(&ui);
+    assert_eq!(
+        inputs(&conversion, "9")["filename_prefix"],
+        json!({"__value__": ["a", "b"]})
+    );
+}
+
+#[test]
+fn formats_are_detected() {
+    assert_eq!(detect_format(&txt2img_ui()), Format::Ui);
+    assert_eq!(detect_format(&crate::testing::txt2img_json()), Format::Api);
+    assert_eq!(detect_format(&json!({})), Format::Unknown);
+    assert_eq!(detect_format(&json!([1])), Format::Unknown);
+    assert_eq!(detect_format(&json!({"a": {"inputs": {}}})), Format::Unknown);
+}
+
+#[test]
+fn an_api_prompt_given_as_ui_is_reported() {
+    let conversion = convert(&crate::testing::txt2img_json());
+    assert!(conversion.prompt.nodes.is_empty());
+    assert_eq!(conversion.diagnostics[0].severity, Severity::Error);
+    assert!(conversion.diagnostics[0].suggestion.is_some());
+}
+
+#[test]
+fn reroute_cycles_do_not_hang() {
+    let mut ui = txt2img_ui();
+    push_node(
+        &mut ui,
+        json!({"id": 30, "type": "Reroute", "mode": 0, "inputs": [input("", "*", Some(40))], "outputs": [output("", "*", &[41, 1])]}),
+    );
+    push_node(
+        &mut ui,
+        json!({"id": 31, "type": "Reroute", "mode": 0, "inputs": [input("", "*", Some(41))], "outputs": [output("", "*", &[40])]}),
+    );
+    push_link(&mut ui, json!([40, 31, 0, 30, 0, "*"]));
+    push_link(&mut ui, json!([41, 30, 0, 31, 0, "*"]));
+    ui["links"][0] = json!([1, 30, 0, 3, 0, "MODEL"]);
+    let conversion = convert(&ui);
+    assert!(inputs(&conversion, "3").get("model").is_none());
+    assert!(codes(&conversion).contains(&"missing_link"));
+}
