@@ -1,1 +1,9 @@
-//! placeholder crate root, replaced below
+//! Test support shared by the workspace's integration tests and benchmarks: where the real ComfyUI
+//! rig is, and a TCP proxy that can cut connections on demand to inject faults between the product
+//! and a real ComfyUI. No mocks of ComfyUI live here.
+
+pub mod proxy;
+pub mod rig;
+
+pub use proxy::FaultProxy;
+pub use rig::{RigInstance, comfyui_url};

@@ -1,0 +1,139 @@
+//! An in-process MCP client connected to an in-process comfyui-mcp server, for tests: it records
+//! progress notifications and offers small helpers to call tools and read results.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use comfyui_mcp::engine::Engine;
+use comfyui_mcp::mcp::ComfyServer;
+use comfyui_mcp::settings::{CommandLineSettings, Settings};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request, ServerResult,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestHandle, RunningService};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+#[derive(Clone, Default)]
+pub struct RecordingClient {
+    pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl ClientHandler for RecordingClient {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Ok(mut progress) = self.progress.lock() {
+            progress.push(params);
+        }
+    }
+}
+
+pub struct Harness {
+    pub engine: Arc<Engine>,
+    pub client: RunningService<RoleClient, RecordingClient>,
+    pub recorder: RecordingClient,
+}
+
+pub fn settings_for(url: &str, wait_seconds: f64) -> Settings {
+    Settings::resolve(
+        &CommandLineSettings {
+            comfyui_urls: vec![url.to_owned()],
+            wait_seconds: Some(wait_seconds),
+            ..Default::default()
+        },
+        &|_| None,
+    )
+    .expect("test settings are valid")
+}
+
+pub async fn connect(url: &str) -> Harness {
+    connect_with(settings_for(url, 120.0)).await
+}
+
+pub async fn connect_with(settings: Settings) -> Harness {
+    let engine = Engine::start(settings).expect("engine starts");
+    let server = ComfyServer::new(engine.clone(), true);
+    let (server_side, client_side) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(service) = server.serve(server_side).await {
+            let _ = service.waiting().await;
+        }
+    });
+    let recorder = RecordingClient::default();
+    let client = recorder.clone().serve(client_side).await.expect("MCP initialize");
+    Harness {
+        engine,
+        client,
+        recorder,
+    }
+}
+
+impl Harness {
+    /// Calls a tool without progress.
+    pub async fn call(&self, name: &str, arguments: Value) -> CallToolResult {
+        let Value::Object(arguments) = arguments else {
+            panic!("arguments must be an object")
+        };
+        self.client
+            .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(arguments))
+            .await
+            .expect("tools/call answers")
+    }
+
+    /// Starts a tool call with a progress token; await the handle for the result.
+    pub async fn start_call(&self, name: &str, arguments: Value) -> RequestHandle<RoleClient> {
+        let Value::Object(arguments) = arguments else {
+            panic!("arguments must be an object")
+        };
+        self.client
+            .send_cancellable_request(
+                ClientRequest::CallToolRequest(Request::new(
+                    CallToolRequestParams::new(name.to_owned()).with_arguments(arguments),
+                )),
+                PeerRequestOptions::no_options(),
+            )
+            .await
+            .expect("request sent")
+    }
+
+    pub fn progress(&self) -> Vec<ProgressNotificationParam> {
+        self.recorder
+            .progress
+            .lock()
+            .map(|progress| progress.clone())
+            .unwrap_or_default()
+    }
+}
+
+pub async fn finish(handle: RequestHandle<RoleClient>) -> CallToolResult {
+    match handle.await_response().await.expect("response") {
+        ServerResult::CallToolResult(result) => result,
+        other => panic!("unexpected response {other:?}"),
+    }
+}
+
+/// The first text block, parsed as JSON when it is JSON.
+pub fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .find_map(|block| block.as_text().map(|text| text.text.clone()))
+        .unwrap_or_default()
+}
+
+pub fn json_of(result: &CallToolResult) -> Value {
+    serde_json::from_str(&text_of(result)).unwrap_or_else(|_| json!({ "text": text_of(result) }))
+}
+
+pub fn is_error(result: &CallToolResult) -> bool {
+    result.is_error == Some(true)
+}
+
+/// A prompt text no earlier test used, so ComfyUI cannot serve it from cache.
+pub fn unique_prompt(base: &str) -> String {
+    format!("{base} {}", uuid::Uuid::new_v4())
+}
