@@ -6,6 +6,7 @@ pub mod builders;
 pub mod coerce;
 pub mod convert;
 pub mod diagnostic;
+pub mod diff;
 pub mod graph;
 pub mod object_info;
 pub mod parameters;
@@ -16,6 +17,7 @@ pub mod validate;
 
 pub use convert::{Conversion, ConvertOptions, Format, LocalDateTime, detect_format, ui_to_api};
 pub use diagnostic::{Diagnostic, Severity};
+pub use diff::{Change, Conflict, ConflictKind, GraphDiff, MergeResult, diff, merge};
 pub use graph::{ApiPrompt, InputValue, Link, Node};
 pub use object_info::{InputKind, InputSpec, NodeDefinition, ObjectInfo};
 pub use parameters::{OverrideError, Parameter, Parameters, apply_overrides, discover_parameters};
