@@ -8,6 +8,7 @@ pub mod convert;
 pub mod diagnostic;
 pub mod diff;
 pub mod graph;
+pub mod lenient_json;
 pub mod object_info;
 pub mod parameters;
 pub mod suggest;
@@ -19,6 +20,7 @@ pub use convert::{Conversion, ConvertOptions, Format, LocalDateTime, detect_form
 pub use diagnostic::{Diagnostic, Severity};
 pub use diff::{Change, Conflict, ConflictKind, GraphDiff, MergeResult, diff, merge};
 pub use graph::{ApiPrompt, InputValue, Link, Node};
+pub use lenient_json::parse_lenient;
 pub use object_info::{InputKind, InputSpec, NodeDefinition, ObjectInfo};
 pub use parameters::{OverrideError, Parameter, Parameters, apply_overrides, discover_parameters};
 pub use validate::{Outcome, OutputStatus, Rejection, Report, ValidationOptions, validate, validate_json};

@@ -705,7 +705,8 @@ impl<'a> Validator<'a> {
                 }
             }
             InputKind::Socket(type_name) => {
-                if type_name != "*" {
+                // Frontend widget types (LOAD_3D, WEBCAM...) carry constants by design.
+                if type_name != "*" && !crate::convert::widgets::has_widget(spec) {
                     self.push(
                         node_id,
                         node,

@@ -519,3 +519,26 @@ fn report_serializes_for_tools() {
     assert_eq!(json["diagnostics"][0]["code"], "value_smaller_than_min");
     assert_eq!(json["outputs"][0]["valid"], false);
 }
+
+#[test]
+fn frontend_widget_types_take_constants_without_warning() {
+    let mut prompt = ApiPrompt::new();
+    prompt.nodes.insert(
+        "1".to_owned(),
+        serde_json::from_value(json!({"class_type": "Load3D", "inputs": {"model_file": "x.glb", "image": "", "width": 64, "height": 64}}))
+            .unwrap(),
+    );
+    prompt.nodes.insert(
+        "2".to_owned(),
+        serde_json::from_value(json!({"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}))
+            .unwrap(),
+    );
+    let report = check(&prompt);
+    assert!(
+        report
+            .diagnostics
+            .iter()
+            .all(|diagnostic| diagnostic.code != "constant_for_socket"),
+        "{report:#?}"
+    );
+}
