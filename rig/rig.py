@@ -206,8 +206,8 @@ def install_venv(root: Path, comfyui_dir: Path) -> Path:
         return py
     if not py.exists():
         run([sys.executable, "-m", "venv", venv])
-    constraints = root / "constraints.txt"
-    constraints.write_text("\n".join(TORCH_PINS) + "\n")
+    # The committed lock of every package version, so all machines resolve the same venv.
+    constraints = Path(__file__).resolve().parent / "constraints.txt"
     # Resumes an interrupted install: pip skips what is already satisfied.
     run(
         [py, "-m", "pip", "install", "--prefer-binary",
