@@ -1,0 +1,94 @@
+"""Assertions shared by the tests: PNG decoding without Pillow, progress sequences, tool listings."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import zlib
+from typing import Any
+
+EXPECTED_TOOLS = {
+    "status",
+    "list_models",
+    "search_nodes",
+    "describe_node",
+    "generate_image",
+    "run_workflow",
+    "get_job",
+    "cancel_job",
+    "list_jobs",
+    "get_output",
+    "upload_image",
+}
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Validates a PNG fully enough to trust it (signature, every chunk's CRC, IHDR first, IEND last,
+    image data inflating to exactly the size IHDR implies) and returns (width, height)."""
+    assert data[:8] == PNG_SIGNATURE, f"not a PNG: starts with {data[:8]!r}"
+    position, chunks, idat = 8, [], b""
+    while position < len(data):
+        assert position + 12 <= len(data), "truncated PNG chunk header"
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        body = data[position + 8 : position + 8 + length]
+        assert len(body) == length, f"truncated PNG chunk {kind!r}"
+        (crc,) = struct.unpack(">I", data[position + 8 + length : position + 12 + length])
+        assert zlib.crc32(kind + body) == crc, f"bad CRC in PNG chunk {kind!r}"
+        chunks.append((kind, body))
+        if kind == b"IDAT":
+            idat += body
+        position += 12 + length
+    assert chunks[0][0] == b"IHDR", f"first PNG chunk is {chunks[0][0]!r}, not IHDR"
+    assert chunks[-1][0] == b"IEND", f"last PNG chunk is {chunks[-1][0]!r}, not IEND"
+    width, height, depth, colour, _compression, _filter, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert colour in CHANNELS, f"unknown PNG colour type {colour}"
+    if interlace == 0:
+        row = (width * CHANNELS[colour] * depth + 7) // 8
+        raw = zlib.decompress(idat)
+        assert len(raw) == height * (1 + row), f"PNG image data is {len(raw)} bytes, IHDR implies {height * (1 + row)}"
+    return width, height
+
+
+def png_size_b64(encoded: str) -> tuple[int, int]:
+    return png_size(base64.b64decode(encoded, validate=True))
+
+
+def check_progress(events: list[tuple[float, float | None, str | None]], minimum: int = 4) -> None:
+    assert len(events) >= minimum, f"expected at least {minimum} progress notifications, got {events}"
+    values = [progress for progress, _total, _message in events]
+    assert all(a < b for a, b in zip(values, values[1:])), f"progress did not increase: {values}"
+    for progress, total, _message in events:
+        if total is not None:
+            assert 0 <= progress <= total, f"progress {progress} outside 0..{total}"
+
+
+def check_tool_listing(tools: list[Any]) -> None:
+    names = [tool.name for tool in tools]
+    assert len(names) == len(set(names)), f"duplicate tool names: {names}"
+    missing = EXPECTED_TOOLS - set(names)
+    assert not missing, f"tools missing from tools/list: {sorted(missing)} (got {names})"
+    for tool in tools:
+        schema = tool.input_schema
+        assert isinstance(schema, dict) and schema.get("type") == "object", (
+            f"tool {tool.name}: inputSchema must be a JSON Schema object with type 'object', got {schema!r}"
+        )
+        assert tool.description, f"tool {tool.name} has no description"
+
+
+def sse_or_json_messages(content_type: str, body: str) -> list[dict[str, Any]]:
+    """JSON-RPC messages from a Streamable HTTP response body (application/json or text/event-stream)."""
+    if content_type.startswith("application/json"):
+        parsed = json.loads(body)
+        return parsed if isinstance(parsed, list) else [parsed]
+    assert content_type.startswith("text/event-stream"), f"unexpected content type {content_type!r}"
+    messages = []
+    for event in body.replace("\r\n", "\n").split("\n\n"):
+        data = "\n".join(line[5:].lstrip(" ") for line in event.split("\n") if line.startswith("data:"))
+        if data.strip():
+            messages.append(json.loads(data))
+    return messages

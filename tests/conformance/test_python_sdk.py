@@ -1,0 +1,243 @@
+"""The official Python MCP SDK (mcp 2.3.0) drives the binary over stdio and Streamable HTTP, at
+protocol versions 2025-11-25 and 2026-07-28.
+
+How SDK 2.3.0 picks the protocol version (mcp/client/client.py, `Client.mode`):
+- mode="legacy": the `initialize` handshake, offering LATEST_HANDSHAKE_VERSION = "2025-11-25";
+- mode="2026-07-28": no handshake; every request carries the stateless `_meta` envelope
+  (`io.modelcontextprotocol/protocolVersion` etc.) and, over HTTP, `MCP-Protocol-Version`;
+- mode="auto" (the default): probes `server/discover` at 2026-07-28 and falls back to `initialize`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from checks import check_progress, check_tool_listing, png_size_b64
+from conftest import HttpServer
+
+pytestmark = pytest.mark.anyio
+
+MODES = {"2025-11-25": "legacy", "2026-07-28": "2026-07-28"}
+TRANSPORTS = ["stdio", "http"]
+CALL_TIMEOUT = 90
+
+
+class HttpLog:
+    """Every HTTP exchange the SDK makes: (method, request headers, JSON-RPC method or None, status,
+    response headers)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], str | None]] = []
+        self.responses: list[tuple[str, int, dict[str, str]]] = []
+
+    async def on_request(self, request: httpx2.Request) -> None:
+        rpc_method = None
+        if request.method == "POST":
+            try:
+                rpc_method = json.loads(request.content).get("method")
+            except (ValueError, AttributeError):
+                pass
+        self.requests.append((request.method, {k.lower(): v for k, v in request.headers.items()}, rpc_method))
+
+    async def on_response(self, response: httpx2.Response) -> None:
+        self.responses.append(
+            (response.request.method, response.status_code, {k.lower(): v for k, v in response.headers.items()})
+        )
+
+
+@asynccontextmanager
+async def connect(
+    transport: str,
+    mode: str,
+    *,
+    binary: str,
+    env: dict[str, str],
+    log_dir: Path,
+    server: HttpServer | None = None,
+    headers: dict[str, str] | None = None,
+    http_log: HttpLog | None = None,
+) -> AsyncIterator[Client]:
+    async with AsyncExitStack() as stack:
+        if transport == "stdio":
+            errlog = stack.enter_context(open(log_dir / f"stdio-{uuid.uuid4().hex[:8]}.log", "w"))
+            params = StdioServerParameters(command=binary, args=["serve"], env=env)
+            wire = stdio_client(params, errlog=errlog)
+        else:
+            assert server is not None
+            http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
+            if http_log is not None:
+                http.event_hooks = {"request": [http_log.on_request], "response": [http_log.on_response]}
+            wire = streamable_http_client(server.url, http_client=http)
+        client = await stack.enter_async_context(Client(wire, mode=mode, read_timeout_seconds=CALL_TIMEOUT))
+        yield client
+
+
+def generate_arguments() -> dict[str, Any]:
+    return {
+        "prompt": f"conformance {uuid.uuid4()}",
+        "width": 64,
+        "height": 64,
+        "steps": 4,
+        "checkpoint": "tiny-sd15-micro.ckpt",
+        "seed": random.randrange(2**31),
+    }
+
+
+@pytest.mark.parametrize("version", list(MODES))
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_list_generate_read(
+    transport: str, version: str, binary: str, server_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    server = request.getfixturevalue("http_server") if transport == "http" else None
+    http_log = HttpLog()
+    with anyio.fail_after(CALL_TIMEOUT):
+        async with connect(
+            transport, MODES[version], binary=binary, env=server_env, log_dir=tmp_path, server=server, http_log=http_log
+        ) as client:
+            assert client.protocol_version == version
+
+            listing = await client.list_tools()
+            check_tool_listing(listing.tools)
+            assert listing.next_cursor is None
+
+            progress: list[tuple[float, float | None, str | None]] = []
+
+            async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                progress.append((value, total, message))
+
+            result = await client.call_tool("generate_image", generate_arguments(), progress_callback=on_progress)
+            assert not result.is_error, f"generate_image failed: {result.content}"
+            check_progress(progress)
+
+            texts = [block for block in result.content if block.type == "text"]
+            images = [block for block in result.content if block.type == "image"]
+            links = [block for block in result.content if block.type == "resource_link"]
+            assert texts and images and links, f"expected text, image and resource_link blocks, got {result.content}"
+            assert images[0].mime_type == "image/png"
+            assert png_size_b64(images[0].data) == (64, 64)
+
+            summary = json.loads(texts[0].text)
+            link = links[0]
+            assert link.uri.startswith("comfyui://"), link.uri
+            assert link.mime_type == "image/png"
+            assert link.uri in {output["resource_uri"] for output in summary["outputs"]}
+
+            resource = await client.read_resource(link.uri, cache_mode="bypass")
+            assert len(resource.contents) == 1
+            contents = resource.contents[0]
+            assert str(contents.uri) == link.uri
+            assert contents.mime_type == "image/png"
+            assert getattr(contents, "blob", None), "resources/read should return the PNG as a blob"
+            assert png_size_b64(contents.blob) == (64, 64)
+
+    if transport == "http":
+        check_http_wire(version, http_log)
+
+
+def check_http_wire(version: str, log: HttpLog) -> None:
+    """What went over the wire matches the protocol version: a session for 2025-11-25, none for
+    2026-07-28, and the MCP-Protocol-Version header on every request after negotiation."""
+    posts = [(headers, method) for verb, headers, method in log.requests if verb == "POST"]
+    rpc_methods = [method for _headers, method in posts]
+    assert all(status < 400 for _verb, status, _headers in log.responses), log.responses
+    if version == "2025-11-25":
+        assert rpc_methods[0] == "initialize", rpc_methods
+        first_response = next(headers for verb, _status, headers in log.responses if verb == "POST")
+        assert "mcp-session-id" in first_response, "the initialize response must assign an Mcp-Session-Id"
+        for headers, method in posts[1:]:
+            assert headers.get("mcp-protocol-version") == version, (method, headers)
+            assert headers.get("mcp-session-id") == first_response["mcp-session-id"], (method, headers)
+    else:
+        assert "initialize" not in rpc_methods, rpc_methods
+        for headers, method in posts:
+            assert headers.get("mcp-protocol-version") == version, (method, headers)
+            assert "mcp-session-id" not in headers, (method, headers)
+        assert not any("mcp-session-id" in headers for _verb, _status, headers in log.responses), (
+            "a 2026-07-28 exchange is stateless: no response may assign an Mcp-Session-Id"
+        )
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_auto_negotiation_picks_2026_07_28(
+    transport: str, binary: str, server_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The SDK's default mode probes server/discover; the server answers it, so the SDK settles on
+    2026-07-28 and gets the server's identity from the discover result."""
+    server = request.getfixturevalue("http_server") if transport == "http" else None
+    with anyio.fail_after(CALL_TIMEOUT):
+        async with connect(transport, "auto", binary=binary, env=server_env, log_dir=tmp_path, server=server) as client:
+            assert client.protocol_version == "2026-07-28"
+            assert client.server_info is not None and client.server_info.name == "comfyui-mcp"
+            assert client.server_capabilities.tools is not None
+            assert client.server_capabilities.resources is not None
+            check_tool_listing((await client.list_tools()).tools)
+
+
+async def test_tool_list_is_the_same_everywhere(
+    binary: str, server_env: dict[str, str], tmp_path: Path, http_server: HttpServer
+) -> None:
+    """tools/list must not vary per connection (2026-07-28): identical over both transports, both
+    versions, and two connections."""
+    listings = {}
+    with anyio.fail_after(CALL_TIMEOUT):
+        for transport in TRANSPORTS:
+            for version, mode in MODES.items():
+                for attempt in range(2 if transport == "stdio" else 1):
+                    async with connect(
+                        transport, mode, binary=binary, env=server_env, log_dir=tmp_path, server=http_server
+                    ) as client:
+                        tools = (await client.list_tools(cache_mode="bypass")).tools
+                        listings[(transport, version, attempt)] = [tool.model_dump(by_alias=True) for tool in tools]
+    reference = listings[("stdio", "2025-11-25", 0)]
+    for key, listing in listings.items():
+        assert listing == reference, f"tools/list for {key} differs from stdio 2025-11-25"
+
+
+@pytest.mark.parametrize("version", list(MODES))
+async def test_token_required_when_configured(
+    version: str, binary: str, server_env: dict[str, str], tmp_path: Path, http_server_with_token: HttpServer
+) -> None:
+    """With COMFYUI_MCP_HTTP_TOKEN set, the SDK connects with the right bearer token and fails without."""
+    server = http_server_with_token
+    good = {"Authorization": f"Bearer {server.token}"}
+    with anyio.fail_after(CALL_TIMEOUT):
+        async with connect(
+            "http", MODES[version], binary=binary, env=server_env, log_dir=tmp_path, server=server, headers=good
+        ) as client:
+            assert client.protocol_version == version
+            check_tool_listing((await client.list_tools()).tools)
+            status = await client.call_tool("status", {})
+            assert not status.is_error, status.content
+            assert json.loads(status.content[0].text)["backends"][0]["reachable"] is True
+
+        for headers in (None, {"Authorization": "Bearer wrong-token"}):
+            http_log = HttpLog()
+            # The SDK has no 401-specific error without an OAuth provider: the connect just fails.
+            with pytest.raises(Exception):
+                async with connect(
+                    "http",
+                    MODES[version],
+                    binary=binary,
+                    env=server_env,
+                    log_dir=tmp_path,
+                    server=server,
+                    headers=headers,
+                    http_log=http_log,
+                ) as client:
+                    await client.list_tools()
+            statuses = [status for _verb, status, _headers in http_log.responses]
+            assert statuses and set(statuses) == {401}, f"expected only 401 replies, got {statuses}"
