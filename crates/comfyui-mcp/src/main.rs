@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let engine = match engine::Engine::start(settings) {
+        let engine = match engine::Engine::start(settings).await {
             Ok(engine) => engine,
             Err(error) => {
                 eprintln!("error: {error}");

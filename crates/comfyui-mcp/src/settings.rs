@@ -32,6 +32,8 @@ pub mod env {
     pub const ALLOW_LOCAL_FILES: &str = "COMFYUI_MCP_ALLOW_LOCAL_FILES";
     /// Log filter (`info`, `debug`, `comfy_api=debug`...); logs go to stderr.
     pub const LOG: &str = "COMFYUI_MCP_LOG";
+    /// Path of the SQLite database (jobs, presets, outputs library, metrics, audit).
+    pub const DATABASE: &str = "COMFYUI_MCP_DATABASE";
 }
 
 /// Toolsets this build knows.
@@ -63,6 +65,7 @@ pub struct FileSettings {
     pub preview_bytes: Option<usize>,
     pub default_checkpoint: Option<String>,
     pub allow_local_files: Option<bool>,
+    pub database: Option<PathBuf>,
     pub http: Option<FileHttp>,
 }
 
@@ -98,6 +101,9 @@ pub struct CommandLineSettings {
     /// Longest wait for a job inside one tool call, in seconds [env: COMFYUI_MCP_WAIT_SECONDS]
     #[arg(long, global = true)]
     pub wait_seconds: Option<f64>,
+    /// SQLite database file [env: COMFYUI_MCP_DATABASE; default: the platform data directory]
+    #[arg(long, global = true)]
+    pub database: Option<PathBuf>,
 }
 
 /// One ComfyUI server.
@@ -137,6 +143,8 @@ pub struct Settings {
     pub allow_local_files: Option<bool>,
     pub http_token: Option<String>,
     pub allowed_origins: Vec<String>,
+    /// `None`: the platform data directory.
+    pub database: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -151,6 +159,7 @@ impl std::fmt::Debug for Settings {
             .field("allow_local_files", &self.allow_local_files)
             .field("http_token", &self.http_token.as_ref().map(|_| "<redacted>"))
             .field("allowed_origins", &self.allowed_origins)
+            .field("database", &self.database)
             .finish()
     }
 }
@@ -327,6 +336,11 @@ impl Settings {
             allow_local_files,
             http_token: environment(env::HTTP_TOKEN).or(http.token),
             allowed_origins,
+            database: command_line
+                .database
+                .clone()
+                .or_else(|| environment(env::DATABASE).map(PathBuf::from))
+                .or(file.database),
         })
     }
 

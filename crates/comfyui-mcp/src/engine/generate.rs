@@ -10,6 +10,7 @@ use comfy_workflow::{ApiPrompt, Report, ValidationOptions, validate};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::records::JobContext;
 use super::{BackendEntry, Engine, EngineError};
 
 /// A text-to-image request; `None` means "use the default".
@@ -119,12 +120,14 @@ impl Engine {
         Ok(report)
     }
 
-    /// Validates and queues an API prompt on `entry`; returns the live job.
+    /// Validates `prompt`, records the job, then queues it on `entry`; returns the live job. The
+    /// job id (also ComfyUI's prompt id) is in the store before anything is sent.
     pub async fn submit(
         &self,
         entry: &BackendEntry,
         prompt: &ApiPrompt,
-        options: SubmitOptions,
+        mut options: SubmitOptions,
+        context: JobContext,
     ) -> Result<SubmittedJob, EngineError> {
         let report = self.validate_prompt(entry, prompt).await?;
         if report.has_errors() {
@@ -144,11 +147,35 @@ impl Engine {
                 )
             })
             .collect();
-        entry
-            .backend
-            .submit(&prompt.to_json(), titles, options)
-            .await
-            .map_err(|source| entry.error(source))
+        let job_id = options
+            .prompt_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        options.prompt_id = Some(job_id.clone());
+        let graph = prompt.to_json();
+        self.record_new_job(&job_id, &entry.name, &graph, &context)
+            .await?;
+        match entry.backend.submit(&graph, titles, options).await {
+            Ok(job) => {
+                let submitted = comfy_store::JobUpdate::Submitted {
+                    backend_id: entry.name.clone(),
+                    prompt_id: job_id.clone(),
+                };
+                self.record_update(&job_id, submitted).await;
+                self.spawn_recorder(entry.name.clone(), entry.backend.clone(), job_id, context);
+                Ok(job)
+            }
+            Err(source) => {
+                self.record_update(
+                    &job_id,
+                    comfy_store::JobUpdate::Failed {
+                        error: source.to_string(),
+                    },
+                )
+                .await;
+                Err(entry.error(source))
+            }
+        }
     }
 
     /// Builds, validates and queues a text-to-image graph.
@@ -260,8 +287,15 @@ impl Engine {
                 .unwrap_or_else(|| "comfyui-mcp".to_owned()),
         }
         .build();
+        let context = JobContext {
+            workflow: Some("generate_image".to_owned()),
+            model: Some(parameters.checkpoint.clone()),
+            prompt_text: request.prompt.clone(),
+            parameters: serde_json::to_value(&parameters).unwrap_or(Value::Null),
+            seed: Some(parameters.seed),
+        };
         let job = self
-            .submit(entry, &graph.prompt, SubmitOptions::default())
+            .submit(entry, &graph.prompt, SubmitOptions::default(), context)
             .await?;
         Ok((entry, job, parameters))
     }
@@ -293,8 +327,40 @@ impl Engine {
             );
         }
         let entry = self.pick_backend(backend)?;
-        let job = self.submit(entry, &prompt, SubmitOptions::default()).await?;
+        let context = workflow_context(&prompt, overrides);
+        let job = self
+            .submit(entry, &prompt, SubmitOptions::default(), context)
+            .await?;
         Ok((entry, job))
+    }
+}
+
+/// What the library records for an arbitrary workflow: its text prompts, model and seed where the
+/// graph has the usual nodes.
+fn workflow_context(prompt: &ApiPrompt, overrides: &Map<String, Value>) -> JobContext {
+    let texts: Vec<&str> = prompt
+        .nodes
+        .values()
+        .filter(|node| node.class_type.starts_with("CLIPTextEncode"))
+        .filter_map(|node| node.inputs.get("text").and_then(Value::as_str))
+        .collect();
+    let model = prompt.nodes.values().find_map(|node| {
+        ["ckpt_name", "unet_name"]
+            .iter()
+            .find_map(|input| node.inputs.get(*input).and_then(Value::as_str))
+            .map(str::to_owned)
+    });
+    let seed = prompt.nodes.values().find_map(|node| {
+        ["seed", "noise_seed"]
+            .iter()
+            .find_map(|input| node.inputs.get(*input).and_then(Value::as_u64))
+    });
+    JobContext {
+        workflow: Some("run_workflow".to_owned()),
+        model,
+        prompt_text: texts.join("\n"),
+        parameters: Value::Object(overrides.clone()),
+        seed,
     }
 }
 

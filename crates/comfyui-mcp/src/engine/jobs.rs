@@ -128,6 +128,14 @@ impl Engine {
 
     /// Cancels one job: dequeued if waiting, interrupted by id if running.
     pub async fn cancel_job(&self, job_id: &str) -> Result<(CancelOutcome, JobSnapshot), EngineError> {
+        if let Some(record) = self.stored_job(job_id).await
+            && record.state.is_final()
+        {
+            return Ok((
+                CancelOutcome::AlreadyFinished,
+                super::records::snapshot_from_record(&record),
+            ));
+        }
         let (entry, mut subscription) = self.job(job_id).await?;
         let outcome = entry
             .backend
@@ -152,17 +160,28 @@ impl Engine {
         for entry in self.backends() {
             let client = entry.backend.client();
             let queue = client.queue().await.map_err(|source| entry.error(source))?;
-            let tracked = entry.backend.jobs().await.map_err(|source| entry.error(source))?;
-            let recent: Vec<Value> = tracked
+            let query = comfy_store::JobQuery {
+                backend_id: Some(entry.name.clone()),
+                limit: Some(u32::try_from(limit).unwrap_or(20)),
+                ..Default::default()
+            };
+            let recorded = self
+                .store
+                .list_jobs(query)
+                .await
+                .map_err(|error| EngineError::Store {
+                    message: error.to_string(),
+                })?;
+            let recent: Vec<Value> = recorded
                 .iter()
-                .take(limit)
                 .map(|job| {
                     json!({
-                        "job_id": job.prompt_id,
-                        "status": job.phase.as_str(),
-                        "progress_percent": (job.fraction * 100.0).round(),
-                        "outputs": job.outputs.len(),
-                        "submitted_at_ms": job.submitted_at_ms,
+                        "job_id": job.id,
+                        "status": job.state,
+                        "workflow": job.workflow,
+                        "outputs": job.outputs.as_ref().and_then(Value::as_array).map_or(0, Vec::len),
+                        "error": job.error,
+                        "created_at_ms": job.created_at_ms,
                     })
                 })
                 .collect();
@@ -189,7 +208,7 @@ impl Engine {
                 "backend": entry.name,
                 "running": queue.running.iter().map(|item| item.prompt_id.clone()).collect::<Vec<_>>(),
                 "pending": queue.pending.iter().map(|item| item.prompt_id.clone()).collect::<Vec<_>>(),
-                "tracked_by_this_server": recent,
+                "recorded_jobs": recent,
                 "comfyui_history": history,
             }));
         }

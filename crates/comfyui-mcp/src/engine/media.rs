@@ -109,3 +109,66 @@ mod tests {
         assert!(preview(b"not an image", "video/mp4", 1_000).is_none());
     }
 }
+
+/// Size and perceptual hash of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub width: u32,
+    pub height: u32,
+    /// Difference hash: 64 bits comparing neighbouring pixels of a 9x8 greyscale thumbnail, so
+    /// resized or recompressed copies land within a few bits of each other.
+    pub hash: u64,
+}
+
+/// The fingerprint of an encoded image, or `None` when it does not decode.
+pub fn fingerprint(bytes: &[u8]) -> Option<Fingerprint> {
+    let decoded = image::load_from_memory(bytes).ok()?;
+    let small = decoded
+        .resize_exact(9, 8, image::imageops::FilterType::Triangle)
+        .to_luma8();
+    let mut hash = 0u64;
+    for row in 0..8 {
+        for column in 0..8 {
+            let left = small.get_pixel(column, row)[0];
+            let right = small.get_pixel(column + 1, row)[0];
+            hash = (hash << 1) | u64::from(left > right);
+        }
+    }
+    Some(Fingerprint {
+        width: decoded.width(),
+        height: decoded.height(),
+        hash,
+    })
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+    use image::codecs::png::PngEncoder;
+
+    fn gradient(side: u32, flip: bool) -> Vec<u8> {
+        let pixels: Vec<u8> = (0..side * side)
+            .map(|index| {
+                let column = index % side;
+                let value = (column * 255 / side) as u8;
+                if flip { 255 - value } else { value }
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        PngEncoder::new(&mut bytes)
+            .write_image(&pixels, side, side, image::ExtendedColorType::L8)
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn resized_copies_hash_alike_and_opposites_differ() {
+        let large = fingerprint(&gradient(256, false)).unwrap();
+        let small = fingerprint(&gradient(64, false)).unwrap();
+        let flipped = fingerprint(&gradient(256, true)).unwrap();
+        assert_eq!((large.width, large.height), (256, 256));
+        assert!((large.hash ^ small.hash).count_ones() <= 4);
+        assert!((large.hash ^ flipped.hash).count_ones() >= 32);
+        assert!(fingerprint(b"nope").is_none());
+    }
+}

@@ -6,6 +6,7 @@ pub mod generate;
 pub mod jobs;
 pub mod media;
 pub mod models;
+pub mod records;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -45,6 +46,9 @@ pub enum EngineError {
     UnknownJob { job_id: String },
     #[error("no backend named {name:?}; configured: {known}")]
     UnknownBackend { name: String, known: String },
+    /// The database failed (full disk, locked by another process past the timeout...).
+    #[error("database: {message}")]
+    Store { message: String },
 }
 
 impl EngineError {
@@ -88,15 +92,28 @@ impl BackendEntry {
 /// Everything the front ends share. Created once per process.
 pub struct Engine {
     pub settings: Settings,
+    pub store: comfy_store::Store,
     backends: Vec<BackendEntry>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Engine {
-    /// Starts one actor per configured backend. Nothing is contacted synchronously, so start-up
-    /// stays fast; the websockets connect in the background.
-    pub fn start(settings: Settings) -> Result<Arc<Engine>, EngineError> {
+    /// Opens the database and starts one actor per configured backend. No backend is contacted
+    /// before this returns, so start-up stays fast; the websockets connect in the background, and
+    /// jobs a previous process left unfinished are reconciled in the background too.
+    pub async fn start(settings: Settings) -> Result<Arc<Engine>, EngineError> {
+        let options = match &settings.database {
+            Some(path) => comfy_store::StoreOptions::new(path.clone()),
+            None => comfy_store::StoreOptions::at_default_path().map_err(|error| EngineError::Store {
+                message: error.to_string(),
+            })?,
+        };
+        let store = comfy_store::Store::open(options)
+            .await
+            .map_err(|error| EngineError::Store {
+                message: error.to_string(),
+            })?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let mut backends = Vec::new();
@@ -119,12 +136,22 @@ impl Engine {
                 object_info: RwLock::new(None),
             });
         }
-        Ok(Arc::new(Engine {
+        let engine = Arc::new(Engine {
             settings,
+            store,
             backends,
             cancel,
             tracker,
-        }))
+        });
+        let reconciling = engine.clone();
+        engine.tracker.spawn(async move {
+            match reconciling.reconcile_unfinished_jobs().await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "reconciled jobs left unfinished by a previous run"),
+                Err(error) => tracing::error!(%error, "cannot reconcile unfinished jobs"),
+            }
+        });
+        Ok(engine)
     }
 
     /// Stops every backend actor and waits for their tasks.
@@ -132,6 +159,7 @@ impl Engine {
         self.cancel.cancel();
         self.tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(3), self.tracker.wait()).await;
+        self.store.close().await;
     }
 
     pub fn backends(&self) -> &[BackendEntry] {

@@ -15,7 +15,9 @@ use serde_json::{Map, Value, json};
 use super::render::{engine_error, error_text, job_result, json_result};
 use super::{ComfyServer, ProgressSender, arguments};
 use crate::engine::generate::{GenerateRequest, LoraRequest};
+use crate::engine::jobs::WaitOutcome;
 use crate::engine::media;
+use crate::engine::records::snapshot_from_record;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -457,6 +459,19 @@ async fn get_job(
     let arguments: GetJobArguments = arguments("get_job", raw)?;
     let limit = wait_limit(server, arguments.wait_seconds, Duration::ZERO)?;
     let engine = &server.engine;
+    // A job that ended is answered from the database: it outlives ComfyUI's history and restarts.
+    if let Some(record) = engine.stored_job(&arguments.job_id).await
+        && record.state.is_final()
+        && let Ok(entry) = engine.pick_backend(record.backend_id.as_deref())
+    {
+        let outcome = WaitOutcome::Finished(snapshot_from_record(&record));
+        let parameters = record
+            .request
+            .get("parameters")
+            .cloned()
+            .filter(|value| !value.is_null());
+        return Ok(job_result(entry, &outcome, parameters, engine.settings.preview_bytes).await);
+    }
     let (entry, mut subscription) = engine
         .job(&arguments.job_id)
         .await

@@ -55,7 +55,7 @@ pub async fn connect(url: &str) -> Harness {
 }
 
 pub async fn connect_with(settings: Settings) -> Harness {
-    let engine = Engine::start(settings).expect("engine starts");
+    let engine = Engine::start(settings).await.expect("engine starts");
     let server = ComfyServer::new(engine.clone(), true);
     let (server_side, client_side) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {

@@ -1,0 +1,323 @@
+//! Durable jobs: every job is written to the store before it is sent to a backend and again on
+//! every state change, by one owned recorder task per job. When the job ends the recorder indexes
+//! its outputs in the library (with a perceptual hash) and records its timings. At start-up, jobs a
+//! previous process left unfinished are reconciled with their backends.
+
+use std::time::Duration;
+
+use comfy_api::{Backend, JobPhase, JobSnapshot, OutputFile};
+use comfy_store::{FileReference, JobMetrics, JobRecord, JobState, JobUpdate, NewJob, NewOutput, Store};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, EngineError, media};
+
+/// What the library should remember about a job besides its graph.
+#[derive(Debug, Clone, Default)]
+pub struct JobContext {
+    /// What produced the graph (`generate_image`, `run_workflow`, a preset name...).
+    pub workflow: Option<String>,
+    pub model: Option<String>,
+    pub prompt_text: String,
+    pub parameters: Value,
+    pub seed: Option<u64>,
+}
+
+fn store_error(error: comfy_store::StoreError) -> EngineError {
+    EngineError::Store {
+        message: error.to_string(),
+    }
+}
+
+impl Engine {
+    /// Writes a new job before anything is sent; the job id is also the ComfyUI prompt id.
+    pub(super) async fn record_new_job(
+        &self,
+        job_id: &str,
+        backend: &str,
+        prompt: &Value,
+        context: &JobContext,
+    ) -> Result<(), EngineError> {
+        let request = json!({
+            "backend": backend,
+            "prompt": prompt,
+            "prompt_text": context.prompt_text,
+            "parameters": context.parameters,
+            "model": context.model,
+            "seed": context.seed,
+        });
+        self.store
+            .insert_job(NewJob {
+                id: job_id.to_owned(),
+                workflow: context.workflow.clone(),
+                client: None,
+                priority: 0,
+                request,
+            })
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    pub(super) async fn record_update(&self, job_id: &str, update: JobUpdate) {
+        if let Err(error) = self.store.update_job(job_id, update).await {
+            tracing::error!(%job_id, %error, "cannot record a job state change");
+        }
+    }
+
+    /// Follows `job_id` on `backend` in an owned task and writes each state change.
+    pub(super) fn spawn_recorder(
+        &self,
+        backend_name: String,
+        backend: Backend,
+        job_id: String,
+        context: JobContext,
+    ) {
+        let store = self.store.clone();
+        let cancel = self.cancel.child_token();
+        self.tracker.spawn(record_until_final(
+            store,
+            backend_name,
+            backend,
+            job_id,
+            context,
+            cancel,
+        ));
+    }
+
+    /// Reconciles jobs a previous process left unfinished: re-attach what ComfyUI still runs or has
+    /// finished, fail what can no longer be followed, with the reason.
+    pub async fn reconcile_unfinished_jobs(&self) -> Result<usize, EngineError> {
+        let unfinished = self.store.unfinished_jobs().await.map_err(store_error)?;
+        let count = unfinished.len();
+        for record in unfinished {
+            let context = context_of(&record);
+            match (&record.backend_id, &record.prompt_id) {
+                (Some(backend_name), Some(prompt_id)) => {
+                    match self.backends.iter().find(|entry| &entry.name == backend_name) {
+                        Some(entry) => {
+                            tracing::info!(job_id = %record.id, backend = %backend_name, "re-attaching a job left by a previous run");
+                            self.spawn_recorder(
+                                backend_name.clone(),
+                                entry.backend.clone(),
+                                prompt_id.clone(),
+                                context,
+                            );
+                        }
+                        None => {
+                            let reason = format!(
+                                "backend {backend_name:?} is no longer configured, so this job cannot be followed"
+                            );
+                            self.record_update(&record.id, JobUpdate::Failed { error: reason })
+                                .await;
+                        }
+                    }
+                }
+                _ => {
+                    let reason = "the server stopped before this job was sent to ComfyUI".to_owned();
+                    self.record_update(&record.id, JobUpdate::Failed { error: reason })
+                        .await;
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// A job as the store remembers it, when it is final there.
+    pub async fn stored_job(&self, job_id: &str) -> Option<JobRecord> {
+        self.store.get_job(job_id).await.ok()
+    }
+}
+
+fn context_of(record: &JobRecord) -> JobContext {
+    JobContext {
+        workflow: record.workflow.clone(),
+        model: record
+            .request
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        prompt_text: record
+            .request
+            .get("prompt_text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        parameters: record.request.get("parameters").cloned().unwrap_or(Value::Null),
+        seed: record.request.get("seed").and_then(Value::as_u64),
+    }
+}
+
+/// The snapshot a final stored record stands for (for jobs no backend actor tracks any more).
+pub fn snapshot_from_record(record: &JobRecord) -> JobSnapshot {
+    let outputs: Vec<OutputFile> = record
+        .outputs
+        .as_ref()
+        .and_then(|outputs| serde_json::from_value(outputs.clone()).ok())
+        .unwrap_or_default();
+    let phase = match record.state {
+        JobState::Queued | JobState::Submitted => JobPhase::Queued,
+        JobState::Running => JobPhase::Running,
+        JobState::Succeeded => JobPhase::Succeeded,
+        JobState::Failed => JobPhase::Failed,
+        JobState::Cancelled => JobPhase::Cancelled,
+    };
+    JobSnapshot {
+        prompt_id: record.id.clone(),
+        phase,
+        queue_position: None,
+        current_node: None,
+        current_node_title: None,
+        node_progress: None,
+        nodes_done: 0,
+        nodes_total: 0,
+        fraction: if phase == JobPhase::Succeeded {
+            1.0
+        } else {
+            record.progress
+        },
+        outputs,
+        failure: record.error.as_ref().map(|message| comfy_api::JobFailure {
+            message: message.clone(),
+            node_id: None,
+            node_type: None,
+            exception_type: None,
+        }),
+        submitted_at_ms: record.submitted_at_ms.unwrap_or(record.created_at_ms),
+        started_at_ms: record.started_at_ms,
+        finished_at_ms: record.finished_at_ms,
+    }
+}
+
+async fn record_until_final(
+    store: Store,
+    backend_name: String,
+    backend: Backend,
+    job_id: String,
+    context: JobContext,
+    cancel: CancellationToken,
+) {
+    let mut subscription = match backend.attach(&job_id).await {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            tracing::warn!(%job_id, %error, "cannot follow a job to record it");
+            return;
+        }
+    };
+    let mut running_recorded = false;
+    let final_snapshot = loop {
+        let snapshot = subscription.current();
+        if snapshot.phase == JobPhase::Running && !running_recorded {
+            running_recorded = true;
+            if let Err(error) = store.update_job(&job_id, JobUpdate::Running).await {
+                tracing::debug!(%job_id, %error, "running state not recorded");
+            }
+        }
+        if snapshot.phase.is_final() {
+            break snapshot;
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = subscription.snapshot.changed() => if changed.is_err() { return },
+        }
+    };
+    let update = match final_snapshot.phase {
+        JobPhase::Succeeded => JobUpdate::Succeeded {
+            outputs: serde_json::to_value(&final_snapshot.outputs).unwrap_or(Value::Null),
+        },
+        JobPhase::Cancelled => JobUpdate::Cancelled,
+        _ => JobUpdate::Failed {
+            error: final_snapshot
+                .failure
+                .as_ref()
+                .map_or_else(|| "failed".to_owned(), |failure| failure.message.clone()),
+        },
+    };
+    if !running_recorded && matches!(update, JobUpdate::Succeeded { .. } | JobUpdate::Failed { .. }) {
+        // The store moves through running; a job that ended while nobody watched still did.
+        let _ = store.update_job(&job_id, JobUpdate::Running).await;
+    }
+    if let Err(error) = store.update_job(&job_id, update).await {
+        tracing::error!(%job_id, %error, "cannot record the end of a job");
+    }
+    let transfer_started = std::time::Instant::now();
+    if final_snapshot.phase == JobPhase::Succeeded {
+        index_outputs(
+            &store,
+            &backend_name,
+            &backend,
+            &job_id,
+            &context,
+            &final_snapshot,
+        )
+        .await;
+    }
+    let transfer_ms = i64::try_from(transfer_started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let submitted = final_snapshot.submitted_at_ms;
+    let started = final_snapshot.started_at_ms.unwrap_or(submitted);
+    let finished = final_snapshot.finished_at_ms.unwrap_or(started);
+    let metrics = JobMetrics {
+        job_id: job_id.clone(),
+        workflow: context.workflow.clone(),
+        model: context.model.clone(),
+        backend_id: Some(backend_name),
+        succeeded: final_snapshot.phase == JobPhase::Succeeded,
+        queue_wait_ms: (started - submitted).max(0),
+        execution_ms: (finished - started).max(0),
+        transfer_ms,
+        total_ms: (finished - submitted).max(0) + transfer_ms,
+        recorded_at_ms: comfy_store::now_ms(),
+    };
+    if let Err(error) = store.record_job_metrics(metrics).await {
+        tracing::debug!(%job_id, %error, "metrics not recorded");
+    }
+}
+
+async fn index_outputs(
+    store: &Store,
+    backend_name: &str,
+    backend: &Backend,
+    job_id: &str,
+    context: &JobContext,
+    snapshot: &JobSnapshot,
+) {
+    for output in &snapshot.outputs {
+        let media_type = output.media_type().to_owned();
+        let mut record = NewOutput {
+            job_id: Some(job_id.to_owned()),
+            prompt_text: context.prompt_text.clone(),
+            parameters: context.parameters.clone(),
+            model: context.model.clone(),
+            seed: context.seed,
+            width: None,
+            height: None,
+            media_type: media_type.clone(),
+            file: FileReference {
+                backend_id: backend_name.to_owned(),
+                filename: output.file.filename.clone(),
+                subfolder: output.file.subfolder.clone(),
+                file_type: output.file.kind.clone(),
+            },
+            perceptual_hash: None,
+            created_at_ms: snapshot.finished_at_ms.unwrap_or_else(comfy_store::now_ms),
+        };
+        if media_type.starts_with("image/") {
+            // A small JPEG preview is enough for size and hash, and cheap to transfer.
+            let download = tokio::time::timeout(
+                Duration::from_secs(30),
+                backend.client().view(&output.file, Some("jpeg;80")),
+            )
+            .await;
+            if let Ok(Ok(download)) = download
+                && let Some(fingerprint) = media::fingerprint(&download.bytes)
+            {
+                record.width = Some(fingerprint.width);
+                record.height = Some(fingerprint.height);
+                record.perceptual_hash = Some(fingerprint.hash);
+            }
+        }
+        if let Err(error) = store.add_output(record).await {
+            tracing::warn!(%job_id, %error, "output not indexed");
+        }
+    }
+}
