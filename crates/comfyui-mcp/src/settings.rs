@@ -36,7 +36,7 @@ pub mod env {
     pub const DATABASE: &str = "COMFYUI_MCP_DATABASE";
 }
 
-/// Toolsets this build knows.
+/// Toolsets this build knows (each is one file in `mcp/`).
 pub const KNOWN_TOOLSETS: &[&str] = &["core"];
 
 /// A problem in the configuration, naming where it came from.

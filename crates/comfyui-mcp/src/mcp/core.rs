@@ -266,12 +266,13 @@ pub fn tools() -> Vec<Tool> {
     ]
 }
 
+/// Runs one of this toolset's tools; `None` when `name` is not one of them.
 pub async fn call(
     server: &ComfyServer,
     name: &str,
     raw: Option<JsonObject>,
     context: &RequestContext<RoleServer>,
-) -> CallToolResult {
+) -> Option<CallToolResult> {
     let outcome = match name {
         "status" => status(server, raw).await,
         "list_models" => list_models(server, raw).await,
@@ -284,9 +285,9 @@ pub async fn call(
         "list_jobs" => list_jobs(server, raw).await,
         "get_output" => get_output(server, raw).await,
         "upload_image" => upload_image(server, raw).await,
-        other => Err(error_text(format!("unknown tool {other:?}"))),
+        _ => return None,
     };
-    outcome.unwrap_or_else(|error| error)
+    Some(outcome.unwrap_or_else(|error| error))
 }
 
 type ToolOutcome = Result<CallToolResult, CallToolResult>;

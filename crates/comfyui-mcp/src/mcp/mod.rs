@@ -34,17 +34,76 @@ pub struct ComfyServer {
     local_files: bool,
 }
 
+/// Every toolset: its name, its tools, and its dispatcher (which answers `None` for tools that are
+/// not its own). A new toolset is one file and one line here.
+type Dispatch = for<'a> fn(
+    &'a ComfyServer,
+    &'a str,
+    Option<Map<String, Value>>,
+    &'a RequestContext<RoleServer>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Option<CallToolResult>> + Send + 'a>,
+>;
+
+struct Toolset {
+    name: &'static str,
+    tools: fn() -> Vec<Tool>,
+    call: Dispatch,
+}
+
+const TOOLSETS: &[Toolset] = &[Toolset {
+    name: "core",
+    tools: core::tools,
+    call: |server, name, raw, context| Box::pin(core::call(server, name, raw, context)),
+}];
+
+/// Names of every toolset this build has.
+pub fn toolset_names() -> Vec<&'static str> {
+    TOOLSETS.iter().map(|toolset| toolset.name).collect()
+}
+
 impl ComfyServer {
     pub fn new(engine: Arc<Engine>, local_files: bool) -> Self {
         let mut tools = Vec::new();
-        if engine.settings.toolset_enabled("core") {
-            tools.extend(core::tools());
+        for toolset in TOOLSETS {
+            if engine.settings.toolset_enabled(toolset.name) {
+                tools.extend((toolset.tools)());
+            }
         }
         ComfyServer {
             engine,
             tools: Arc::new(tools),
             local_files,
         }
+    }
+}
+
+/// Argument keys whose values never reach the audit log.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "token",
+    "secret",
+    "code",
+    "data_base64",
+    "authorization",
+];
+
+fn redact(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| {
+                    let lower = key.to_ascii_lowercase();
+                    if SECRET_KEYS.iter().any(|secret| lower.contains(secret)) {
+                        (key.clone(), Value::String("<redacted>".to_owned()))
+                    } else {
+                        (key.clone(), redact(value))
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
     }
 }
 
@@ -117,8 +176,50 @@ impl ServerHandler for ComfyServer {
         }
         let name = request.name.to_string();
         let started = std::time::Instant::now();
-        let result = core::call(self, &name, request.arguments, &context).await;
-        tracing::info!(tool = %name, error = result.is_error.unwrap_or(false), elapsed_ms = started.elapsed().as_millis() as u64, "tool call");
+        let digest = comfy_store::content_hash(&redact(&Value::Object(
+            request.arguments.clone().unwrap_or_default(),
+        )));
+        let mut result = None;
+        for toolset in TOOLSETS {
+            if let Some(answer) = (toolset.call)(self, &name, request.arguments.clone(), &context).await {
+                result = Some(answer);
+                break;
+            }
+        }
+        let result = result
+            .unwrap_or_else(|| render::error_text(format!("tool {name:?} has no handler in this build")));
+        let failed = result.is_error.unwrap_or(false);
+        let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        tracing::info!(tool = %name, error = failed, elapsed_ms, "tool call");
+        let client = context
+            .peer
+            .peer_info()
+            .map(|info| format!("{} {}", info.client_info.name, info.client_info.version));
+        let detail = if failed {
+            result.content.iter().find_map(|block| {
+                block
+                    .as_text()
+                    .map(|text| text.text.chars().take(300).collect::<String>())
+            })
+        } else {
+            None
+        };
+        let entry = comfy_store::AuditEntry {
+            at_ms: comfy_store::now_ms(),
+            client,
+            tool: name,
+            argument_digest: Some(digest),
+            outcome: if failed {
+                comfy_store::AuditOutcome::Failure
+            } else {
+                comfy_store::AuditOutcome::Success
+            },
+            duration_ms: elapsed_ms,
+            detail,
+        };
+        if let Err(error) = self.engine.store.record_audit(entry).await {
+            tracing::warn!(%error, "audit entry not recorded");
+        }
         Ok(CallToolResponse::Complete(result))
     }
 
@@ -177,5 +278,28 @@ impl ServerHandler for ComfyServer {
                 meta: None,
             },
         ])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_toolset_is_configurable() {
+        assert_eq!(toolset_names(), crate::settings::KNOWN_TOOLSETS);
+    }
+
+    #[test]
+    fn secrets_never_reach_the_audit_digest() {
+        let arguments = json!({"name": "p", "password": "hunter2", "nested": [{"access_code": "ABCD"}], "data_base64": "xx"});
+        let redacted = redact(&arguments);
+        let text = redacted.to_string();
+        assert!(
+            !text.contains("hunter2") && !text.contains("ABCD") && !text.contains("\"xx\""),
+            "{text}"
+        );
+        assert_eq!(redacted["name"], "p");
     }
 }
