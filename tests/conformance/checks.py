@@ -92,3 +92,16 @@ def sse_or_json_messages(content_type: str, body: str) -> list[dict[str, Any]]:
         if data.strip():
             messages.append(json.loads(data))
     return messages
+
+
+def check_era_in_server_log(era: str, stderr: str) -> None:
+    """Checks a stdio server's own log (its stderr, which the Inspector passes through) against the
+    era the client chose. When rmcp logs how the session started, it must match: an initialize at
+    2025-11-25 for legacy, no initialize at all for 2026-07-28. A log without that line passes."""
+    lines = [line for line in stderr.splitlines() if "Service initialized as server" in line]
+    if not lines:
+        return
+    if era in ("legacy", "2025-11-25"):
+        assert 'ProtocolVersion("2025-11-25")' in lines[0], lines[0]
+    else:
+        assert "InitializeRequestParams" not in lines[0], lines[0]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from checks import EXPECTED_TOOLS
+from checks import EXPECTED_TOOLS, check_era_in_server_log
 from conftest import HttpServer
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
@@ -92,18 +92,6 @@ def check_status(result: dict[str, Any]) -> None:
     backend = json.loads(text)["backends"][0]
     assert backend["reachable"] is True, backend
     assert backend["comfyui_version"], backend
-
-
-def check_era_in_server_log(era: str, stderr: str) -> None:
-    """The stdio server's own log comes through on the Inspector's stderr. When rmcp logs how the
-    session started, it must match the era: an initialize at 2025-11-25, or none at all."""
-    lines = [line for line in stderr.splitlines() if "Service initialized as server" in line]
-    if not lines:
-        return
-    if era == "legacy":
-        assert 'ProtocolVersion("2025-11-25")' in lines[0], lines[0]
-    else:
-        assert "InitializeRequestParams" not in lines[0], lines[0]
 
 
 def test_inspector_version(inspector_prefix: str) -> None:

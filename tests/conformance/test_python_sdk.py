@@ -26,7 +26,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from checks import check_progress, check_tool_listing, png_size_b64
+from checks import check_era_in_server_log, check_progress, check_tool_listing, png_size_b64
 from conftest import HttpServer
 
 pytestmark = pytest.mark.anyio
@@ -146,6 +146,9 @@ async def test_list_generate_read(
 
     if transport == "http":
         check_http_wire(version, http_log)
+    else:
+        (log,) = tmp_path.glob("stdio-*.log")
+        check_era_in_server_log(version, log.read_text(errors="replace"))
 
 
 def check_http_wire(version: str, log: HttpLog) -> None:
