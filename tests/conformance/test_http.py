@@ -149,11 +149,6 @@ def test_right_token_works_and_origin_is_still_checked(http_server_with_token: H
     assert foreign.status_code == 403, (foreign.status_code, foreign.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: require_token in crates/comfyui-mcp/src/serve.rs matches the scheme with "
-    "strip_prefix(\"Bearer \"), but auth schemes are case-insensitive (RFC 9110 section 11.1)",
-)
 def test_bearer_scheme_is_case_insensitive(http_server_with_token: HttpServer) -> None:
     server = http_server_with_token
     response = post(server, initialize_body(), {"Authorization": f"bearer {server.token}"})

@@ -100,7 +100,7 @@ async fn require_token(State(token): State<Arc<Option<String>>>, request: Reques
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(bearer_credentials);
     match presented {
         Some(presented) if constant_time_equal(presented.as_bytes(), expected.as_bytes()) => {
             next.run(request).await
@@ -112,6 +112,13 @@ async fn require_token(State(token): State<Arc<Option<String>>>, request: Reques
         )
             .into_response(),
     }
+}
+
+/// The credentials of an `Authorization: Bearer ...` header; the scheme is case-insensitive
+/// (RFC 9110 section 11.1).
+fn bearer_credentials(header: &str) -> Option<&str> {
+    let (scheme, credentials) = header.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
 }
 
 fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
@@ -146,6 +153,15 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_bearer_credentials_in_any_case() {
+        assert_eq!(bearer_credentials("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("bearer abc"), Some("abc"));
+        assert_eq!(bearer_credentials("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_credentials("Basic abc"), None);
+        assert_eq!(bearer_credentials("Bearerabc"), None);
+    }
 
     #[test]
     fn compares_tokens() {
