@@ -1,10 +1,111 @@
-//! Graph builders for common tasks. Each builder turns a typed request into an API prompt with
-//! titled nodes (titles name the running node in progress messages); the caller validates the
-//! result against the backend's `/object_info` before sending it.
+//! Graph builders for common tasks. One [`Generation`] describes a generation (model family and
+//! files, canvas, conditioning, sampling, refinements) and builds an API prompt with titled nodes
+//! (titles name the running node in progress messages). Callers validate the result against the
+//! backend's `/object_info` before sending it: a builder never guesses what a backend has.
 
 use serde::{Deserialize, Serialize};
 
 use crate::graph::{ApiPrompt, Node};
+
+/// Model families whose graphs differ (latent type, guidance, text encoders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFamily {
+    /// Stable Diffusion 1.x / 2.x.
+    StableDiffusion,
+    StableDiffusionXl,
+    StableDiffusion3,
+    Flux,
+}
+
+/// Sensible starting values per family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilyDefaults {
+    pub size: u32,
+    pub steps: u32,
+    pub cfg: f64,
+    pub sampler: &'static str,
+    pub scheduler: &'static str,
+}
+
+impl ModelFamily {
+    /// A guess from a model file name; `StableDiffusion` when nothing matches.
+    pub fn guess(model_name: &str) -> ModelFamily {
+        let name = model_name.to_ascii_lowercase();
+        if name.contains("flux") {
+            ModelFamily::Flux
+        } else if name.contains("sd3") || name.contains("sd_3") || name.contains("stable-diffusion-3") {
+            ModelFamily::StableDiffusion3
+        } else if name.contains("xl") || name.contains("pony") || name.contains("illustrious") {
+            ModelFamily::StableDiffusionXl
+        } else {
+            ModelFamily::StableDiffusion
+        }
+    }
+
+    pub fn defaults(self) -> FamilyDefaults {
+        match self {
+            ModelFamily::StableDiffusion => FamilyDefaults {
+                size: 512,
+                steps: 20,
+                cfg: 7.0,
+                sampler: "euler",
+                scheduler: "normal",
+            },
+            ModelFamily::StableDiffusionXl => FamilyDefaults {
+                size: 1024,
+                steps: 25,
+                cfg: 6.5,
+                sampler: "dpmpp_2m",
+                scheduler: "karras",
+            },
+            ModelFamily::StableDiffusion3 => FamilyDefaults {
+                size: 1024,
+                steps: 28,
+                cfg: 4.5,
+                sampler: "dpmpp_2m",
+                scheduler: "sgm_uniform",
+            },
+            ModelFamily::Flux => FamilyDefaults {
+                size: 1024,
+                steps: 20,
+                cfg: 1.0,
+                sampler: "euler",
+                scheduler: "simple",
+            },
+        }
+    }
+
+    /// The `type` value of ComfyUI's CLIP loaders for this family.
+    fn clip_type(self) -> &'static str {
+        match self {
+            ModelFamily::StableDiffusion => "stable_diffusion",
+            ModelFamily::StableDiffusionXl => "sdxl",
+            ModelFamily::StableDiffusion3 => "sd3",
+            ModelFamily::Flux => "flux",
+        }
+    }
+
+    fn uses_sd3_latent(self) -> bool {
+        matches!(self, ModelFamily::StableDiffusion3 | ModelFamily::Flux)
+    }
+}
+
+/// Where the model weights come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ModelSource {
+    /// One file with diffusion model, text encoder(s) and VAE (`models/checkpoints`).
+    Checkpoint { name: String },
+    /// Separate files: a diffusion model (`models/diffusion_models`), one to three text encoders
+    /// (`models/text_encoders`) and a VAE (`models/vae`).
+    Components {
+        diffusion_model: String,
+        weight_dtype: String,
+        text_encoders: Vec<String>,
+        vae: String,
+    },
+}
 
 /// One LoRA applied to the model and text encoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,8 +115,414 @@ pub struct LoraSpec {
     pub strength_clip: f64,
 }
 
-/// Text to image with a single-file checkpoint (SD1.x, SD2.x, SDXL and other families whose
-/// checkpoints bundle model, text encoder and VAE).
+/// One ControlNet: a model and its (already preprocessed) control image from ComfyUI's input folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlNetSpec {
+    pub model: String,
+    pub image: String,
+    pub strength: f64,
+    pub start_percent: f64,
+    pub end_percent: f64,
+}
+
+/// What the sampler starts from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Canvas {
+    /// Text to image.
+    Empty {
+        width: u32,
+        height: u32,
+        batch_size: u32,
+    },
+    /// Image to image: an input image (name in ComfyUI's input folder), re-noised by `denoise`.
+    Image { image: String },
+    /// Repaint the masked part of an image. `mask` is a mask image (white = repaint); without one,
+    /// the image's transparent pixels are repainted.
+    Inpaint {
+        image: String,
+        mask: Option<String>,
+        grow_mask_by: u32,
+    },
+    /// Extend an image outwards by the given pixels and paint the new area.
+    Outpaint {
+        image: String,
+        left: u32,
+        top: u32,
+        right: u32,
+        bottom: u32,
+        feathering: u32,
+    },
+}
+
+/// A second sampling pass at a higher resolution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HiresFix {
+    pub scale: f64,
+    pub steps: u32,
+    pub denoise: f64,
+    /// `LatentUpscaleBy` method: nearest-exact, bilinear, area, bicubic, bislerp.
+    pub upscale_method: String,
+}
+
+/// A full generation request, independent of any backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub family: ModelFamily,
+    pub model: ModelSource,
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub canvas: Canvas,
+    pub steps: u32,
+    pub cfg: f64,
+    pub sampler: String,
+    pub scheduler: String,
+    pub seed: u64,
+    pub denoise: f64,
+    /// Flux guidance (the `FluxGuidance` node); ignored by other families.
+    pub guidance: f64,
+    pub loras: Vec<LoraSpec>,
+    pub controlnets: Vec<ControlNetSpec>,
+    pub hires_fix: Option<HiresFix>,
+    /// An upscale model (`models/upscale_models`) applied to the decoded image.
+    pub upscale_model: Option<String>,
+    pub filename_prefix: String,
+}
+
+/// Node ids of the parts of a built graph that callers may want to address.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuiltGraph {
+    pub prompt: ApiPrompt,
+    pub sampler_node: String,
+    pub output_node: String,
+}
+
+type Socket = (String, u32);
+
+fn link(node: Node, name: &str, socket: &Socket) -> Node {
+    node.with_link(name, &socket.0, socket.1)
+}
+
+impl Generation {
+    pub fn build(&self) -> BuiltGraph {
+        let mut prompt = ApiPrompt::new();
+        let (mut model, mut clip, vae) = self.add_model(&mut prompt);
+        for (index, lora) in self.loras.iter().enumerate() {
+            let node = prompt.add(
+                link(link(Node::new("LoraLoader"), "model", &model), "clip", &clip)
+                    .with("lora_name", lora.name.as_str())
+                    .with("strength_model", lora.strength_model)
+                    .with("strength_clip", lora.strength_clip)
+                    .with_title(format!("LoRA {}: {}", index + 1, lora.name)),
+            );
+            model = (node.clone(), 0);
+            clip = (node, 1);
+        }
+        let positive_text = prompt.add(
+            link(Node::new("CLIPTextEncode"), "clip", &clip)
+                .with("text", self.prompt.as_str())
+                .with_title("Positive prompt"),
+        );
+        let negative_text = prompt.add(
+            link(Node::new("CLIPTextEncode"), "clip", &clip)
+                .with("text", self.negative_prompt.as_str())
+                .with_title("Negative prompt"),
+        );
+        let (mut positive, mut negative): (Socket, Socket) = ((positive_text, 0), (negative_text, 0));
+        if self.family == ModelFamily::Flux {
+            let guided = prompt.add(
+                link(Node::new("FluxGuidance"), "conditioning", &positive)
+                    .with("guidance", self.guidance)
+                    .with_title("Guidance"),
+            );
+            positive = (guided, 0);
+            // Flux runs at cfg 1, where the negative is unused: an empty conditioning keeps it cheap.
+            let zero = prompt.add(
+                link(Node::new("ConditioningZeroOut"), "conditioning", &negative).with_title("No negative"),
+            );
+            negative = (zero, 0);
+        }
+        let latent = self.add_canvas(&mut prompt, &vae);
+        for (index, controlnet) in self.controlnets.iter().enumerate() {
+            let loader = prompt.add(
+                Node::new("ControlNetLoader")
+                    .with("control_net_name", controlnet.model.as_str())
+                    .with_title(format!("ControlNet {}", index + 1)),
+            );
+            let image = prompt.add(
+                Node::new("LoadImage")
+                    .with("image", controlnet.image.as_str())
+                    .with_title(format!("ControlNet {} image", index + 1)),
+            );
+            let apply = prompt.add(
+                link(
+                    link(
+                        link(Node::new("ControlNetApplyAdvanced"), "positive", &positive),
+                        "negative",
+                        &negative,
+                    ),
+                    "vae",
+                    &vae,
+                )
+                .with_link("control_net", &loader, 0)
+                .with_link("image", &image, 0)
+                .with("strength", controlnet.strength)
+                .with("start_percent", controlnet.start_percent)
+                .with("end_percent", controlnet.end_percent)
+                .with_title(format!("Apply ControlNet {}", index + 1)),
+            );
+            positive = (apply.clone(), 0);
+            negative = (apply, 1);
+        }
+        let sampler = self.add_sampler(
+            &mut prompt,
+            "Sampler",
+            &model,
+            &positive,
+            &negative,
+            &latent,
+            self.steps,
+            self.denoise,
+        );
+        let mut samples: Socket = (sampler.clone(), 0);
+        if let Some(hires) = &self.hires_fix {
+            let upscaled = prompt.add(
+                link(Node::new("LatentUpscaleBy"), "samples", &samples)
+                    .with("upscale_method", hires.upscale_method.as_str())
+                    .with("scale_by", hires.scale)
+                    .with_title("Hires upscale"),
+            );
+            let second = self.add_sampler(
+                &mut prompt,
+                "Hires sampler",
+                &model,
+                &positive,
+                &negative,
+                &(upscaled, 0),
+                hires.steps,
+                hires.denoise,
+            );
+            samples = (second, 0);
+        }
+        let decode = prompt.add(
+            link(link(Node::new("VAEDecode"), "samples", &samples), "vae", &vae).with_title("VAE decode"),
+        );
+        let mut image: Socket = (decode, 0);
+        if let Some(upscale_model) = &self.upscale_model {
+            let loader = prompt.add(
+                Node::new("UpscaleModelLoader")
+                    .with("model_name", upscale_model.as_str())
+                    .with_title("Load upscale model"),
+            );
+            let upscaled = prompt.add(
+                link(Node::new("ImageUpscaleWithModel"), "image", &image)
+                    .with_link("upscale_model", &loader, 0)
+                    .with_title("Upscale"),
+            );
+            image = (upscaled, 0);
+        }
+        let save = prompt.add(
+            link(Node::new("SaveImage"), "images", &image)
+                .with("filename_prefix", self.filename_prefix.as_str())
+                .with_title("Save image"),
+        );
+        BuiltGraph {
+            prompt,
+            sampler_node: sampler,
+            output_node: save,
+        }
+    }
+
+    /// Loader nodes; returns the model, CLIP and VAE sockets.
+    fn add_model(&self, prompt: &mut ApiPrompt) -> (Socket, Socket, Socket) {
+        match &self.model {
+            ModelSource::Checkpoint { name } => {
+                let loader = prompt.add(
+                    Node::new("CheckpointLoaderSimple")
+                        .with("ckpt_name", name.as_str())
+                        .with_title("Load checkpoint"),
+                );
+                ((loader.clone(), 0), (loader.clone(), 1), (loader, 2))
+            }
+            ModelSource::Components {
+                diffusion_model,
+                weight_dtype,
+                text_encoders,
+                vae,
+            } => {
+                let unet = prompt.add(
+                    Node::new("UNETLoader")
+                        .with("unet_name", diffusion_model.as_str())
+                        .with("weight_dtype", weight_dtype.as_str())
+                        .with_title("Load diffusion model"),
+                );
+                let clip_type = self.family.clip_type();
+                let clip = match text_encoders.as_slice() {
+                    [one] => Node::new("CLIPLoader")
+                        .with("clip_name", one.as_str())
+                        .with("type", clip_type),
+                    [first, second] => Node::new("DualCLIPLoader")
+                        .with("clip_name1", first.as_str())
+                        .with("clip_name2", second.as_str())
+                        .with("type", clip_type),
+                    encoders => {
+                        let name = |index: usize| encoders.get(index).map_or("", String::as_str);
+                        Node::new("TripleCLIPLoader")
+                            .with("clip_name1", name(0))
+                            .with("clip_name2", name(1))
+                            .with("clip_name3", name(2))
+                    }
+                };
+                let clip = prompt.add(clip.with_title("Load text encoders"));
+                let vae = prompt.add(
+                    Node::new("VAELoader")
+                        .with("vae_name", vae.as_str())
+                        .with_title("Load VAE"),
+                );
+                ((unet, 0), (clip, 0), (vae, 0))
+            }
+        }
+    }
+
+    /// The starting latent for the canvas.
+    fn add_canvas(&self, prompt: &mut ApiPrompt, vae: &Socket) -> Socket {
+        match &self.canvas {
+            Canvas::Empty {
+                width,
+                height,
+                batch_size,
+            } => {
+                let class = if self.family.uses_sd3_latent() {
+                    "EmptySD3LatentImage"
+                } else {
+                    "EmptyLatentImage"
+                };
+                let latent = prompt.add(
+                    Node::new(class)
+                        .with("width", *width)
+                        .with("height", *height)
+                        .with("batch_size", *batch_size)
+                        .with_title("Empty latent"),
+                );
+                (latent, 0)
+            }
+            Canvas::Image { image } => {
+                let load = prompt.add(
+                    Node::new("LoadImage")
+                        .with("image", image.as_str())
+                        .with_title("Input image"),
+                );
+                let encode = prompt.add(
+                    link(Node::new("VAEEncode"), "vae", vae)
+                        .with_link("pixels", &load, 0)
+                        .with_title("Encode image"),
+                );
+                (encode, 0)
+            }
+            Canvas::Inpaint {
+                image,
+                mask,
+                grow_mask_by,
+            } => {
+                let load = prompt.add(
+                    Node::new("LoadImage")
+                        .with("image", image.as_str())
+                        .with_title("Input image"),
+                );
+                // LoadImage's second output is the mask from the image's transparency.
+                let mask_socket: Socket = match mask {
+                    Some(mask) => {
+                        let mask = prompt.add(
+                            Node::new("LoadImageMask")
+                                .with("image", mask.as_str())
+                                .with("channel", "red")
+                                .with_title("Mask"),
+                        );
+                        (mask, 0)
+                    }
+                    None => (load.clone(), 1),
+                };
+                let encode = prompt.add(
+                    link(
+                        link(Node::new("VAEEncodeForInpaint"), "vae", vae),
+                        "mask",
+                        &mask_socket,
+                    )
+                    .with_link("pixels", &load, 0)
+                    .with("grow_mask_by", *grow_mask_by)
+                    .with_title("Encode for inpainting"),
+                );
+                (encode, 0)
+            }
+            Canvas::Outpaint {
+                image,
+                left,
+                top,
+                right,
+                bottom,
+                feathering,
+            } => {
+                let load = prompt.add(
+                    Node::new("LoadImage")
+                        .with("image", image.as_str())
+                        .with_title("Input image"),
+                );
+                let pad = prompt.add(
+                    Node::new("ImagePadForOutpaint")
+                        .with_link("image", &load, 0)
+                        .with("left", *left)
+                        .with("top", *top)
+                        .with("right", *right)
+                        .with("bottom", *bottom)
+                        .with("feathering", *feathering)
+                        .with_title("Pad for outpainting"),
+                );
+                let encode = prompt.add(
+                    link(Node::new("VAEEncodeForInpaint"), "vae", vae)
+                        .with_link("pixels", &pad, 0)
+                        .with_link("mask", &pad, 1)
+                        .with("grow_mask_by", 8)
+                        .with_title("Encode for outpainting"),
+                );
+                (encode, 0)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_sampler(
+        &self,
+        prompt: &mut ApiPrompt,
+        title: &str,
+        model: &Socket,
+        positive: &Socket,
+        negative: &Socket,
+        latent: &Socket,
+        steps: u32,
+        denoise: f64,
+    ) -> String {
+        prompt.add(
+            link(
+                link(
+                    link(link(Node::new("KSampler"), "model", model), "positive", positive),
+                    "negative",
+                    negative,
+                ),
+                "latent_image",
+                latent,
+            )
+            .with("seed", self.seed)
+            .with("steps", steps)
+            .with("cfg", self.cfg)
+            .with("sampler_name", self.sampler.as_str())
+            .with("scheduler", self.scheduler.as_str())
+            .with("denoise", denoise)
+            .with_title(title),
+        )
+    }
+}
+
+/// Text to image with a single-file checkpoint: the common case, kept as its own small type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TextToImage {
     pub checkpoint: String,
@@ -34,86 +541,37 @@ pub struct TextToImage {
     pub filename_prefix: String,
 }
 
-/// Node ids of the parts of a built graph that callers may want to address.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BuiltGraph {
-    pub prompt: ApiPrompt,
-    pub sampler_node: String,
-    pub output_node: String,
-}
-
 impl TextToImage {
+    pub fn generation(&self) -> Generation {
+        Generation {
+            family: ModelFamily::guess(&self.checkpoint),
+            model: ModelSource::Checkpoint {
+                name: self.checkpoint.clone(),
+            },
+            prompt: self.prompt.clone(),
+            negative_prompt: self.negative_prompt.clone(),
+            canvas: Canvas::Empty {
+                width: self.width,
+                height: self.height,
+                batch_size: self.batch_size,
+            },
+            steps: self.steps,
+            cfg: self.cfg,
+            sampler: self.sampler.clone(),
+            scheduler: self.scheduler.clone(),
+            seed: self.seed,
+            denoise: self.denoise,
+            guidance: 3.5,
+            loras: self.loras.clone(),
+            controlnets: Vec::new(),
+            hires_fix: None,
+            upscale_model: None,
+            filename_prefix: self.filename_prefix.clone(),
+        }
+    }
+
     pub fn build(&self) -> BuiltGraph {
-        let mut prompt = ApiPrompt::new();
-        let loader = prompt.add(
-            Node::new("CheckpointLoaderSimple")
-                .with("ckpt_name", self.checkpoint.as_str())
-                .with_title("Load checkpoint"),
-        );
-        let (mut model, mut clip) = ((loader.clone(), 0), (loader.clone(), 1));
-        for (index, lora) in self.loras.iter().enumerate() {
-            let node = prompt.add(
-                Node::new("LoraLoader")
-                    .with_link("model", &model.0, model.1)
-                    .with_link("clip", &clip.0, clip.1)
-                    .with("lora_name", lora.name.as_str())
-                    .with("strength_model", lora.strength_model)
-                    .with("strength_clip", lora.strength_clip)
-                    .with_title(format!("LoRA {}: {}", index + 1, lora.name)),
-            );
-            model = (node.clone(), 0);
-            clip = (node, 1);
-        }
-        let positive = prompt.add(
-            Node::new("CLIPTextEncode")
-                .with("text", self.prompt.as_str())
-                .with_link("clip", &clip.0, clip.1)
-                .with_title("Positive prompt"),
-        );
-        let negative = prompt.add(
-            Node::new("CLIPTextEncode")
-                .with("text", self.negative_prompt.as_str())
-                .with_link("clip", &clip.0, clip.1)
-                .with_title("Negative prompt"),
-        );
-        let latent = prompt.add(
-            Node::new("EmptyLatentImage")
-                .with("width", self.width)
-                .with("height", self.height)
-                .with("batch_size", self.batch_size)
-                .with_title("Empty latent"),
-        );
-        let sampler = prompt.add(
-            Node::new("KSampler")
-                .with_link("model", &model.0, model.1)
-                .with_link("positive", &positive, 0)
-                .with_link("negative", &negative, 0)
-                .with_link("latent_image", &latent, 0)
-                .with("seed", self.seed)
-                .with("steps", self.steps)
-                .with("cfg", self.cfg)
-                .with("sampler_name", self.sampler.as_str())
-                .with("scheduler", self.scheduler.as_str())
-                .with("denoise", self.denoise)
-                .with_title("Sampler"),
-        );
-        let decode = prompt.add(
-            Node::new("VAEDecode")
-                .with_link("samples", &sampler, 0)
-                .with_link("vae", &loader, 2)
-                .with_title("VAE decode"),
-        );
-        let save = prompt.add(
-            Node::new("SaveImage")
-                .with_link("images", &decode, 0)
-                .with("filename_prefix", self.filename_prefix.as_str())
-                .with_title("Save image"),
-        );
-        BuiltGraph {
-            prompt,
-            sampler_node: sampler,
-            output_node: save,
-        }
+        self.generation().build()
     }
 }
 
@@ -121,6 +579,8 @@ impl TextToImage {
 mod tests {
     use super::*;
     use crate::graph::InputValue;
+    use crate::object_info::ObjectInfo;
+    use crate::validate::{ValidationOptions, validate};
 
     fn request() -> TextToImage {
         TextToImage {
@@ -152,6 +612,37 @@ mod tests {
         }
     }
 
+    fn fixture() -> ObjectInfo {
+        let raw: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/object_info-0.3.75.json"))
+                .expect("fixture parses");
+        ObjectInfo::from_json(&raw)
+    }
+
+    /// Every error is a model or input file the fixture's server does not have: the graph itself
+    /// (classes, links, types, ranges) is what ComfyUI expects.
+    fn assert_only_missing_files(built: &BuiltGraph) {
+        let report = validate(&built.prompt, &fixture(), &ValidationOptions::default());
+        for diagnostic in report.errors() {
+            let input = diagnostic.input.as_deref().unwrap_or_default();
+            let file_input = [
+                "ckpt_name",
+                "lora_name",
+                "unet_name",
+                "clip_name",
+                "clip_name1",
+                "clip_name2",
+                "clip_name3",
+                "vae_name",
+                "control_net_name",
+                "model_name",
+                "image",
+            ]
+            .contains(&input);
+            assert!(file_input, "unexpected error {diagnostic:?}");
+        }
+    }
+
     #[test]
     fn chains_loras_between_loader_and_consumers() {
         let built = request().build();
@@ -172,5 +663,143 @@ mod tests {
         );
         assert_eq!(sampler.inputs["seed"], serde_json::json!(u64::MAX));
         assert_eq!(prompt.nodes.len(), 9);
+        assert_only_missing_files(&built);
+    }
+
+    #[test]
+    fn every_canvas_and_refinement_is_a_valid_graph() {
+        let base = request().generation();
+        let canvases = [
+            Canvas::Image {
+                image: "in.png".into(),
+            },
+            Canvas::Inpaint {
+                image: "in.png".into(),
+                mask: None,
+                grow_mask_by: 6,
+            },
+            Canvas::Inpaint {
+                image: "in.png".into(),
+                mask: Some("mask.png".into()),
+                grow_mask_by: 6,
+            },
+            Canvas::Outpaint {
+                image: "in.png".into(),
+                left: 16,
+                top: 0,
+                right: 16,
+                bottom: 0,
+                feathering: 8,
+            },
+        ];
+        for canvas in canvases {
+            let mut generation = base.clone();
+            generation.canvas = canvas.clone();
+            generation.denoise = 0.6;
+            assert_only_missing_files(&generation.build());
+        }
+        let mut generation = base.clone();
+        generation.controlnets = vec![
+            ControlNetSpec {
+                model: "a.safetensors".into(),
+                image: "edges.png".into(),
+                strength: 0.8,
+                start_percent: 0.0,
+                end_percent: 1.0,
+            },
+            ControlNetSpec {
+                model: "b.safetensors".into(),
+                image: "depth.png".into(),
+                strength: 0.5,
+                start_percent: 0.0,
+                end_percent: 0.7,
+            },
+        ];
+        generation.hires_fix = Some(HiresFix {
+            scale: 1.5,
+            steps: 4,
+            denoise: 0.5,
+            upscale_method: "bislerp".into(),
+        });
+        generation.upscale_model = Some("x2.safetensors".into());
+        let built = generation.build();
+        let classes: Vec<&str> = built
+            .prompt
+            .nodes
+            .values()
+            .map(|node| node.class_type.as_str())
+            .collect();
+        assert_eq!(
+            classes
+                .iter()
+                .filter(|class| **class == "ControlNetApplyAdvanced")
+                .count(),
+            2
+        );
+        assert_eq!(classes.iter().filter(|class| **class == "KSampler").count(), 2);
+        assert!(classes.contains(&"ImageUpscaleWithModel") && classes.contains(&"LatentUpscaleBy"));
+        assert_only_missing_files(&built);
+    }
+
+    #[test]
+    fn families_build_their_own_graphs() {
+        for (family, encoders) in [
+            (
+                ModelFamily::Flux,
+                vec![
+                    "t5xxl_fp8.safetensors".to_owned(),
+                    "clip_l.safetensors".to_owned(),
+                ],
+            ),
+            (
+                ModelFamily::StableDiffusion3,
+                vec![
+                    "clip_g.safetensors".into(),
+                    "clip_l.safetensors".into(),
+                    "t5xxl.safetensors".into(),
+                ],
+            ),
+            (
+                ModelFamily::StableDiffusionXl,
+                vec!["clip_l.safetensors".into(), "clip_g.safetensors".into()],
+            ),
+        ] {
+            let mut generation = request().generation();
+            generation.family = family;
+            generation.loras.clear();
+            generation.model = ModelSource::Components {
+                diffusion_model: "model.safetensors".into(),
+                weight_dtype: "default".into(),
+                text_encoders: encoders,
+                vae: "vae.safetensors".into(),
+            };
+            let built = generation.build();
+            let classes: Vec<&str> = built
+                .prompt
+                .nodes
+                .values()
+                .map(|node| node.class_type.as_str())
+                .collect();
+            assert!(classes.contains(&"UNETLoader"));
+            assert_eq!(classes.contains(&"FluxGuidance"), family == ModelFamily::Flux);
+            assert_eq!(
+                classes.contains(&"EmptySD3LatentImage"),
+                family != ModelFamily::StableDiffusionXl
+            );
+            assert_only_missing_files(&built);
+        }
+        assert_eq!(ModelFamily::guess("flux1-dev-fp8.safetensors"), ModelFamily::Flux);
+        assert_eq!(
+            ModelFamily::guess("sd_xl_base_1.0.safetensors"),
+            ModelFamily::StableDiffusionXl
+        );
+        assert_eq!(
+            ModelFamily::guess("sd3.5_large.safetensors"),
+            ModelFamily::StableDiffusion3
+        );
+        assert_eq!(
+            ModelFamily::guess("v1-5-pruned.ckpt"),
+            ModelFamily::StableDiffusion
+        );
     }
 }
