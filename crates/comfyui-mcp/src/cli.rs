@@ -144,13 +144,14 @@ pub async fn generate(engine: Arc<Engine>, arguments: GenerateArguments) -> anyh
         loras,
         filename_prefix: None,
         backend: arguments.backend.clone(),
+        ..Default::default()
     };
     let (entry, mut job, parameters) = engine.generate(&request).await.map_err(explain)?;
     eprintln!(
         "queued job {} on {} (checkpoint {}, seed {})",
         job.prompt_id,
         entry.label(),
-        parameters.checkpoint,
+        parameters.model_name(),
         parameters.seed
     );
     let cancel = CancellationToken::new();

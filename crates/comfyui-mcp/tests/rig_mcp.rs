@@ -63,7 +63,7 @@ async fn generate_streams_progress_and_returns_a_png() {
     let summary = json_of(&result);
     assert_eq!(summary["status"], "succeeded", "{summary}");
     assert_eq!(summary["parameters"]["seed"], 7);
-    assert_eq!(summary["parameters"]["checkpoint"], CHECKPOINT);
+    assert_eq!(summary["parameters"]["model"]["name"], CHECKPOINT);
 
     let progress = harness.progress();
     assert!(
@@ -473,11 +473,14 @@ async fn run_workflow_upload_and_get_output() {
         text_of(&escape)
     );
 
+    // UI-format workflows are converted, then validated like any other: an empty one has no outputs.
     let ui_format = harness
         .call("run_workflow", json!({"workflow": {"nodes": [], "links": []}}))
         .await;
     assert!(
-        is_error(&ui_format) && text_of(&ui_format).contains("UI-format"),
+        is_error(&ui_format)
+            && text_of(&ui_format).contains("nothing was queued")
+            && text_of(&ui_format).contains("prompt_no_outputs"),
         "{}",
         text_of(&ui_format)
     );
@@ -491,5 +494,101 @@ async fn run_workflow_upload_and_get_output() {
         is_error(&bad_override) && text_of(&bad_override).contains("no node \"9\""),
         "{}",
         text_of(&bad_override)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_image_edits_uploaded_images() {
+    let harness = connect(&comfyui_url()).await;
+    let mut pixels = Vec::new();
+    for row in 0..64u32 {
+        for column in 0..64u32 {
+            pixels.extend_from_slice(&[
+                (row * 4) as u8,
+                (column * 4) as u8,
+                90,
+                if column < 32 { 0 } else { 255 },
+            ]);
+        }
+    }
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        &pixels,
+        64,
+        64,
+        image::ExtendedColorType::Rgba8,
+    )
+    .unwrap();
+    let uploaded = harness
+        .call("upload_image", json!({"data_base64": base64::engine::general_purpose::STANDARD.encode(&png), "filename": format!("edit-{}.png", uuid::Uuid::new_v4())}))
+        .await;
+    let name = json_of(&uploaded)["name"]
+        .as_str()
+        .expect("uploaded name")
+        .to_owned();
+    let base = json!({"checkpoint": CHECKPOINT, "steps": 3, "seed": 3});
+    let cases = [
+        (json!({"image": name}), (64, 64), "image"),
+        (json!({"image": name, "mask": "alpha"}), (64, 64), "inpaint"),
+        (
+            json!({"image": name, "outpaint": [8, 0, 8, 16]}),
+            (80, 80),
+            "outpaint",
+        ),
+        (
+            json!({"width": 64, "height": 64, "hires_fix": {"scale": 2.0, "steps": 2}}),
+            (128, 128),
+            "empty",
+        ),
+    ];
+    for (change, (width, height), canvas) in cases {
+        let mut arguments = base.clone();
+        arguments["prompt"] = json!(unique_prompt("edit"));
+        for (key, value) in change.as_object().unwrap() {
+            arguments[key] = value.clone();
+        }
+        let result = harness.call("generate_image", arguments.clone()).await;
+        assert!(!is_error(&result), "{arguments}: {}", text_of(&result));
+        let summary = json_of(&result);
+        assert_eq!(summary["parameters"]["canvas"]["kind"], canvas, "{summary}");
+        let image = result
+            .content
+            .iter()
+            .find_map(|block| block.as_image())
+            .expect("a preview");
+        let decoded = image::load_from_memory(
+            &base64::engine::general_purpose::STANDARD
+                .decode(&image.data)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (decoded.width(), decoded.height()),
+            (width, height),
+            "{arguments}"
+        );
+    }
+    let orphan = harness
+        .call(
+            "generate_image",
+            json!({"prompt": "x", "mask": "alpha", "checkpoint": CHECKPOINT}),
+        )
+        .await;
+    assert!(
+        is_error(&orphan) && text_of(&orphan).contains("need `image`"),
+        "{}",
+        text_of(&orphan)
+    );
+    let half = harness
+        .call(
+            "generate_image",
+            json!({"prompt": "x", "diffusion_model": "flux.safetensors"}),
+        )
+        .await;
+    assert!(
+        is_error(&half) && text_of(&half).contains("text_encoders"),
+        "{}",
+        text_of(&half)
     );
 }

@@ -4,16 +4,19 @@
 use std::collections::BTreeMap;
 
 use comfy_api::{SubmitOptions, SubmittedJob};
-use comfy_workflow::builders::{LoraSpec, TextToImage};
+use comfy_workflow::builders::{
+    Canvas, ControlNetSpec, Generation, HiresFix, LoraSpec, ModelFamily, ModelSource,
+};
 use comfy_workflow::diagnostic::code;
 use comfy_workflow::{ApiPrompt, Report, ValidationOptions, validate};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::records::JobContext;
+use super::workflows::{StartedWorkflow, run_options};
 use super::{BackendEntry, Engine, EngineError};
 
-/// A text-to-image request; `None` means "use the default".
+/// A generation request; `None` means "use the default" (defaults depend on the model family).
 #[derive(Debug, Clone, Default)]
 pub struct GenerateRequest {
     pub prompt: String,
@@ -28,7 +31,23 @@ pub struct GenerateRequest {
     pub denoise: Option<f64>,
     pub batch_size: Option<i64>,
     pub checkpoint: Option<String>,
+    /// Separate model files instead of a checkpoint: diffusion model, text encoders, VAE.
+    pub diffusion_model: Option<String>,
+    pub text_encoders: Vec<String>,
+    pub vae: Option<String>,
+    /// `stable_diffusion`, `stable_diffusion_xl`, `stable_diffusion_3` or `flux`; guessed from
+    /// the model name when absent.
+    pub family: Option<String>,
     pub loras: Vec<LoraRequest>,
+    /// An input image (name in ComfyUI's input folder): image to image.
+    pub image: Option<String>,
+    /// With `image`: repaint where this mask is white; `"alpha"` repaints the image's transparent part.
+    pub mask: Option<String>,
+    /// With `image`: extend it by `[left, top, right, bottom]` pixels and paint the new area.
+    pub outpaint: Option<[i64; 4]>,
+    pub controlnets: Vec<ControlNetRequest>,
+    pub hires_fix: Option<HiresFixRequest>,
+    pub upscale_model: Option<String>,
     pub filename_prefix: Option<String>,
     pub backend: Option<String>,
 }
@@ -40,21 +59,69 @@ pub struct LoraRequest {
     pub clip_strength: Option<f64>,
 }
 
+#[derive(Debug, Clone)]
+pub struct ControlNetRequest {
+    pub model: String,
+    pub image: String,
+    pub strength: Option<f64>,
+    pub start_percent: Option<f64>,
+    pub end_percent: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HiresFixRequest {
+    pub scale: Option<f64>,
+    pub steps: Option<i64>,
+    pub denoise: Option<f64>,
+}
+
 /// The parameters actually used, echoed back so a result can be reproduced.
 #[derive(Debug, Clone, Serialize)]
 pub struct GenerationParameters {
-    pub checkpoint: String,
+    pub family: ModelFamily,
+    pub model: ModelSource,
     pub seed: u64,
-    pub width: u32,
-    pub height: u32,
     pub steps: u32,
     pub cfg: f64,
     pub sampler: String,
     pub scheduler: String,
     pub denoise: f64,
-    pub batch_size: u32,
+    pub canvas: Canvas,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub loras: Vec<LoraSpec>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub controlnets: Vec<ControlNetSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hires_fix: Option<HiresFix>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upscale_model: Option<String>,
+}
+
+impl GenerationParameters {
+    /// The model file that names this generation in the library and metrics.
+    pub fn model_name(&self) -> &str {
+        match &self.model {
+            ModelSource::Checkpoint { name } => name,
+            ModelSource::Components { diffusion_model, .. } => diffusion_model,
+        }
+    }
+}
+
+fn parse_family(raw: &str) -> Result<ModelFamily, EngineError> {
+    match raw
+        .trim()
+        .to_ascii_lowercase()
+        .replace(['-', ' ', '.'], "_")
+        .as_str()
+    {
+        "stable_diffusion" | "sd" | "sd1" | "sd15" | "sd1_5" | "sd2" => Ok(ModelFamily::StableDiffusion),
+        "stable_diffusion_xl" | "sdxl" | "xl" => Ok(ModelFamily::StableDiffusionXl),
+        "stable_diffusion_3" | "sd3" | "sd3_5" => Ok(ModelFamily::StableDiffusion3),
+        "flux" => Ok(ModelFamily::Flux),
+        other => Err(EngineError::bad_input(format!(
+            "unknown model family {other:?}; use stable_diffusion, stable_diffusion_xl, stable_diffusion_3 or flux"
+        ))),
+    }
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
@@ -130,7 +197,8 @@ impl Engine {
         context: JobContext,
     ) -> Result<SubmittedJob, EngineError> {
         let report = self.validate_prompt(entry, prompt).await?;
-        if report.has_errors() {
+        // A rejection without node errors (no output nodes at all) would reach ComfyUI otherwise.
+        if report.has_errors() || !report.is_accepted() {
             return Err(EngineError::Invalid {
                 backend: entry.label(),
                 report: Box::new(report),
@@ -178,7 +246,8 @@ impl Engine {
         }
     }
 
-    /// Builds, validates and queues a text-to-image graph.
+    /// Builds, validates and queues a generation graph (text to image, image to image, inpaint,
+    /// outpaint, ControlNets, LoRAs, hires fix, model upscale) for the model's family.
     pub async fn generate(
         &self,
         request: &GenerateRequest,
@@ -186,8 +255,19 @@ impl Engine {
         if request.prompt.trim().is_empty() {
             return Err(EngineError::bad_input("prompt must not be empty"));
         }
-        let width = in_range("width", request.width.unwrap_or(512), 16, 16_384)?;
-        let height = in_range("height", request.height.unwrap_or(512), 16, 16_384)?;
+        let entry = self.pick_backend(request.backend.as_deref())?;
+        let model = self.model_source(entry, request).await?;
+        let family = match &request.family {
+            Some(raw) => parse_family(raw)?,
+            None => ModelFamily::guess(match &model {
+                ModelSource::Checkpoint { name } => name,
+                ModelSource::Components { diffusion_model, .. } => diffusion_model,
+            }),
+        };
+        let defaults = family.defaults();
+        let size = i64::from(defaults.size);
+        let width = in_range("width", request.width.unwrap_or(size), 16, 16_384)?;
+        let height = in_range("height", request.height.unwrap_or(size), 16, 16_384)?;
         for (name, value) in [("width", width), ("height", height)] {
             if value % 8 != 0 {
                 return Err(EngineError::bad_input(format!(
@@ -196,14 +276,75 @@ impl Engine {
                 )));
             }
         }
-        let steps = in_range("steps", request.steps.unwrap_or(20), 1, 10_000)?;
-        let cfg = in_range("cfg", request.cfg.unwrap_or(7.0), 0.0, 100.0)?;
-        let denoise = in_range("denoise", request.denoise.unwrap_or(1.0), 0.0, 1.0)?;
+        let steps = in_range(
+            "steps",
+            request.steps.unwrap_or(i64::from(defaults.steps)),
+            1,
+            10_000,
+        )?;
+        let cfg = in_range("cfg", request.cfg.unwrap_or(defaults.cfg), 0.0, 100.0)?;
         let batch_size = in_range("batch_size", request.batch_size.unwrap_or(1), 1, 64)?;
         let seed = match request.seed {
             Some(seed) => u64::try_from(in_range("seed", seed, 0, i128::from(u64::MAX))?).unwrap_or_default(),
             None => random_seed(),
         };
+        let canvas = match (&request.image, &request.mask, &request.outpaint) {
+            (None, None, None) => Canvas::Empty {
+                width: u32::try_from(width).unwrap_or(512),
+                height: u32::try_from(height).unwrap_or(512),
+                batch_size: u32::try_from(batch_size).unwrap_or(1),
+            },
+            (None, _, _) => {
+                return Err(EngineError::bad_input(
+                    "mask and outpaint need `image` (upload it with upload_image first)",
+                ));
+            }
+            (Some(_), Some(_), Some(_)) => {
+                return Err(EngineError::bad_input(
+                    "give either mask (inpaint) or outpaint, not both",
+                ));
+            }
+            (Some(image), Some(mask), None) => Canvas::Inpaint {
+                image: image.clone(),
+                mask: if mask.eq_ignore_ascii_case("alpha") {
+                    None
+                } else {
+                    Some(mask.clone())
+                },
+                grow_mask_by: 6,
+            },
+            (Some(image), None, Some([left, top, right, bottom])) => {
+                let mut sides = [0u32; 4];
+                for (slot, (name, value)) in
+                    sides
+                        .iter_mut()
+                        .zip([("left", left), ("top", top), ("right", right), ("bottom", bottom)])
+                {
+                    *slot =
+                        u32::try_from(in_range(&format!("outpaint {name}"), *value, 0, 4096)?).unwrap_or(0);
+                }
+                if sides.iter().all(|side| *side == 0) {
+                    return Err(EngineError::bad_input(
+                        "outpaint needs at least one side above 0 pixels",
+                    ));
+                }
+                Canvas::Outpaint {
+                    image: image.clone(),
+                    left: sides[0],
+                    top: sides[1],
+                    right: sides[2],
+                    bottom: sides[3],
+                    feathering: 8,
+                }
+            }
+            (Some(image), None, None) => Canvas::Image { image: image.clone() },
+        };
+        let default_denoise = if matches!(canvas, Canvas::Image { .. }) {
+            0.6
+        } else {
+            1.0
+        };
+        let denoise = in_range("denoise", request.denoise.unwrap_or(default_denoise), 0.0, 1.0)?;
         let mut loras = Vec::new();
         for lora in &request.loras {
             if lora.name.trim().is_empty() {
@@ -222,65 +363,86 @@ impl Engine {
                 strength_clip: clip_strength,
             });
         }
-        let entry = self.pick_backend(request.backend.as_deref())?;
-        let info = self.object_info(entry, false).await?;
-        let checkpoint = match &request.checkpoint {
-            Some(name) => name.clone(),
-            None => match &self.settings.default_checkpoint {
-                Some(name) => name.clone(),
-                None => {
-                    if !info.has_node("CheckpointLoaderSimple") {
-                        return Err(EngineError::Missing {
-                            backend: entry.label(),
-                            what: "node class CheckpointLoaderSimple".to_owned(),
-                            how_to_fix: "this ComfyUI lacks its core loader nodes; update or repair the ComfyUI install".to_owned(),
-                        });
-                    }
-                    let mut choices = info
-                        .combo_choices("CheckpointLoaderSimple", "ckpt_name")
-                        .unwrap_or_default();
-                    if choices.is_empty() {
-                        // The list may predate a newly added file.
-                        let fresh = self.object_info(entry, true).await?;
-                        choices = fresh
-                            .combo_choices("CheckpointLoaderSimple", "ckpt_name")
-                            .unwrap_or_default();
-                    }
-                    choices.into_iter().next().ok_or_else(|| EngineError::Missing {
-                        backend: entry.label(),
-                        what: "a checkpoint model".to_owned(),
-                        how_to_fix: "put a checkpoint file (.safetensors or .ckpt) into ComfyUI's models/checkpoints folder, or pass `checkpoint`; list_models with folder=\"checkpoints\" shows what is there".to_owned(),
-                    })?
-                }
-            },
+        let mut controlnets = Vec::new();
+        for controlnet in &request.controlnets {
+            let start_percent = in_range(
+                "ControlNet start_percent",
+                controlnet.start_percent.unwrap_or(0.0),
+                0.0,
+                1.0,
+            )?;
+            let end_percent = in_range(
+                "ControlNet end_percent",
+                controlnet.end_percent.unwrap_or(1.0),
+                start_percent,
+                1.0,
+            )?;
+            controlnets.push(ControlNetSpec {
+                model: controlnet.model.clone(),
+                image: controlnet.image.clone(),
+                strength: in_range(
+                    "ControlNet strength",
+                    controlnet.strength.unwrap_or(1.0),
+                    0.0,
+                    10.0,
+                )?,
+                start_percent,
+                end_percent,
+            });
+        }
+        let hires_fix = match &request.hires_fix {
+            None => None,
+            Some(hires) => Some(HiresFix {
+                scale: in_range("hires_fix scale", hires.scale.unwrap_or(1.5), 1.0, 8.0)?,
+                steps: u32::try_from(in_range(
+                    "hires_fix steps",
+                    hires.steps.unwrap_or((steps / 2).max(1)),
+                    1,
+                    10_000,
+                )?)
+                .unwrap_or(10),
+                denoise: in_range("hires_fix denoise", hires.denoise.unwrap_or(0.5), 0.0, 1.0)?,
+                upscale_method: "bislerp".to_owned(),
+            }),
         };
         let parameters = GenerationParameters {
-            checkpoint,
+            family,
+            model: model.clone(),
             seed,
-            width: u32::try_from(width).unwrap_or(512),
-            height: u32::try_from(height).unwrap_or(512),
             steps: u32::try_from(steps).unwrap_or(20),
             cfg,
-            sampler: request.sampler.clone().unwrap_or_else(|| "euler".to_owned()),
-            scheduler: request.scheduler.clone().unwrap_or_else(|| "normal".to_owned()),
+            sampler: request
+                .sampler
+                .clone()
+                .unwrap_or_else(|| defaults.sampler.to_owned()),
+            scheduler: request
+                .scheduler
+                .clone()
+                .unwrap_or_else(|| defaults.scheduler.to_owned()),
             denoise,
-            batch_size: u32::try_from(batch_size).unwrap_or(1),
+            canvas: canvas.clone(),
             loras,
+            controlnets,
+            hires_fix,
+            upscale_model: request.upscale_model.clone(),
         };
-        let graph = TextToImage {
-            checkpoint: parameters.checkpoint.clone(),
+        let graph = Generation {
+            family,
+            model,
             prompt: request.prompt.clone(),
             negative_prompt: request.negative_prompt.clone().unwrap_or_default(),
-            width: parameters.width,
-            height: parameters.height,
-            batch_size: parameters.batch_size,
+            canvas,
             steps: parameters.steps,
-            cfg: parameters.cfg,
+            cfg,
             sampler: parameters.sampler.clone(),
             scheduler: parameters.scheduler.clone(),
-            seed: parameters.seed,
-            denoise: parameters.denoise,
+            seed,
+            denoise,
+            guidance: 3.5,
             loras: parameters.loras.clone(),
+            controlnets: parameters.controlnets.clone(),
+            hires_fix: parameters.hires_fix.clone(),
+            upscale_model: parameters.upscale_model.clone(),
             filename_prefix: request
                 .filename_prefix
                 .clone()
@@ -289,7 +451,7 @@ impl Engine {
         .build();
         let context = JobContext {
             workflow: Some("generate_image".to_owned()),
-            model: Some(parameters.checkpoint.clone()),
+            model: Some(parameters.model_name().to_owned()),
             prompt_text: request.prompt.clone(),
             parameters: serde_json::to_value(&parameters).unwrap_or(Value::Null),
             seed: Some(parameters.seed),
@@ -300,38 +462,117 @@ impl Engine {
         Ok((entry, job, parameters))
     }
 
-    /// Applies `node_id.input` overrides to an API-format workflow and queues it.
+    /// The model files of a request: a checkpoint (given, configured, or the backend's first), or
+    /// separate files, which need a diffusion model, text encoders and a VAE together.
+    async fn model_source(
+        &self,
+        entry: &BackendEntry,
+        request: &GenerateRequest,
+    ) -> Result<ModelSource, EngineError> {
+        if let Some(diffusion_model) = &request.diffusion_model {
+            if request.checkpoint.is_some() {
+                return Err(EngineError::bad_input(
+                    "give either checkpoint or diffusion_model, not both",
+                ));
+            }
+            let (Some(vae), false) = (&request.vae, request.text_encoders.is_empty()) else {
+                return Err(EngineError::bad_input(
+                    "diffusion_model needs text_encoders (1 to 3 files from models/text_encoders) and vae (a file from models/vae); list_models shows what the backend has",
+                ));
+            };
+            if request.text_encoders.len() > 3 {
+                return Err(EngineError::bad_input("at most 3 text_encoders"));
+            }
+            return Ok(ModelSource::Components {
+                diffusion_model: diffusion_model.clone(),
+                weight_dtype: "default".to_owned(),
+                text_encoders: request.text_encoders.clone(),
+                vae: vae.clone(),
+            });
+        }
+        if let Some(name) = request
+            .checkpoint
+            .as_ref()
+            .or(self.settings.default_checkpoint.as_ref())
+        {
+            return Ok(ModelSource::Checkpoint { name: name.clone() });
+        }
+        let info = self.object_info(entry, false).await?;
+        if !info.has_node("CheckpointLoaderSimple") {
+            return Err(EngineError::Missing {
+                backend: entry.label(),
+                what: "node class CheckpointLoaderSimple".to_owned(),
+                how_to_fix: "this ComfyUI lacks its core loader nodes; update or repair the ComfyUI install"
+                    .to_owned(),
+            });
+        }
+        let mut choices = info
+            .combo_choices("CheckpointLoaderSimple", "ckpt_name")
+            .unwrap_or_default();
+        if choices.is_empty() {
+            // The list may predate a newly added file.
+            let fresh = self.object_info(entry, true).await?;
+            choices = fresh
+                .combo_choices("CheckpointLoaderSimple", "ckpt_name")
+                .unwrap_or_default();
+        }
+        let name = choices.into_iter().next().ok_or_else(|| EngineError::Missing {
+            backend: entry.label(),
+            what: "a checkpoint model".to_owned(),
+            how_to_fix: "put a checkpoint file (.safetensors or .ckpt) into ComfyUI's models/checkpoints folder, or pass `checkpoint` (or `diffusion_model` with `text_encoders` and `vae`); list_models with folder=\"checkpoints\" shows what is there".to_owned(),
+        })?;
+        Ok(ModelSource::Checkpoint { name })
+    }
+
+    /// Runs a workflow in API or UI format (UI workflows are converted with the backend's node
+    /// definitions; conversion errors refuse the run) with overrides keyed by parameter name
+    /// (`prompt`, `seed`, `steps`...) or `NODE_ID.INPUT`, validated before it is queued.
+    /// Conversion warnings are logged; [`Engine::run_workflow_as`] returns them.
     pub async fn run_workflow(
         &self,
         workflow: &Value,
         overrides: &Map<String, Value>,
         backend: Option<&str>,
     ) -> Result<(&BackendEntry, SubmittedJob), EngineError> {
-        let mut prompt: ApiPrompt = parse_api_workflow(workflow)?;
-        for (key, value) in overrides {
-            let Some((node_id, input)) = key.split_once('.') else {
-                return Err(EngineError::bad_input(format!(
-                    "override key {key:?} must be NODE_ID.INPUT, e.g. \"3.seed\""
-                )));
-            };
-            let Some(node) = prompt.get_mut(node_id) else {
-                let known: Vec<&str> = prompt.nodes.keys().map(String::as_str).collect();
-                return Err(EngineError::bad_input(format!(
-                    "override {key:?}: the workflow has no node {node_id:?}; its nodes are {}",
-                    known.join(", ")
-                )));
-            };
-            node.inputs.insert(
-                input.to_owned(),
-                comfy_workflow::InputValue::constant(value.clone()),
-            );
+        let started = self
+            .run_workflow_as("run_workflow", workflow, overrides, backend)
+            .await?;
+        for warning in &started.conversion {
+            tracing::info!(node = %warning.node_id, code = %warning.code, message = %warning.message, "workflow conversion warning");
         }
-        let entry = self.pick_backend(backend)?;
-        let context = workflow_context(&prompt, overrides);
+        Ok((started.entry, started.job))
+    }
+
+    /// Like [`Engine::run_workflow`], recorded under `label` (`run_workflow`, a saved workflow's
+    /// tool name...), and returning the conversion warnings too.
+    pub async fn run_workflow_as(
+        &self,
+        label: &str,
+        workflow: &Value,
+        overrides: &Map<String, Value>,
+        backend: Option<&str>,
+    ) -> Result<StartedWorkflow<'_>, EngineError> {
+        let prepared = self.prepare_workflow(workflow, backend, &run_options()).await?;
+        let (entry, loaded) = (prepared.entry, prepared.loaded);
+        if loaded.conversion_errors().next().is_some() {
+            return Err(EngineError::Unconvertible {
+                diagnostics: loaded.conversion,
+            });
+        }
+        let prompt = self
+            .overridden_prompt(entry, &loaded.prompt, prepared.info, overrides)
+            .await?;
+        let mut context = workflow_context(&prompt, overrides);
+        context.workflow = Some(label.to_owned());
         let job = self
             .submit(entry, &prompt, SubmitOptions::default(), context)
             .await?;
-        Ok((entry, job))
+        Ok(StartedWorkflow {
+            entry,
+            job,
+            format: loaded.format,
+            conversion: loaded.conversion,
+        })
     }
 }
 

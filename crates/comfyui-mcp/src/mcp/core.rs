@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::render::{engine_error, error_text, job_result, json_result};
 use super::{ComfyServer, ProgressSender, arguments};
-use crate::engine::generate::{GenerateRequest, LoraRequest};
+use crate::engine::generate::{ControlNetRequest, GenerateRequest, HiresFixRequest, LoraRequest};
 use crate::engine::jobs::WaitOutcome;
 use crate::engine::media;
 use crate::engine::records::snapshot_from_record;
@@ -73,6 +73,32 @@ struct LoraArgument {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+struct ControlNetArgument {
+    /// ControlNet model from models/controlnet.
+    model: String,
+    /// Control image (already preprocessed: edges, depth, pose...) from upload_image.
+    image: String,
+    /// Default 1.0.
+    strength: Option<f64>,
+    /// Fraction of sampling where it starts (default 0).
+    start_percent: Option<f64>,
+    /// Fraction of sampling where it ends (default 1).
+    end_percent: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct HiresFixArgument {
+    /// Latent upscale factor (default 1.5).
+    scale: Option<f64>,
+    /// Steps of the second pass (default half the first).
+    steps: Option<i64>,
+    /// Denoise of the second pass (default 0.5).
+    denoise: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct GenerateImageArguments {
     /// What the image should show.
     prompt: String,
@@ -98,9 +124,33 @@ struct GenerateImageArguments {
     batch_size: Option<i64>,
     /// Checkpoint file (default: the configured one, else the backend's first).
     checkpoint: Option<String>,
+    /// Separate model files instead of a checkpoint (Flux, SD3...): a file from
+    /// models/diffusion_models; needs text_encoders and vae.
+    diffusion_model: Option<String>,
+    /// 1 to 3 files from models/text_encoders (e.g. Flux: t5xxl and clip_l).
+    #[serde(default)]
+    text_encoders: Vec<String>,
+    /// A file from models/vae.
+    vae: Option<String>,
+    /// stable_diffusion, stable_diffusion_xl, stable_diffusion_3 or flux (default: guessed from the
+    /// model name); sets default size, steps, cfg, sampler and scheduler.
+    family: Option<String>,
     /// LoRAs applied in order.
     #[serde(default)]
     loras: Vec<LoraArgument>,
+    /// Start from this input image (a name from upload_image): image to image (denoise 0.6 by default).
+    image: Option<String>,
+    /// With image: repaint where this mask image is white, or "alpha" to repaint the image's transparent part.
+    mask: Option<String>,
+    /// With image: extend it by [left, top, right, bottom] pixels and paint the new area.
+    outpaint: Option<[i64; 4]>,
+    /// ControlNets applied in order.
+    #[serde(default)]
+    controlnets: Vec<ControlNetArgument>,
+    /// A second pass at a higher resolution.
+    hires_fix: Option<HiresFixArgument>,
+    /// Upscale the result with this model from models/upscale_models.
+    upscale_model: Option<String>,
     /// Output file name prefix (default comfyui-mcp).
     filename_prefix: Option<String>,
     /// Seconds to wait before returning the job id instead (default and maximum: the server's limit).
@@ -111,9 +161,11 @@ struct GenerateImageArguments {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RunWorkflowArguments {
-    /// An API-format workflow (node id -> {class_type, inputs}), as ComfyUI's "Export (API)" saves it.
+    /// A workflow in API format (node id -> {class_type, inputs}, as "Export (API)" saves it) or
+    /// UI format (with nodes and links, as "Save" writes it; converted like the frontend does).
     workflow: Value,
-    /// Input overrides keyed "NODE_ID.INPUT", e.g. {"3.seed": 42, "6.text": "a red fox"}.
+    /// Overrides keyed by parameter name (prompt, negative_prompt, seed, steps, cfg, width,
+    /// checkpoint...; workflow_parameters lists them) or "NODE_ID.INPUT", e.g. {"seed": 42, "6.text": "a red fox"}.
     #[serde(default)]
     overrides: Map<String, Value>,
     wait_seconds: Option<f64>,
@@ -226,12 +278,12 @@ pub fn tools() -> Vec<Tool> {
         ),
         tool::<GenerateImageArguments>(
             "generate_image",
-            "Text to image. Waits (bounded) and returns a preview, a link to the full file and the parameters used, or a job_id to continue with get_job.",
+            "Generate an image: text to image, or from an input image (image to image, inpaint with a mask, outpaint), with LoRAs, ControlNets, hires fix and model upscale, for SD1.x/SDXL/SD3/Flux. Waits (bounded) and returns a preview, a link to the full file and the parameters used, or a job_id to continue with get_job.",
             acting(),
         ),
         tool::<RunWorkflowArguments>(
             "run_workflow",
-            "Validate and run an API-format workflow with optional NODE_ID.INPUT overrides. Waits like generate_image.",
+            "Validate and run a workflow (API or UI format) with optional overrides by parameter name (prompt, seed, steps...) or NODE_ID.INPUT. Waits like generate_image.",
             acting(),
         ),
         tool::<GetJobArguments>(
@@ -292,7 +344,7 @@ pub async fn call(
 
 type ToolOutcome = Result<CallToolResult, CallToolResult>;
 
-fn wait_limit(
+pub(super) fn wait_limit(
     server: &ComfyServer,
     requested: Option<f64>,
     default: Duration,
@@ -388,6 +440,10 @@ async fn generate_image(
         denoise: arguments.denoise,
         batch_size: arguments.batch_size,
         checkpoint: arguments.checkpoint,
+        diffusion_model: arguments.diffusion_model,
+        text_encoders: arguments.text_encoders,
+        vae: arguments.vae,
+        family: arguments.family,
         loras: arguments
             .loras
             .into_iter()
@@ -397,6 +453,26 @@ async fn generate_image(
                 clip_strength: lora.clip_strength,
             })
             .collect(),
+        image: arguments.image,
+        mask: arguments.mask,
+        outpaint: arguments.outpaint,
+        controlnets: arguments
+            .controlnets
+            .into_iter()
+            .map(|controlnet| ControlNetRequest {
+                model: controlnet.model,
+                image: controlnet.image,
+                strength: controlnet.strength,
+                start_percent: controlnet.start_percent,
+                end_percent: controlnet.end_percent,
+            })
+            .collect(),
+        hires_fix: arguments.hires_fix.map(|hires| HiresFixRequest {
+            scale: hires.scale,
+            steps: hires.steps,
+            denoise: hires.denoise,
+        }),
+        upscale_model: arguments.upscale_model,
         filename_prefix: arguments.filename_prefix,
         backend: arguments.backend,
     };
@@ -423,33 +499,16 @@ async fn run_workflow(
     context: &RequestContext<RoleServer>,
 ) -> ToolOutcome {
     let arguments: RunWorkflowArguments = arguments("run_workflow", raw)?;
-    let limit = wait_limit(server, arguments.wait_seconds, server.engine.settings.wait)?;
-    let engine = &server.engine;
-    let (entry, mut job) = engine
-        .run_workflow(
-            &arguments.workflow,
-            &arguments.overrides,
-            arguments.backend.as_deref(),
-        )
-        .await
-        .map_err(|error| engine_error(&error))?;
-    let progress = ProgressSender::new(context);
-    let outcome = engine
-        .follow(entry, &mut job.subscription, limit, &context.ct, |report| {
-            let progress = progress.clone();
-            async move { progress.send(report).await }
-        })
-        .await
-        .map_err(|error| engine_error(&error))?;
-    let mut result = job_result(entry, &outcome, None, engine.settings.preview_bytes).await;
-    if !job.accepted.node_errors.is_empty() {
-        let partial = format!(
-            "ComfyUI queued only part of the workflow; node errors: {}",
-            serde_json::to_string(&job.accepted.node_errors).unwrap_or_default()
-        );
-        result.content.push(ContentBlock::text(partial));
-    }
-    Ok(result)
+    super::workflows::run_and_report(
+        server,
+        "run_workflow",
+        &arguments.workflow,
+        &arguments.overrides,
+        arguments.wait_seconds,
+        arguments.backend.as_deref(),
+        context,
+    )
+    .await
 }
 
 async fn get_job(
