@@ -7,3 +7,4 @@ pub mod engine;
 pub mod mcp;
 pub mod serve;
 pub mod settings;
+pub mod workflow_commands;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use comfyui_mcp::settings::{self, CommandLineSettings, Settings};
-use comfyui_mcp::{cli, engine, serve};
+use comfyui_mcp::{cli, engine, serve, workflow_commands};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +32,12 @@ enum Command {
     Generate(cli::GenerateArguments),
     /// Check the configured ComfyUI backend(s) and say how to fix what is wrong
     Doctor,
+    /// Convert a UI workflow to the API prompt ComfyUI queues (JSON on stdout, findings on stderr)
+    Convert(workflow_commands::ConvertArguments),
+    /// Validate a workflow (UI or API format): diagnostics as JSON on stdout, exit 1 on errors
+    Validate(workflow_commands::WorkflowFileArguments),
+    /// The parameters of a workflow (prompt, seed, steps...) with their JSON Schemas
+    Params(workflow_commands::WorkflowFileArguments),
 }
 
 fn init_logging(default_filter: &str) {
@@ -70,6 +76,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Workflow commands need neither the database nor the backend actors.
+    let command = match command {
+        Command::Convert(arguments) => {
+            return runtime.block_on(workflow_commands::convert(arguments, &settings));
+        }
+        Command::Validate(arguments) => {
+            return runtime.block_on(workflow_commands::validate_command(arguments, &settings));
+        }
+        Command::Params(arguments) => {
+            return runtime.block_on(workflow_commands::params(arguments, &settings));
+        }
+        other => other,
+    };
     runtime.block_on(async move {
         let engine = match engine::Engine::start(settings).await {
             Ok(engine) => engine,
@@ -94,6 +113,8 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 };
             }
+            // Answered above, before the engine started.
+            Command::Convert(_) | Command::Validate(_) | Command::Params(_) => Ok(()),
         };
         engine.shutdown().await;
         match result {

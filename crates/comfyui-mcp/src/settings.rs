@@ -34,10 +34,12 @@ pub mod env {
     pub const LOG: &str = "COMFYUI_MCP_LOG";
     /// Path of the SQLite database (jobs, presets, outputs library, metrics, audit).
     pub const DATABASE: &str = "COMFYUI_MCP_DATABASE";
+    /// Directory whose `*.json` workflows each become an MCP tool `workflow_<name>`.
+    pub const WORKFLOWS_DIR: &str = "COMFYUI_MCP_WORKFLOWS_DIR";
 }
 
 /// Toolsets this build knows (each is one file in `mcp/`).
-pub const KNOWN_TOOLSETS: &[&str] = &["core"];
+pub const KNOWN_TOOLSETS: &[&str] = &["core", "workflows"];
 
 /// A problem in the configuration, naming where it came from.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,7 @@ pub struct FileSettings {
     pub default_checkpoint: Option<String>,
     pub allow_local_files: Option<bool>,
     pub database: Option<PathBuf>,
+    pub workflows_dir: Option<PathBuf>,
     pub http: Option<FileHttp>,
 }
 
@@ -104,6 +107,9 @@ pub struct CommandLineSettings {
     /// SQLite database file [env: COMFYUI_MCP_DATABASE; default: the platform data directory]
     #[arg(long, global = true)]
     pub database: Option<PathBuf>,
+    /// Directory of saved workflows, each exposed as a tool `workflow_<name>` [env: COMFYUI_MCP_WORKFLOWS_DIR]
+    #[arg(long, global = true)]
+    pub workflows_dir: Option<PathBuf>,
 }
 
 /// One ComfyUI server.
@@ -145,6 +151,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// `None`: the platform data directory.
     pub database: Option<PathBuf>,
+    /// Saved workflows exposed as tools; `None`: no workflow tools.
+    pub workflows_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -160,6 +168,7 @@ impl std::fmt::Debug for Settings {
             .field("http_token", &self.http_token.as_ref().map(|_| "<redacted>"))
             .field("allowed_origins", &self.allowed_origins)
             .field("database", &self.database)
+            .field("workflows_dir", &self.workflows_dir)
             .finish()
     }
 }
@@ -327,6 +336,28 @@ impl Settings {
         if let Some(raw) = environment(env::ALLOWED_ORIGINS) {
             allowed_origins.extend(split_list(&raw));
         }
+        let workflows_dir = command_line
+            .workflows_dir
+            .clone()
+            .map(|path| (path, "--workflows-dir".to_owned()))
+            .or_else(|| {
+                environment(env::WORKFLOWS_DIR)
+                    .map(|path| (PathBuf::from(path), env::WORKFLOWS_DIR.to_owned()))
+            })
+            .or_else(|| {
+                file.workflows_dir
+                    .clone()
+                    .map(|path| (path, "workflows_dir".to_owned()))
+            });
+        if let Some((path, source_name)) = &workflows_dir
+            && !path.is_dir()
+        {
+            return Err(SettingsError::Invalid {
+                source_name: source_name.clone(),
+                value: path.display().to_string(),
+                reason: "not a directory".to_owned(),
+            });
+        }
         Ok(Settings {
             backends,
             toolsets,
@@ -341,6 +372,7 @@ impl Settings {
                 .clone()
                 .or_else(|| environment(env::DATABASE).map(PathBuf::from))
                 .or(file.database),
+            workflows_dir: workflows_dir.map(|(path, _)| path),
         })
     }
 
@@ -530,5 +562,29 @@ mod tests {
         .unwrap_err();
         std::fs::remove_file(&broken).ok();
         assert!(error.to_string().contains("wait_secs"), "{error}");
+    }
+
+    #[test]
+    fn workflows_dir_must_be_a_directory() {
+        let directory = std::env::temp_dir();
+        let settings = resolve(
+            &[(env::WORKFLOWS_DIR, directory.to_str().unwrap())],
+            CommandLineSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(settings.workflows_dir.as_deref(), Some(directory.as_path()));
+        assert_eq!(
+            resolve(&[], CommandLineSettings::default())
+                .unwrap()
+                .workflows_dir,
+            None
+        );
+        let error = resolve(
+            &[(env::WORKFLOWS_DIR, "/nonexistent/comfyui-mcp-workflows")],
+            CommandLineSettings::default(),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains(env::WORKFLOWS_DIR), "{error}");
+        assert!(error.to_string().contains("not a directory"), "{error}");
     }
 }

@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod media;
 pub mod models;
 pub mod records;
+pub mod workflows;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -49,6 +50,11 @@ pub enum EngineError {
     /// The database failed (full disk, locked by another process past the timeout...).
     #[error("database: {message}")]
     Store { message: String },
+    /// A UI workflow could not be converted faithfully to an API prompt: nothing was queued.
+    #[error("the UI workflow cannot be converted faithfully, nothing was queued:{}", workflows::describe_errors(.diagnostics))]
+    Unconvertible {
+        diagnostics: Vec<comfy_workflow::Diagnostic>,
+    },
 }
 
 impl EngineError {
@@ -96,6 +102,7 @@ pub struct Engine {
     backends: Vec<BackendEntry>,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    workflow_library: workflows::WorkflowLibrary,
 }
 
 impl Engine {
@@ -136,13 +143,16 @@ impl Engine {
                 object_info: RwLock::new(None),
             });
         }
+        let workflow_library = workflows::WorkflowLibrary::new(settings.workflows_dir.clone());
         let engine = Arc::new(Engine {
             settings,
             store,
             backends,
             cancel,
             tracker,
+            workflow_library,
         });
+        engine.watch_workflows_directory();
         let reconciling = engine.clone();
         engine.tracker.spawn(async move {
             match reconciling.reconcile_unfinished_jobs().await {

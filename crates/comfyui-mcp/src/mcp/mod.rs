@@ -3,6 +3,7 @@
 
 mod core;
 pub mod render;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
     ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -21,7 +22,7 @@ use crate::engine::Engine;
 use crate::engine::jobs::ProgressReport;
 
 const INSTRUCTIONS: &str = "Drives ComfyUI servers. Start with generate_image (text to image) or run_workflow \
-(any API-format workflow). Long jobs return a job_id after a bounded wait: call get_job to keep waiting. \
+(any workflow, API or UI format; overrides by parameter name such as prompt or seed). Long jobs return a job_id after a bounded wait: call get_job to keep waiting. \
 Use list_models and search_nodes/describe_node to discover what the backend has; errors name what is \
 missing and suggest close matches.";
 
@@ -32,6 +33,8 @@ pub struct ComfyServer {
     tools: Arc<Vec<Tool>>,
     /// Whether tools may read this machine's files (true for stdio unless configured otherwise).
     local_files: bool,
+    /// Sessions told when the saved workflows (and so the tools) change.
+    list_changed: Arc<workflows::ListChangedPeers>,
 }
 
 /// Every toolset: its name, its tools, and its dispatcher (which answers `None` for tools that are
@@ -51,11 +54,18 @@ struct Toolset {
     call: Dispatch,
 }
 
-const TOOLSETS: &[Toolset] = &[Toolset {
-    name: "core",
-    tools: core::tools,
-    call: |server, name, raw, context| Box::pin(core::call(server, name, raw, context)),
-}];
+const TOOLSETS: &[Toolset] = &[
+    Toolset {
+        name: "core",
+        tools: core::tools,
+        call: |server, name, raw, context| Box::pin(core::call(server, name, raw, context)),
+    },
+    Toolset {
+        name: "workflows",
+        tools: workflows::tools,
+        call: |server, name, raw, context| Box::pin(workflows::call(server, name, raw, context)),
+    },
+];
 
 /// Names of every toolset this build has.
 pub fn toolset_names() -> Vec<&'static str> {
@@ -70,10 +80,13 @@ impl ComfyServer {
                 tools.extend((toolset.tools)());
             }
         }
+        let list_changed = Arc::new(workflows::ListChangedPeers::default());
+        workflows::forward_list_changes(&engine, list_changed.clone());
         ComfyServer {
             engine,
             tools: Arc::new(tools),
             local_files,
+            list_changed,
         }
     }
 }
@@ -141,14 +154,14 @@ impl ProgressSender {
 
 impl ServerHandler for ComfyServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_resources()
-                .build(),
-        )
-        .with_server_info(Implementation::new("comfyui-mcp", env!("CARGO_PKG_VERSION")))
-        .with_instructions(INSTRUCTIONS)
+        let mut capabilities = ServerCapabilities::builder().enable_tools();
+        // Saved workflows are tools, so a workflows directory makes the tool list change.
+        if self.engine.workflows_directory().is_some() {
+            capabilities = capabilities.enable_tool_list_changed();
+        }
+        ServerConfig::new(capabilities.enable_resources().build())
+            .with_server_info(Implementation::new("comfyui-mcp", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -156,11 +169,55 @@ impl ServerHandler for ComfyServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+        let mut tools = self.tools.as_ref().clone();
+        tools.extend(workflows::saved_workflow_tools(self).await);
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools.iter().find(|tool| tool.name == name).cloned()
+        self.tools
+            .iter()
+            .find(|tool| tool.name == name)
+            .cloned()
+            .or_else(|| workflows::cached_saved_workflow_tool(self, name))
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if self.engine.workflows_directory().is_some() {
+            self.list_changed.register(context.peer);
+        }
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        let _ = requested;
+        self.engine.workflows_directory().map(|_| {
+            rmcp::model::SubscriptionFilter::builder()
+                .tools_list_changed()
+                .build()
+        })
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let Some(mut changes) = self.engine.workflow_changes() else {
+            context.cancelled().await;
+            return Ok(());
+        };
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    if let Err(error) = context.sink().notify_tool_list_changed().await {
+                        tracing::debug!(%error, "tools/list_changed not delivered");
+                    }
+                }
+            }
+        }
     }
 
     async fn call_tool(
@@ -168,7 +225,8 @@ impl ServerHandler for ComfyServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if !self.tools.iter().any(|tool| tool.name == request.name) {
+        let listed = self.tools.iter().any(|tool| tool.name == request.name);
+        if !listed && !workflows::is_saved_workflow_tool(self, &request.name).await {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool {:?}", request.name),
                 None,
@@ -185,6 +243,9 @@ impl ServerHandler for ComfyServer {
                 result = Some(answer);
                 break;
             }
+        }
+        if result.is_none() && !listed {
+            result = workflows::call_saved_workflow(self, &name, request.arguments.clone(), &context).await;
         }
         let result = result
             .unwrap_or_else(|| render::error_text(format!("tool {name:?} has no handler in this build")));

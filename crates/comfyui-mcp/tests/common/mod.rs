@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use comfyui_mcp::engine::Engine;
@@ -18,6 +19,8 @@ use serde_json::{Value, json};
 #[derive(Clone, Default)]
 pub struct RecordingClient {
     pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    /// How many `notifications/tools/list_changed` arrived.
+    pub tool_list_changes: Arc<AtomicUsize>,
 }
 
 impl ClientHandler for RecordingClient {
@@ -29,6 +32,10 @@ impl ClientHandler for RecordingClient {
         if let Ok(mut progress) = self.progress.lock() {
             progress.push(params);
         }
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.tool_list_changes.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -98,6 +105,10 @@ impl Harness {
             )
             .await
             .expect("request sent")
+    }
+
+    pub fn tool_list_changes(&self) -> usize {
+        self.recorder.tool_list_changes.load(Ordering::SeqCst)
     }
 
     pub fn progress(&self) -> Vec<ProgressNotificationParam> {

@@ -1,0 +1,324 @@
+//! Terminal commands for workflows: `convert` (UI -> API prompt on stdout, diagnostics on stderr;
+//! `--batch` converts a whole folder), `validate` (diagnostics as JSON on stdout, exit 1 on
+//! errors) and `params` (the discovered parameters with their JSON Schemas). They open no database;
+//! with `--object-info FILE` they contact no ComfyUI either, otherwise they fetch `/object_info`
+//! from the configured backend.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use comfy_api::{ClientOptions, ComfyClient};
+use comfy_workflow::{ConvertOptions, Diagnostic, Format, ObjectInfo, ValidationOptions, validate};
+use serde_json::{Value, json};
+
+use crate::engine::EngineError;
+use crate::engine::workflows::{
+    CheckedWorkflow, LoadedWorkflow, conversion_json, current_time, load_workflow, parameter_options,
+    parameters_json, parse_date, parse_workflow_text, validation_json,
+};
+use crate::settings::Settings;
+
+/// Where node definitions come from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeDefinitionsArguments {
+    /// Read node definitions from this `/object_info` JSON file; no ComfyUI is contacted
+    #[arg(long, value_name = "FILE")]
+    pub object_info: Option<PathBuf>,
+    /// Backend name when several are configured (without --object-info)
+    #[arg(long)]
+    pub backend: Option<String>,
+}
+
+/// Arguments of `comfyui-mcp convert`.
+#[derive(Debug, clap::Args)]
+pub struct ConvertArguments {
+    /// The UI workflow file (an API-format file is printed as read)
+    #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+    pub workflow: Option<PathBuf>,
+    /// Convert every UI workflow (*.json) under DIR, recursively, into --out
+    #[arg(long, value_name = "DIR", requires = "out")]
+    pub batch: Option<PathBuf>,
+    /// With --batch: the folder receiving one {output, diagnostics} JSON per workflow, at the same
+    /// relative path
+    #[arg(long, value_name = "DIR", requires = "batch")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub definitions: NodeDefinitionsArguments,
+    /// Seed of the choices made for {a|b} dynamic prompts
+    #[arg(long, default_value_t = 0)]
+    pub dynamic_prompt_seed: u64,
+    /// Local time for %date:...% placeholders, e.g. 2024-03-05T06:07:08 [default: now, UTC]
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Leave {a|b} dynamic prompts and their comments as written
+    #[arg(long)]
+    pub keep_dynamic_prompts: bool,
+}
+
+/// Arguments of `comfyui-mcp validate` and `comfyui-mcp params`.
+#[derive(Debug, clap::Args)]
+pub struct WorkflowFileArguments {
+    /// The workflow file, UI or API format
+    pub workflow: PathBuf,
+    #[command(flatten)]
+    pub definitions: NodeDefinitionsArguments,
+}
+
+/// A failure of a workflow command: its message and exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+fn input_error(message: impl Into<String>) -> CommandError {
+    CommandError::Input(message.into())
+}
+
+/// Reads the node definitions from a file, or fetches them from the configured backend.
+async fn node_definitions(
+    arguments: &NodeDefinitionsArguments,
+    settings: &Settings,
+) -> Result<ObjectInfo, CommandError> {
+    if let Some(path) = &arguments.object_info {
+        let text = tokio::fs::read_to_string(path)
+            .await
+            .map_err(|error| input_error(format!("cannot read {}: {error}", path.display())))?;
+        let raw = parse_workflow_text(&text, &path.display().to_string())?;
+        if !raw.is_object() {
+            return Err(input_error(format!(
+                "{} is not an /object_info document (a JSON object of node classes)",
+                path.display()
+            )));
+        }
+        return Ok(ObjectInfo::from_json(&raw));
+    }
+    let backend = match &arguments.backend {
+        Some(name) => settings
+            .backends
+            .iter()
+            .find(|backend| &backend.name == name)
+            .ok_or_else(|| input_error(format!("no backend named {name:?}")))?,
+        None => settings
+            .backends
+            .first()
+            .ok_or_else(|| input_error("no ComfyUI backend is configured"))?,
+    };
+    let client = ComfyClient::new(
+        &backend.url,
+        ClientOptions {
+            headers: backend.headers.clone(),
+            ..ClientOptions::default()
+        },
+    )
+    .map_err(|error| input_error(format!("{}: {error}", backend.name)))?;
+    let raw = client.object_info().await.map_err(|error| {
+        input_error(format!(
+            "cannot fetch node definitions from {} ({}): {error}; start ComfyUI, pass --comfyui-url, or use --object-info FILE",
+            backend.name, backend.url
+        ))
+    })?;
+    Ok(ObjectInfo::from_json(&raw))
+}
+
+async fn read_workflow(path: &Path) -> Result<Value, CommandError> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|error| input_error(format!("cannot read {}: {error}", path.display())))?;
+    Ok(parse_workflow_text(&text, &path.display().to_string())?)
+}
+
+/// Writes `value` to stdout, the only place machine-readable results go.
+fn print_json(value: &Value) -> Result<(), CommandError> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    )
+    .and_then(|()| stdout.flush())
+    .map_err(|error| input_error(format!("cannot write the result to stdout: {error}")))
+}
+
+/// One human line per diagnostic, on stderr.
+fn print_diagnostics(origin: &str, diagnostics: &[Diagnostic]) {
+    for diagnostic in diagnostics {
+        let severity = if diagnostic.is_error() { "error" } else { "warning" };
+        let mut line = format!(
+            "{severity}: {origin}: node {} '{}' ({})",
+            diagnostic.node_id, diagnostic.title, diagnostic.class_type
+        );
+        if let Some(input) = &diagnostic.input {
+            line.push_str(&format!(", input {input}"));
+        }
+        line.push_str(&format!(": {} [{}]", diagnostic.message, diagnostic.code));
+        if let Some(suggestion) = &diagnostic.suggestion {
+            line.push_str(&format!(" - {suggestion}"));
+        }
+        eprintln!("{line}");
+    }
+}
+
+fn exit_code(result: Result<bool, CommandError>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn convert_options(arguments: &ConvertArguments) -> Result<ConvertOptions, CommandError> {
+    let now = match &arguments.date {
+        Some(date) => parse_date(date)?,
+        None => current_time(),
+    };
+    Ok(ConvertOptions {
+        now: Some(now),
+        resolve_dynamic_prompts: !arguments.keep_dynamic_prompts,
+        dynamic_prompt_seed: arguments.dynamic_prompt_seed,
+    })
+}
+
+/// `comfyui-mcp convert`: exit 0, 1 when the conversion found errors (the prompt is printed
+/// anyway), 2 when the command could not run.
+pub async fn convert(arguments: ConvertArguments, settings: &Settings) -> ExitCode {
+    exit_code(run_convert(&arguments, settings).await)
+}
+
+async fn run_convert(arguments: &ConvertArguments, settings: &Settings) -> Result<bool, CommandError> {
+    let options = convert_options(arguments)?;
+    let info = node_definitions(&arguments.definitions, settings).await?;
+    if let (Some(batch), Some(out)) = (&arguments.batch, &arguments.out) {
+        return convert_batch(batch, out, &info, &options).await;
+    }
+    let Some(path) = &arguments.workflow else {
+        return Err(input_error("give a workflow file, or --batch DIR --out DIR"));
+    };
+    let value = read_workflow(path).await?;
+    let loaded = load_workflow(&value, &info, &options)?;
+    print_diagnostics(&path.display().to_string(), &loaded.conversion);
+    print_json(&loaded.prompt.to_json())?;
+    Ok(loaded.conversion_errors().next().is_none())
+}
+
+/// Every `*.json` file under `directory`, sorted, as paths relative to it.
+fn json_files(directory: &Path) -> Result<Vec<PathBuf>, CommandError> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let folder = directory.join(&relative);
+        let entries = std::fs::read_dir(&folder)
+            .map_err(|error| input_error(format!("cannot list {}: {error}", folder.display())))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let path = relative.join(&name);
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                pending.push(path);
+            } else if name.to_string_lossy().to_ascii_lowercase().ends_with(".json") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Converts every UI workflow under `directory` into `out`: one `{source, format, output,
+/// diagnostics}` file per workflow at the same relative path. API-format and other JSON files are
+/// listed as skipped. Prints a JSON summary; false when a file failed to convert cleanly.
+async fn convert_batch(
+    directory: &Path,
+    out: &Path,
+    info: &ObjectInfo,
+    options: &ConvertOptions,
+) -> Result<bool, CommandError> {
+    let files = json_files(directory)?;
+    let mut converted = 0usize;
+    let mut with_errors = Vec::new();
+    let mut skipped = Vec::new();
+    for relative in &files {
+        let source = directory.join(relative);
+        let shown = relative.display().to_string();
+        let value = match read_workflow(&source).await {
+            Ok(value) => value,
+            Err(error) => {
+                skipped.push(json!({"file": shown, "reason": error.to_string()}));
+                continue;
+            }
+        };
+        if comfy_workflow::detect_format(&value) != Format::Ui {
+            skipped.push(json!({"file": shown, "reason": "not a UI workflow"}));
+            continue;
+        }
+        let loaded: LoadedWorkflow = load_workflow(&value, info, options)?;
+        let mut record = conversion_json(&loaded);
+        record["source"] = json!(shown);
+        record["output"] = loaded.prompt.to_json();
+        let target = out.join(relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| input_error(format!("cannot create {}: {error}", parent.display())))?;
+        }
+        let text = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
+        std::fs::write(&target, text)
+            .map_err(|error| input_error(format!("cannot write {}: {error}", target.display())))?;
+        converted += 1;
+        if loaded.conversion_errors().next().is_some() {
+            with_errors.push(shown);
+        }
+    }
+    print_json(&json!({
+        "converted": converted,
+        "with_errors": with_errors,
+        "skipped": skipped,
+        "out": out.display().to_string(),
+    }))?;
+    Ok(with_errors.is_empty())
+}
+
+/// `comfyui-mcp validate`: exit 0 when nothing is wrong, 1 on any error diagnostic, 2 when the
+/// command could not run.
+pub async fn validate_command(arguments: WorkflowFileArguments, settings: &Settings) -> ExitCode {
+    exit_code(run_validate(&arguments, settings).await)
+}
+
+async fn run_validate(arguments: &WorkflowFileArguments, settings: &Settings) -> Result<bool, CommandError> {
+    let info = node_definitions(&arguments.definitions, settings).await?;
+    let value = read_workflow(&arguments.workflow).await?;
+    let options = ConvertOptions {
+        now: Some(current_time()),
+        ..ConvertOptions::default()
+    };
+    let loaded = load_workflow(&value, &info, &options)?;
+    let report = validate(&loaded.prompt, &info, &ValidationOptions::default());
+    let checked = CheckedWorkflow {
+        format: loaded.format,
+        conversion: loaded.conversion,
+        report,
+    };
+    print_json(&validation_json(&checked))?;
+    Ok(!checked.has_errors())
+}
+
+/// `comfyui-mcp params`: exit 0, or 2 when the command could not run.
+pub async fn params(arguments: WorkflowFileArguments, settings: &Settings) -> ExitCode {
+    exit_code(run_params(&arguments, settings).await)
+}
+
+async fn run_params(arguments: &WorkflowFileArguments, settings: &Settings) -> Result<bool, CommandError> {
+    let info = node_definitions(&arguments.definitions, settings).await?;
+    let value = read_workflow(&arguments.workflow).await?;
+    let loaded = load_workflow(&value, &info, &parameter_options())?;
+    print_diagnostics(&arguments.workflow.display().to_string(), &loaded.conversion);
+    print_json(&parameters_json(&loaded, &info))?;
+    Ok(true)
+}
