@@ -6,7 +6,9 @@ pub mod generate;
 pub mod jobs;
 pub mod media;
 pub mod models;
+pub mod png_text;
 pub mod records;
+pub mod timestamps;
 pub mod workflows;
 
 use std::sync::{Arc, RwLock};
