@@ -34,12 +34,15 @@ pub mod env {
     pub const LOG: &str = "COMFYUI_MCP_LOG";
     /// Path of the SQLite database (jobs, presets, outputs library, metrics, audit).
     pub const DATABASE: &str = "COMFYUI_MCP_DATABASE";
+    /// ComfyUI's output directory on this machine (`PATH`, or `NAME=PATH,...` per backend): lets
+    /// retention cleanup delete output files, which ComfyUI's HTTP API cannot.
+    pub const OUTPUT_DIR: &str = "COMFYUI_MCP_OUTPUT_DIR";
     /// Directory whose `*.json` workflows each become an MCP tool `workflow_<name>`.
     pub const WORKFLOWS_DIR: &str = "COMFYUI_MCP_WORKFLOWS_DIR";
 }
 
 /// Toolsets this build knows (each is one file in `mcp/`).
-pub const KNOWN_TOOLSETS: &[&str] = &["core", "workflows"];
+pub const KNOWN_TOOLSETS: &[&str] = &["core", "workflows", "library"];
 
 /// A problem in the configuration, naming where it came from.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,8 @@ pub struct FileBackend {
     pub name: Option<String>,
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, String>,
+    /// This backend's output directory on this machine, for retention cleanup.
+    pub output_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +123,8 @@ pub struct BackendSettings {
     pub name: String,
     pub url: String,
     pub headers: Vec<(String, String)>,
+    /// ComfyUI's output directory as seen from this machine, when the operator configured it.
+    pub output_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for BackendSettings {
@@ -134,6 +141,7 @@ impl std::fmt::Debug for BackendSettings {
                     .map(|(name, _)| format!("{name}: <redacted>"))
                     .collect::<Vec<_>>(),
             )
+            .field("output_dir", &self.output_dir)
             .finish()
     }
 }
@@ -226,6 +234,7 @@ impl Settings {
                         .iter()
                         .map(|(name, value)| (name.clone(), value.clone()))
                         .collect(),
+                    output_dir: backend.output_dir.clone(),
                 })
                 .collect()
         } else {
@@ -235,6 +244,7 @@ impl Settings {
                     name: format!("backend-{}", index + 1),
                     url: url.clone(),
                     headers: Vec::new(),
+                    output_dir: None,
                 })
                 .collect()
         };
@@ -243,6 +253,7 @@ impl Settings {
                 name: "local".to_owned(),
                 url: DEFAULT_COMFYUI_URL.to_owned(),
                 headers: Vec::new(),
+                output_dir: None,
             });
         }
         for backend in &mut backends {
@@ -266,6 +277,10 @@ impl Settings {
             {
                 backend.headers.push(header.clone());
             }
+        }
+
+        if let Some(raw) = environment(env::OUTPUT_DIR) {
+            apply_output_directories(&mut backends, &raw)?;
         }
 
         let toolsets_raw = command_line
@@ -400,6 +415,45 @@ fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
     })
 }
 
+/// `COMFYUI_MCP_OUTPUT_DIR`: one `PATH` for a single backend, or `NAME=PATH` entries separated by
+/// commas. Each directory must exist.
+fn apply_output_directories(backends: &mut [BackendSettings], raw: &str) -> Result<(), SettingsError> {
+    let invalid = |reason: String| SettingsError::Invalid {
+        source_name: env::OUTPUT_DIR.to_owned(),
+        value: raw.to_owned(),
+        reason,
+    };
+    let named = |entry: &str| {
+        entry
+            .split_once('=')
+            .filter(|(name, _)| backends.iter().any(|backend| backend.name == name.trim()))
+            .map(|(name, path)| (name.trim().to_owned(), PathBuf::from(path.trim())))
+    };
+    let entries: Vec<(String, PathBuf)> = if split_list(raw).iter().all(|entry| named(entry).is_some()) {
+        split_list(raw).iter().filter_map(|entry| named(entry)).collect()
+    } else if backends.len() == 1 {
+        vec![(backends[0].name.clone(), PathBuf::from(raw.trim()))]
+    } else {
+        return Err(invalid(format!(
+            "with several backends give NAME=PATH entries, comma separated; backends: {}",
+            backends
+                .iter()
+                .map(|backend| backend.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    for (name, path) in entries {
+        if !path.is_dir() {
+            return Err(invalid(format!("{} is not a directory", path.display())));
+        }
+        if let Some(backend) = backends.iter_mut().find(|backend| backend.name == name) {
+            backend.output_dir = Some(path);
+        }
+    }
+    Ok(())
+}
+
 fn split_list(raw: &str) -> Vec<String> {
     raw.split(',')
         .map(str::trim)
@@ -524,6 +578,46 @@ mod tests {
             !shown.contains("secret-token") && !shown.contains("other-secret"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn output_directories_by_backend() {
+        let directory = std::env::temp_dir();
+        let path = directory.to_str().unwrap();
+        let single = resolve(&[(env::OUTPUT_DIR, path)], CommandLineSettings::default()).unwrap();
+        assert_eq!(
+            single.backends[0].output_dir.as_deref(),
+            Some(directory.as_path())
+        );
+        let pairs = format!("backend-2={path}");
+        let several = resolve(
+            &[
+                (env::COMFYUI_URL, "http://a:1,http://b:2"),
+                (env::OUTPUT_DIR, &pairs),
+            ],
+            CommandLineSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(several.backends[0].output_dir, None);
+        assert_eq!(
+            several.backends[1].output_dir.as_deref(),
+            Some(directory.as_path())
+        );
+        let ambiguous = resolve(
+            &[
+                (env::COMFYUI_URL, "http://a:1,http://b:2"),
+                (env::OUTPUT_DIR, path),
+            ],
+            CommandLineSettings::default(),
+        )
+        .unwrap_err();
+        assert!(ambiguous.to_string().contains("NAME=PATH"), "{ambiguous}");
+        let missing = resolve(
+            &[(env::OUTPUT_DIR, "/nonexistent/comfyui-output")],
+            CommandLineSettings::default(),
+        )
+        .unwrap_err();
+        assert!(missing.to_string().contains("not a directory"), "{missing}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod generate;
 pub mod jobs;
+pub mod library;
 pub mod media;
 pub mod models;
 pub mod png_text;

@@ -2,6 +2,7 @@
 //! dispatches calls to them, and serves full-size outputs as resources. Only this module knows rmcp.
 
 mod core;
+mod library;
 pub mod render;
 mod workflows;
 
@@ -64,6 +65,11 @@ const TOOLSETS: &[Toolset] = &[
         name: "workflows",
         tools: workflows::tools,
         call: |server, name, raw, context| Box::pin(workflows::call(server, name, raw, context)),
+    },
+    Toolset {
+        name: "library",
+        tools: library::tools,
+        call: |server, name, raw, context| Box::pin(library::call(server, name, raw, context)),
     },
 ];
 
