@@ -42,7 +42,7 @@ pub mod env {
 }
 
 /// Toolsets this build knows (each is one file in `mcp/`).
-pub const KNOWN_TOOLSETS: &[&str] = &["core", "workflows", "library"];
+pub const KNOWN_TOOLSETS: &[&str] = &["core", "workflows", "library", "insights"];
 
 /// A problem in the configuration, naming where it came from.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 //! speak HTTP to ComfyUI or edit graphs themselves.
 
 pub mod generate;
+pub mod insights;
 pub mod jobs;
 pub mod library;
 pub mod media;

@@ -2,6 +2,7 @@
 //! dispatches calls to them, and serves full-size outputs as resources. Only this module knows rmcp.
 
 mod core;
+mod insights;
 mod library;
 pub mod render;
 mod workflows;
@@ -70,6 +71,11 @@ const TOOLSETS: &[Toolset] = &[
         name: "library",
         tools: library::tools,
         call: |server, name, raw, context| Box::pin(library::call(server, name, raw, context)),
+    },
+    Toolset {
+        name: "insights",
+        tools: insights::tools,
+        call: |server, name, raw, context| Box::pin(insights::call(server, name, raw, context)),
     },
 ];
 
