@@ -36,7 +36,8 @@ pub struct ConvertArguments {
     /// The UI workflow file (an API-format file is printed as read)
     #[arg(required_unless_present = "batch", conflicts_with = "batch")]
     pub workflow: Option<PathBuf>,
-    /// Convert every UI workflow (*.json) under DIR, recursively, into --out
+    /// Convert every UI workflow (*.json) under DIR, recursively, into --out; a JSON file with a
+    /// `workflow_file` key (a tests/frontend/record record) stands for the UI workflow it names
     #[arg(long, value_name = "DIR", requires = "out")]
     pub batch: Option<PathBuf>,
     /// With --batch: the folder receiving one {output, diagnostics} JSON per workflow, at the same
@@ -232,9 +233,56 @@ fn json_files(directory: &Path) -> Result<Vec<PathBuf>, CommandError> {
     Ok(found)
 }
 
+/// What one JSON file of a batch directory holds.
+enum BatchItem {
+    /// A UI workflow to convert.
+    Workflow(Value),
+    /// A file to leave out, and why.
+    Skip(String),
+    /// A workflow that should have been converted but could not be read.
+    Failed(String),
+}
+
+/// Reads one batch file: a UI workflow, or a frontend ground-truth record (`tests/frontend/record`)
+/// whose `workflow_file` names the UI workflow.
+async fn batch_item(path: &Path) -> BatchItem {
+    let value = match read_workflow(path).await {
+        Ok(value) => value,
+        Err(error) => return BatchItem::Skip(error.to_string()),
+    };
+    if let Some(referenced) = value.get("workflow_file").and_then(Value::as_str) {
+        let referenced = path
+            .parent()
+            .map_or_else(|| PathBuf::from(referenced), |folder| folder.join(referenced));
+        return match read_workflow(&referenced).await {
+            Ok(workflow) if comfy_workflow::detect_format(&workflow) == Format::Ui => {
+                BatchItem::Workflow(workflow)
+            }
+            Ok(_) => BatchItem::Failed(format!("{} is not a UI workflow", referenced.display())),
+            Err(error) => BatchItem::Failed(error.to_string()),
+        };
+    }
+    if comfy_workflow::detect_format(&value) == Format::Ui {
+        BatchItem::Workflow(value)
+    } else {
+        BatchItem::Skip("not a UI workflow".to_owned())
+    }
+}
+
+fn write_record(target: &Path, record: &Value) -> Result<(), CommandError> {
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|error| input_error(format!("cannot create {}: {error}", parent.display())))?;
+    }
+    let text = serde_json::to_string_pretty(record).unwrap_or_default() + "\n";
+    std::fs::write(target, text)
+        .map_err(|error| input_error(format!("cannot write {}: {error}", target.display())))
+}
+
 /// Converts every UI workflow under `directory` into `out`: one `{source, format, output,
-/// diagnostics}` file per workflow at the same relative path. API-format and other JSON files are
-/// listed as skipped. Prints a JSON summary; false when a file failed to convert cleanly.
+/// diagnostics}` file per workflow at the same relative path (`{source, error}` when the workflow
+/// a record names cannot be read). Other JSON files are listed as skipped. Prints a JSON summary;
+/// false when a conversion found errors or a workflow could not be read.
 async fn convert_batch(
     directory: &Path,
     out: &Path,
@@ -244,45 +292,38 @@ async fn convert_batch(
     let files = json_files(directory)?;
     let mut converted = 0usize;
     let mut with_errors = Vec::new();
+    let mut failed = Vec::new();
     let mut skipped = Vec::new();
     for relative in &files {
-        let source = directory.join(relative);
         let shown = relative.display().to_string();
-        let value = match read_workflow(&source).await {
-            Ok(value) => value,
-            Err(error) => {
-                skipped.push(json!({"file": shown, "reason": error.to_string()}));
-                continue;
-            }
-        };
-        if comfy_workflow::detect_format(&value) != Format::Ui {
-            skipped.push(json!({"file": shown, "reason": "not a UI workflow"}));
-            continue;
-        }
-        let loaded: LoadedWorkflow = load_workflow(&value, info, options)?;
-        let mut record = conversion_json(&loaded);
-        record["source"] = json!(shown);
-        record["output"] = loaded.prompt.to_json();
         let target = out.join(relative);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|error| input_error(format!("cannot create {}: {error}", parent.display())))?;
-        }
-        let text = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
-        std::fs::write(&target, text)
-            .map_err(|error| input_error(format!("cannot write {}: {error}", target.display())))?;
-        converted += 1;
-        if loaded.conversion_errors().next().is_some() {
-            with_errors.push(shown);
+        match batch_item(&directory.join(relative)).await {
+            BatchItem::Skip(reason) => skipped.push(json!({"file": shown, "reason": reason})),
+            BatchItem::Failed(reason) => {
+                write_record(&target, &json!({"source": shown, "error": reason}))?;
+                failed.push(json!({"file": shown, "reason": reason}));
+            }
+            BatchItem::Workflow(value) => {
+                let loaded: LoadedWorkflow = load_workflow(&value, info, options)?;
+                let mut record = conversion_json(&loaded);
+                record["source"] = json!(shown);
+                record["output"] = loaded.prompt.to_json();
+                write_record(&target, &record)?;
+                converted += 1;
+                if loaded.conversion_errors().next().is_some() {
+                    with_errors.push(shown);
+                }
+            }
         }
     }
     print_json(&json!({
         "converted": converted,
         "with_errors": with_errors,
+        "failed": failed,
         "skipped": skipped,
         "out": out.display().to_string(),
     }))?;
-    Ok(with_errors.is_empty())
+    Ok(with_errors.is_empty() && failed.is_empty())
 }
 
 /// `comfyui-mcp validate`: exit 0 when nothing is wrong, 1 on any error diagnostic, 2 when the

@@ -211,6 +211,18 @@ fn batch_converts_a_folder() {
         r#"{"1": {"class_type": "SaveImage", "inputs": {}}}"#,
     )
     .unwrap();
+    // A frontend ground-truth record (tests/frontend/record) stands for the workflow it names.
+    std::fs::create_dir_all(input.join("templates")).unwrap();
+    std::fs::write(
+        input.join("templates/recorded.json"),
+        json!({"workflow_file": fixture("txt2img_ui.json"), "output": {}}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("templates/gone.json"),
+        json!({"workflow_file": "/nonexistent/gone.json"}).to_string(),
+    )
+    .unwrap();
     let out = scratch.join("out");
     let object_info = object_info();
     let output = run(&[
@@ -224,15 +236,23 @@ fn batch_converts_a_folder() {
         "--date",
         "2024-03-05T06:07:08",
     ]);
+    // 1: the record naming a missing workflow failed (and says so in its output file).
     assert_eq!(
         output.status.code(),
-        Some(0),
+        Some(1),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let summary = stdout_json(&output);
-    assert_eq!(summary["converted"], 1);
+    assert_eq!(summary["converted"], 2, "{summary:#}");
     assert_eq!(summary["skipped"][0]["file"], "api.json");
+    assert_eq!(summary["failed"][0]["file"], "templates/gone.json");
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("templates/recorded.json")).unwrap()).unwrap();
+    assert_eq!(recorded["output"]["3"]["inputs"]["seed"], 123_456);
+    let gone: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("templates/gone.json")).unwrap()).unwrap();
+    assert!(gone["error"].as_str().unwrap().contains("cannot read"), "{gone:#}");
     let record: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("nested/one.json")).unwrap()).unwrap();
     assert_eq!(record["output"]["3"]["inputs"]["seed"], 123_456);
