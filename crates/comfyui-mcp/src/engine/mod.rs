@@ -9,6 +9,7 @@ pub mod library;
 pub mod media;
 pub mod models;
 pub mod png_text;
+pub mod presets;
 pub mod records;
 pub mod timestamps;
 pub mod workflows;

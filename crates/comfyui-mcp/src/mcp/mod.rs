@@ -4,6 +4,7 @@
 mod core;
 mod insights;
 mod library;
+mod presets;
 pub mod render;
 mod workflows;
 
@@ -61,6 +62,11 @@ const TOOLSETS: &[Toolset] = &[
         name: "core",
         tools: core::tools,
         call: |server, name, raw, context| Box::pin(core::call(server, name, raw, context)),
+    },
+    Toolset {
+        name: "workflows",
+        tools: presets::tools,
+        call: |server, name, raw, context| Box::pin(presets::call(server, name, raw, context)),
     },
     Toolset {
         name: "workflows",
@@ -361,7 +367,14 @@ mod tests {
 
     #[test]
     fn every_toolset_is_configurable() {
-        assert_eq!(toolset_names(), crate::settings::KNOWN_TOOLSETS);
+        // Several entries may share one toolset name: compare each name once, in first-seen order.
+        let mut names: Vec<&str> = Vec::new();
+        for name in toolset_names() {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        assert_eq!(names, crate::settings::KNOWN_TOOLSETS);
     }
 
     #[test]
