@@ -252,7 +252,10 @@ fn batch_converts_a_folder() {
     assert_eq!(recorded["output"]["3"]["inputs"]["seed"], 123_456);
     let gone: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("templates/gone.json")).unwrap()).unwrap();
-    assert!(gone["error"].as_str().unwrap().contains("cannot read"), "{gone:#}");
+    assert!(
+        gone["error"].as_str().unwrap().contains("cannot read"),
+        "{gone:#}"
+    );
     let record: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("nested/one.json")).unwrap()).unwrap();
     assert_eq!(record["output"]["3"]["inputs"]["seed"], 123_456);
