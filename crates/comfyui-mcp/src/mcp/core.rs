@@ -1,7 +1,6 @@
 //! The `core` toolset: status, models, nodes, generation, workflows, jobs, outputs and uploads.
 //! Each tool parses its arguments, calls the engine and renders; nothing else.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::render::{engine_error, error_text, job_result, json_result};
-use super::{ComfyServer, ProgressSender, arguments};
+use super::{ComfyServer, ProgressSender, annotations, arguments, read_only, tool, wait_limit};
 use crate::engine::generate::{ControlNetRequest, GenerateRequest, HiresFixRequest, LoraRequest};
 use crate::engine::jobs::WaitOutcome;
 use crate::engine::media;
@@ -228,32 +227,6 @@ struct UploadImageArguments {
     backend: Option<String>,
 }
 
-fn tool<T: JsonSchema + 'static>(
-    name: &'static str,
-    description: &'static str,
-    annotations: ToolAnnotations,
-) -> Tool {
-    Tool::new(name, description, Arc::new(JsonObject::new()))
-        .with_input_schema::<T>()
-        .with_annotations(annotations)
-}
-
-fn read_only() -> ToolAnnotations {
-    ToolAnnotations::new()
-        .read_only(true)
-        .destructive(false)
-        .idempotent(true)
-        .open_world(false)
-}
-
-fn acting() -> ToolAnnotations {
-    ToolAnnotations::new()
-        .read_only(false)
-        .destructive(false)
-        .idempotent(false)
-        .open_world(false)
-}
-
 pub fn tools() -> Vec<Tool> {
     vec![
         tool::<StatusArguments>(
@@ -279,12 +252,12 @@ pub fn tools() -> Vec<Tool> {
         tool::<GenerateImageArguments>(
             "generate_image",
             "Generate an image: text to image, or from an input image (image to image, inpaint with a mask, outpaint), with LoRAs, ControlNets, hires fix and model upscale, for SD1.x/SDXL/SD3/Flux. Waits (bounded) and returns a preview, a link to the full file and the parameters used, or a job_id to continue with get_job.",
-            acting(),
+            annotations(false, false, false),
         ),
         tool::<RunWorkflowArguments>(
             "run_workflow",
             "Validate and run a workflow (API or UI format) with optional overrides by parameter name (prompt, seed, steps...) or NODE_ID.INPUT. Waits like generate_image.",
-            acting(),
+            annotations(false, false, false),
         ),
         tool::<GetJobArguments>(
             "get_job",
@@ -313,7 +286,7 @@ pub fn tools() -> Vec<Tool> {
         tool::<UploadImageArguments>(
             "upload_image",
             "Upload an image (or a mask) into ComfyUI's input folder; returns the name to use in LoadImage.",
-            acting(),
+            annotations(false, false, false),
         ),
     ]
 }
@@ -343,22 +316,6 @@ pub async fn call(
 }
 
 type ToolOutcome = Result<CallToolResult, CallToolResult>;
-
-pub(super) fn wait_limit(
-    server: &ComfyServer,
-    requested: Option<f64>,
-    default: Duration,
-) -> Result<Duration, CallToolResult> {
-    match requested {
-        None => Ok(default.min(server.engine.settings.wait)),
-        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-            Ok(Duration::from_secs_f64(seconds).min(server.engine.settings.wait))
-        }
-        Some(seconds) => Err(error_text(format!(
-            "wait_seconds must be a number of seconds >= 0, got {seconds}"
-        ))),
-    }
-}
 
 async fn status(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
     let _: StatusArguments = arguments("status", raw)?;
@@ -632,7 +589,7 @@ async fn get_output(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcom
 async fn upload_image(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
     let arguments: UploadImageArguments = arguments("upload_image", raw)?;
     let engine = &server.engine;
-    let allow_local = engine.settings.allow_local_files.unwrap_or(server.local_files);
+    let allow_local = server.local_files_allowed();
     let (bytes, default_name) = match (&arguments.data_base64, &arguments.path) {
         (Some(data), None) => {
             let data = data.split_once("base64,").map_or(data.as_str(), |(_, data)| data);

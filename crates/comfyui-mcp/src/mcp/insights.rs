@@ -3,8 +3,6 @@
 //! log of tool calls, queryable and pruned by age. Each tool parses, calls the engine or store, and
 //! renders.
 
-use std::sync::Arc;
-
 use comfy_store::{
     AuditOutcome, AuditQuery, AuditRecord, JobMetrics, MetricGrouping, MetricQuery, MetricSummary,
 };
@@ -17,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::library::{TimeArgument, optional_time};
 use super::render::{engine_error, error_text, json_result};
-use super::{ComfyServer, arguments};
+use super::{ComfyServer, arguments, read_only, tool};
 use crate::engine::insights::{EstimateRequest, Work};
 use crate::engine::library::library_error;
 use crate::engine::timestamps::format_rfc3339;
@@ -119,24 +117,6 @@ struct PruneAuditLogArguments {
     /// Only count what would be deleted (default false).
     #[serde(default)]
     dry_run: bool,
-}
-
-fn tool<T: JsonSchema + 'static>(
-    name: &'static str,
-    description: &'static str,
-    annotations: ToolAnnotations,
-) -> Tool {
-    Tool::new(name, description, Arc::new(JsonObject::new()))
-        .with_input_schema::<T>()
-        .with_annotations(annotations)
-}
-
-fn read_only() -> ToolAnnotations {
-    ToolAnnotations::new()
-        .read_only(true)
-        .destructive(false)
-        .idempotent(true)
-        .open_world(false)
 }
 
 pub fn tools() -> Vec<Tool> {

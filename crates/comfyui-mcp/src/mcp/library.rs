@@ -3,20 +3,18 @@
 //! collections, catalog export (JSON, CSV, HTML contact sheet) and retention cleanup with a dry run.
 //! Each tool parses its arguments, calls the engine or the store, and renders.
 
-use std::sync::Arc;
-
 use base64::Engine as _;
 use comfy_api::FileRef;
 use comfy_store::{OutputQuery, OutputRecord, RetentionPolicy};
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::render::{engine_error, error_text, json_result, output_uri};
-use super::{ComfyServer, arguments};
+use super::{ComfyServer, annotations, arguments, tool};
 use crate::engine::EngineError;
 use crate::engine::library::{NEWEST_FIRST_WINDOW, image_metadata, library_error};
 use crate::engine::timestamps::{format_rfc3339, parse_time};
@@ -225,24 +223,6 @@ struct CleanupOutputsArguments {
     delete_files: Option<bool>,
 }
 
-fn tool<T: JsonSchema + 'static>(
-    name: &'static str,
-    description: &'static str,
-    annotations: ToolAnnotations,
-) -> Tool {
-    Tool::new(name, description, Arc::new(JsonObject::new()))
-        .with_input_schema::<T>()
-        .with_annotations(annotations)
-}
-
-fn annotations(read_only: bool, destructive: bool, idempotent: bool) -> ToolAnnotations {
-    ToolAnnotations::new()
-        .read_only(read_only)
-        .destructive(destructive)
-        .idempotent(idempotent)
-        .open_world(false)
-}
-
 pub fn tools() -> Vec<Tool> {
     vec![
         tool::<SearchOutputsArguments>(
@@ -334,14 +314,6 @@ fn output_item(server: &ComfyServer, record: &OutputRecord, include_parameters: 
     item
 }
 
-fn allow_local(server: &ComfyServer) -> bool {
-    server
-        .engine
-        .settings
-        .allow_local_files
-        .unwrap_or(server.local_files)
-}
-
 const LOCAL_FILES_DISABLED: &str =
     "local files are disabled on this server (set COMFYUI_MCP_ALLOW_LOCAL_FILES=true to allow them)";
 
@@ -364,7 +336,7 @@ async fn given_image(
             Ok(Some(bytes))
         }
         (None, Some(path)) => {
-            if !allow_local(server) {
+            if !server.local_files_allowed() {
                 return Err(error_text(format!(
                     "{LOCAL_FILES_DISABLED}; send data_base64 instead"
                 )));
@@ -700,7 +672,7 @@ async fn organize_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> Tool
 
 async fn export_catalog(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
     let arguments: ExportCatalogArguments = arguments("export_catalog", raw)?;
-    if arguments.path.is_some() && !allow_local(server) {
+    if arguments.path.is_some() && !server.local_files_allowed() {
         return Err(error_text(format!(
             "{LOCAL_FILES_DISABLED}; leave out path to get the catalog inline"
         )));

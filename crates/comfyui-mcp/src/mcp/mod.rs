@@ -11,13 +11,14 @@ mod workflows;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
-    ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ResourceContents, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -135,6 +136,56 @@ fn redact(value: &Value) -> Value {
         ),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
         other => other.clone(),
+    }
+}
+
+/// A tool whose input schema is derived from `T`.
+pub(crate) fn tool<T: JsonSchema + 'static>(
+    name: &'static str,
+    description: &'static str,
+    annotations: ToolAnnotations,
+) -> Tool {
+    Tool::new(name, description, Arc::new(JsonObject::new()))
+        .with_input_schema::<T>()
+        .with_annotations(annotations)
+}
+
+/// Tool hints; every tool here acts only on the configured backends and database (closed world).
+pub(crate) fn annotations(read_only: bool, destructive: bool, idempotent: bool) -> ToolAnnotations {
+    ToolAnnotations::new()
+        .read_only(read_only)
+        .destructive(destructive)
+        .idempotent(idempotent)
+        .open_world(false)
+}
+
+pub(crate) fn read_only() -> ToolAnnotations {
+    annotations(true, false, true)
+}
+
+impl ComfyServer {
+    /// Whether tools may read and write files on this machine: the configured value, else true on
+    /// stdio and false on HTTP.
+    pub(crate) fn local_files_allowed(&self) -> bool {
+        self.engine.settings.allow_local_files.unwrap_or(self.local_files)
+    }
+}
+
+/// The bounded wait of one call: what the caller asked for (or `default`), never more than the
+/// configured limit.
+pub(crate) fn wait_limit(
+    server: &ComfyServer,
+    requested: Option<f64>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, CallToolResult> {
+    match requested {
+        None => Ok(default.min(server.engine.settings.wait)),
+        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+            Ok(std::time::Duration::from_secs_f64(seconds).min(server.engine.settings.wait))
+        }
+        Some(seconds) => Err(render::error_text(format!(
+            "wait_seconds must be a number of seconds >= 0, got {seconds}"
+        ))),
     }
 }
 

@@ -3,20 +3,18 @@
 //! parses its arguments, calls the engine or the store and renders; nothing else.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use comfy_store::{Redemption, ShareRequest, StoreError, VersionSummary};
 use comfy_workflow::{ApiPrompt, Change, Conflict, InputValue};
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::render::{engine_error, error_text, job_result, json_result};
-use super::{ComfyServer, ProgressSender, arguments};
+use super::{ComfyServer, ProgressSender, annotations, arguments, tool, wait_limit};
 use crate::engine::presets::{MergeOutcome, MergeRequest, PresetError, PresetSaveRequest, short_id};
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -159,24 +157,6 @@ struct PresetShareArguments {
     bundle: Option<Value>,
 }
 
-fn tool<T: JsonSchema + 'static>(
-    name: &'static str,
-    description: &'static str,
-    annotations: ToolAnnotations,
-) -> Tool {
-    Tool::new(name, description, Arc::new(JsonObject::new()))
-        .with_input_schema::<T>()
-        .with_annotations(annotations)
-}
-
-fn changing(destructive: bool) -> ToolAnnotations {
-    ToolAnnotations::new()
-        .read_only(false)
-        .destructive(destructive)
-        .idempotent(false)
-        .open_world(false)
-}
-
 pub fn tools() -> Vec<Tool> {
     vec![
         tool::<PresetArguments>(
@@ -186,7 +166,7 @@ pub fn tools() -> Vec<Tool> {
              get returns a preset's workflow (head or any version); apply runs the head with overrides like run_workflow's \
              (validated first, bounded wait, outputs or a job_id for get_job) and counts a use; \
              delete removes a preset with its history and shares.",
-            changing(true),
+            annotations(false, true, false),
         ),
         tool::<PresetVersionArguments>(
             "preset_version",
@@ -196,7 +176,7 @@ pub fn tools() -> Vec<Tool> {
              preset; merge does a three-way merge of another version or a fork's head into the head from their common \
              base (conflicts are listed and nothing is stored; call again with `workflow` to store a resolution); \
              tag/untag name versions (usable wherever a version is asked for).",
-            changing(false),
+            annotations(false, false, false),
         ),
         tool::<PresetShareArguments>(
             "preset_share",
@@ -206,7 +186,7 @@ pub fn tools() -> Vec<Tool> {
              rate-limited and audited); export_bundle gives a preset with its whole history as JSON (inline, or to a \
              file where local files are allowed); import_bundle loads such a bundle (inline or from a file) after \
              checking its hashes.",
-            changing(false),
+            annotations(false, false, false),
         ),
     ]
 }
@@ -308,26 +288,8 @@ fn client_identity(context: &RequestContext<RoleServer>) -> String {
         .unwrap_or_else(|| "anonymous".to_owned())
 }
 
-fn wait_limit(server: &ComfyServer, requested: Option<f64>) -> Result<Duration, CallToolResult> {
-    let limit = server.engine.settings.wait;
-    match requested {
-        None => Ok(limit),
-        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-            Ok(Duration::from_secs_f64(seconds).min(limit))
-        }
-        Some(seconds) => Err(error_text(format!(
-            "wait_seconds must be a number of seconds >= 0, got {seconds}"
-        ))),
-    }
-}
-
 fn local_path<'a>(server: &ComfyServer, path: &'a str) -> Result<&'a Path, CallToolResult> {
-    if !server
-        .engine
-        .settings
-        .allow_local_files
-        .unwrap_or(server.local_files)
-    {
+    if !server.local_files_allowed() {
         return Err(error_text(
             "local files are disabled on this server (set COMFYUI_MCP_ALLOW_LOCAL_FILES=true to allow them); pass the bundle inline instead",
         ));
@@ -446,7 +408,7 @@ async fn preset(
                 &["name", "overrides", "wait_seconds", "backend"],
             )?;
             let name = name()?;
-            let limit = wait_limit(server, arguments.wait_seconds)?;
+            let limit = wait_limit(server, arguments.wait_seconds, server.engine.settings.wait)?;
             let overrides = arguments.overrides.clone().unwrap_or_default();
             let (entry, mut job, preset) = engine
                 .apply_preset(

@@ -15,9 +15,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::core::wait_limit;
 use super::render::{engine_error, error_text, job_result, json_result};
-use super::{ComfyServer, ProgressSender, arguments};
+use super::{ComfyServer, ProgressSender, arguments, read_only, tool, wait_limit};
 use crate::engine::Engine;
 use crate::engine::workflows::{
     SavedWorkflow, TOOL_PREFIX, WorkflowSource, conversion_json, current_time, diagnostics_json, format_name,
@@ -71,31 +70,22 @@ struct WorkflowParametersArguments {
     backend: Option<String>,
 }
 
-fn tool<T: JsonSchema + 'static>(name: &'static str, description: &'static str) -> Tool {
-    Tool::new(name, description, Arc::new(JsonObject::new()))
-        .with_input_schema::<T>()
-        .with_annotations(
-            ToolAnnotations::new()
-                .read_only(true)
-                .destructive(false)
-                .idempotent(true)
-                .open_world(false),
-        )
-}
-
 pub fn tools() -> Vec<Tool> {
     vec![
         tool::<ConvertWorkflowArguments>(
             "convert_workflow",
             "Convert a UI-format workflow to the API format ComfyUI queues, as the ComfyUI frontend does (widgets, primitives, reroutes, bypassed and muted nodes, subgraphs), with every finding of the conversion.",
+            read_only(),
         ),
         tool::<ValidateWorkflowArguments>(
             "validate_workflow",
             "Check a workflow (UI or API format) against the backend's node definitions without queuing it: outcome valid/partial/rejected, the outputs that would run, and diagnostics naming node, input, code and a suggestion.",
+            read_only(),
         ),
         tool::<WorkflowParametersArguments>(
             "workflow_parameters",
             "The knobs of a workflow (UI or API format) by role: prompt, negative_prompt, seed, steps, cfg, size, models, images..., each with a JSON Schema and its current value as default; run_workflow accepts these names as overrides.",
+            read_only(),
         ),
     ]
 }
@@ -136,11 +126,7 @@ fn workflow_source(
 }
 
 async fn read_source(server: &ComfyServer, source: &WorkflowSource) -> Result<Value, CallToolResult> {
-    let allow_local = server
-        .engine
-        .settings
-        .allow_local_files
-        .unwrap_or(server.local_files);
+    let allow_local = server.local_files_allowed();
     server
         .engine
         .read_workflow(source, allow_local)
