@@ -83,6 +83,8 @@ pub mod code {
     pub const LEGACY_WIDGET_LAYOUT: &str = "legacy_widget_layout";
     pub const BROWSER_ONLY_VALUE: &str = "browser_only_value";
     pub const UNRESOLVED_PLACEHOLDER: &str = "unresolved_placeholder";
+    pub const DISABLED_SUBGRAPH_EXPANDED: &str = "disabled_subgraph_expanded";
+    pub const PRIMITIVE_LINK_MISMATCH: &str = "primitive_link_mismatch";
 }
 
 /// Orders node ids the way people read them: `"2" < "10" < "10:3"`.

@@ -62,6 +62,9 @@ pub fn link_value(node_id: &str, output_index: u32) -> Value {
 /// One node of an API prompt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
+    /// Empty only for nodes the frontend sends without one (types it does not know); such a
+    /// node is written without the key.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub class_type: String,
     #[serde(default)]
     pub inputs: Map<String, Value>,

@@ -55,6 +55,10 @@ pub struct ConvertArguments {
     /// Leave {a|b} dynamic prompts and their comments as written
     #[arg(long)]
     pub keep_dynamic_prompts: bool,
+    /// Treat unknown node types exactly as the frontend does when their custom nodes are missing
+    /// (no class_type, values collapsed into an UNKNOWN input), for comparisons with it
+    #[arg(long)]
+    pub frontend_missing_nodes: bool,
 }
 
 /// Arguments of `comfyui-mcp validate` and `comfyui-mcp params`.
@@ -183,6 +187,7 @@ fn convert_options(arguments: &ConvertArguments) -> Result<ConvertOptions, Comma
         now: Some(now),
         resolve_dynamic_prompts: !arguments.keep_dynamic_prompts,
         dynamic_prompt_seed: arguments.dynamic_prompt_seed,
+        frontend_missing_nodes: arguments.frontend_missing_nodes,
     })
 }
 

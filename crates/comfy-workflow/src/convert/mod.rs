@@ -1,9 +1,18 @@
-//! UI workflow to API prompt conversion, following the ComfyUI frontend's `graphToPrompt`
-//! (contract section 9): widget values, primitive nodes, reroutes, muted and bypassed nodes,
-//! subgraphs with nested execution ids, promoted widgets, filename placeholders and dynamic prompts.
+//! UI workflow to API prompt conversion that reproduces what the ComfyUI frontend (1.32.9) sends:
+//! `loadGraphData` followed by `graphToPrompt` (contract section 9), checked against the real
+//! frontend on both template corpora (`tests/frontend`).
+//!
+//! [`live`] rebuilds the graph the frontend holds after loading (slots, widgets and their values,
+//! promoted subgraph widgets, primitive nodes); this module then does what `graphToPrompt` does:
+//! primitive nodes push their values, subgraph instances sync their promoted values, every node of
+//! every (nested) subgraph becomes an executable node with an id like `"75:12"`, widget values go
+//! through `serializeValue` (dynamic prompts, filename placeholders) and links are resolved through
+//! reroutes, bypassed nodes and subgraph boundaries. Muted nodes are left out, with every link to
+//! them.
 //!
 //! Whatever cannot be converted faithfully becomes a [`Diagnostic`]; nothing is dropped silently.
 
+mod live;
 pub mod model;
 pub mod text;
 pub mod widgets;
@@ -15,16 +24,13 @@ use serde_json::{Map, Value};
 
 use crate::diagnostic::{Diagnostic, Severity, code, compare_node_ids};
 use crate::graph::{ApiPrompt, InputValue, Node, NodeMeta, link_value};
-use crate::object_info::{InputKind, NodeDefinition, ObjectInfo};
+use crate::object_info::ObjectInfo;
 use crate::suggest::{closest_matches, did_you_mean};
 
-use model::{
-    MODE_BYPASSED, MODE_MUTED, SUBGRAPH_INPUT_NODE, SUBGRAPH_OUTPUT_NODE, UiGraph, UiNode, UiWorkflow,
-    parse_workflow,
-};
+use live::{Kind, Live, LoadEvent, MAXIMUM_SUBGRAPH_DEPTH, Widget, js_truthy};
+use model::{MODE_BYPASSED, MODE_MUTED, SUBGRAPH_INPUT_NODE, parse_workflow};
 pub use text::LocalDateTime;
-use text::{ChoiceRandom, PlaceholderProblem, process_dynamic_prompt, replace_placeholders};
-use widgets::{BROWSER_PRODUCED_TYPES, default_widget_value, map_widgets, value_fits};
+use text::{ChoiceRandom, PlaceholderProblem, js_string, process_dynamic_prompt, replace_placeholders};
 
 /// Save nodes whose `filename_prefix` the frontend runs through placeholder replacement.
 const PREFIX_REPLACING_CLASSES: &[&str] = &[
@@ -42,14 +48,8 @@ const PREFIX_REPLACING_CLASSES: &[&str] = &[
     "SaveLatent",
 ];
 
-/// Frontend-only node types that never reach the prompt.
-const NOTE_TYPES: &[&str] = &["Note", "MarkdownNote"];
-
 /// Deeper link chains (reroutes, bypasses, subgraph levels) are treated as cycles.
 const MAXIMUM_RESOLUTION_DEPTH: usize = 512;
-
-/// Subgraphs nested deeper than this are not expanded.
-const MAXIMUM_SUBGRAPH_DEPTH: usize = 32;
 
 /// Which kind of workflow JSON a value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +77,8 @@ pub fn detect_format(value: &Value) -> Format {
     if is_api { Format::Api } else { Format::Unknown }
 }
 
-/// Inputs the frontend takes from the browser environment, injected for determinism.
+/// Inputs the frontend takes from the browser environment, injected for determinism, and how to
+/// treat node types the backend does not know.
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
     /// The local time for `%date:...%` placeholders; without it they are left as they are.
@@ -86,6 +87,14 @@ pub struct ConvertOptions {
     pub resolve_dynamic_prompts: bool,
     /// Seed of the choices made for dynamic prompts.
     pub dynamic_prompt_seed: u64,
+    /// Treat node types this backend does not know exactly as the frontend does when their custom
+    /// nodes are missing, for byte-for-byte comparisons with it: such nodes are emitted without
+    /// `class_type`, their `widgets_values` become widgets named `UNKNOWN` (so the input `UNKNOWN`
+    /// holds the last value), and the widgets of their inputs do not exist, so subgraph instances
+    /// that promote them put their saved values on the wrong widgets. Off by default: unknown
+    /// nodes keep their type as `class_type`, their widget inputs stay promotable, and each one is
+    /// reported as an error naming the class and, when the file says, its custom-node pack.
+    pub frontend_missing_nodes: bool,
 }
 
 impl Default for ConvertOptions {
@@ -94,6 +103,7 @@ impl Default for ConvertOptions {
             now: None,
             resolve_dynamic_prompts: true,
             dynamic_prompt_seed: 0,
+            frontend_missing_nodes: false,
         }
     }
 }
@@ -108,7 +118,8 @@ pub struct Conversion {
 /// Converts a UI workflow to an API prompt the way the frontend's `graphToPrompt` does.
 pub fn ui_to_api(ui: &Value, info: &ObjectInfo, options: &ConvertOptions) -> Conversion {
     let (workflow, problems) = parse_workflow(ui);
-    let mut converter = Converter::new(&workflow, info, options);
+    let live = Live::load(&workflow, info, options.frontend_missing_nodes);
+    let mut converter = Converter::new(live, info, options);
     for problem in problems {
         converter.diagnostics.push(Diagnostic {
             node_id: problem.node_id.unwrap_or_default(),
@@ -139,94 +150,64 @@ pub fn ui_to_api(ui: &Value, info: &ObjectInfo, options: &ConvertOptions) -> Con
     converter.run()
 }
 
-/// What a UI node is, as far as conversion cares.
-#[derive(Debug, Clone, Copy)]
-enum NodeKind<'w> {
-    Note,
-    Reroute,
-    Primitive,
-    Subgraph,
-    GroupNode,
-    Known(&'w NodeDefinition),
-    Unknown,
-}
-
 /// One graph being flattened: the root, or one expanded subgraph instance.
 #[derive(Debug, Clone)]
-struct Context<'w> {
-    graph: &'w UiGraph,
+struct Context {
+    /// The live graph (0 is the root; others are subgraph definitions).
+    graph: usize,
     /// Ids of the subgraph instances from the root down to this graph.
     path: Vec<String>,
     /// The instance this graph was expanded from: (context, node position).
     parent: Option<(usize, usize)>,
-    /// Subgraph definition ids from the root down, to refuse recursive definitions.
-    definitions: Vec<String>,
+    /// Definitions from the root down, to refuse recursive definitions.
+    definitions: Vec<usize>,
 }
 
 /// Where an input's value comes from after following links.
 #[derive(Debug, Clone, PartialEq)]
 enum Resolved {
     Link(String, u32),
-    Value(Value),
+    /// A promoted widget's value (`None` is `undefined`).
+    Value(Option<Value>),
 }
 
-/// A node's widget values before text processing.
-type WidgetValues = Vec<(String, Value)>;
-
 struct Converter<'w> {
-    workflow: &'w UiWorkflow,
+    live: Live<'w>,
     info: &'w ObjectInfo,
     options: &'w ConvertOptions,
-    contexts: Vec<Context<'w>>,
+    contexts: Vec<Context>,
     children: BTreeMap<(usize, usize), usize>,
-    /// Values that primitive nodes push into widgets: (context, node) -> widget -> value.
-    primitive_values: BTreeMap<(usize, usize), BTreeMap<String, Value>>,
-    widget_values: BTreeMap<(usize, usize), WidgetValues>,
     diagnostics: Vec<Diagnostic>,
     random: ChoiceRandom,
+    /// Did-you-mean candidates by unknown type name.
+    suggestions: BTreeMap<String, Vec<String>>,
 }
 
 impl<'w> Converter<'w> {
-    fn new(workflow: &'w UiWorkflow, info: &'w ObjectInfo, options: &'w ConvertOptions) -> Self {
+    fn new(live: Live<'w>, info: &'w ObjectInfo, options: &'w ConvertOptions) -> Self {
         Converter {
-            workflow,
+            live,
             info,
             options,
             contexts: vec![Context {
-                graph: &workflow.root,
+                graph: 0,
                 path: Vec::new(),
                 parent: None,
                 definitions: Vec::new(),
             }],
             children: BTreeMap::new(),
-            primitive_values: BTreeMap::new(),
-            widget_values: BTreeMap::new(),
             diagnostics: Vec::new(),
             random: ChoiceRandom::new(options.dynamic_prompt_seed),
+            suggestions: BTreeMap::new(),
         }
     }
 
-    fn kind(&self, node: &UiNode) -> NodeKind<'w> {
-        let type_name = node.type_name.as_str();
-        if NOTE_TYPES.contains(&type_name) {
-            NodeKind::Note
-        } else if type_name == "Reroute" {
-            NodeKind::Reroute
-        } else if type_name == "PrimitiveNode" {
-            NodeKind::Primitive
-        } else if self.workflow.subgraphs.contains_key(type_name) {
-            NodeKind::Subgraph
-        } else if type_name.starts_with("workflow>") || type_name.starts_with("workflow/") {
-            NodeKind::GroupNode
-        } else if let Some(definition) = self.info.node(type_name) {
-            NodeKind::Known(definition)
-        } else {
-            NodeKind::Unknown
-        }
+    fn graph_of(&self, context: usize) -> usize {
+        self.contexts.get(context).map_or(0, |context| context.graph)
     }
 
-    fn node(&self, context: usize, position: usize) -> Option<&'w UiNode> {
-        self.contexts.get(context)?.graph.nodes.get(position)
+    fn node(&self, context: usize, position: usize) -> Option<&live::LiveNode<'w>> {
+        self.live.node(self.graph_of(context), position)
     }
 
     fn execution_id(&self, context: usize, position: usize) -> String {
@@ -240,19 +221,6 @@ impl<'w> Converter<'w> {
             .unwrap_or_default();
         parts.push(&node.id);
         parts.join(":")
-    }
-
-    /// The title the frontend shows: the node's own, else its class's display name.
-    fn title(&self, node: &UiNode) -> String {
-        if let Some(title) = node.title.as_deref().filter(|title| !title.is_empty()) {
-            return title.to_owned();
-        }
-        self.info
-            .node(&node.type_name)
-            .map(|definition| definition.display_name.as_str())
-            .filter(|name| !name.is_empty())
-            .unwrap_or(&node.type_name)
-            .to_owned()
     }
 
     fn diagnose(
@@ -277,7 +245,7 @@ impl<'w> Converter<'w> {
     ) {
         let (class_type, title) = self
             .node(context, position)
-            .map(|node| (node.type_name.clone(), self.title(node)))
+            .map(|node| (node.type_name.clone(), node.title.clone()))
             .unwrap_or_default();
         self.diagnostics.push(Diagnostic {
             node_id: self.execution_id(context, position),
@@ -294,18 +262,23 @@ impl<'w> Converter<'w> {
 
     fn run(mut self) -> Conversion {
         self.expand_subgraphs();
-        self.apply_primitives();
-        self.collect_widget_values();
+        self.report_load_events();
+        let order = self.dto_order();
+        // graphToPrompt step 1: virtual nodes apply themselves (primitive nodes push values).
+        for &(context, position) in &order {
+            if self
+                .node(context, position)
+                .is_some_and(|node| matches!(node.kind, Kind::Primitive))
+            {
+                self.apply_primitive(context, position);
+            }
+        }
+        // Step 2: serializing the workflow syncs promoted values into the inner widgets.
+        self.sync_promoted_values();
         let mut prompt = ApiPrompt::new();
-        for context in 0..self.contexts.len() {
-            let node_count = self
-                .contexts
-                .get(context)
-                .map_or(0, |context| context.graph.nodes.len());
-            for position in 0..node_count {
-                if let Some(node) = self.emit(context, position) {
-                    prompt.nodes.insert(self.execution_id(context, position), node);
-                }
+        for &(context, position) in &order {
+            if let Some(node) = self.emit(context, position) {
+                prompt.nodes.insert(self.execution_id(context, position), node);
             }
         }
         self.remove_dangling_links(&mut prompt);
@@ -317,28 +290,30 @@ impl<'w> Converter<'w> {
         }
     }
 
-    /// Creates a context for every active subgraph instance, breadth first.
+    /// Creates a context for every subgraph instance, breadth first. The frontend expands muted
+    /// and bypassed instances too (their inner nodes keep their own mode).
     fn expand_subgraphs(&mut self) {
         let mut context = 0;
         while context < self.contexts.len() {
             let Some(current) = self.contexts.get(context).cloned() else {
                 break;
             };
-            for (position, node) in current.graph.nodes.iter().enumerate() {
-                if !matches!(self.kind(node), NodeKind::Subgraph) {
-                    continue;
-                }
-                // The newer frontend does not expand muted or bypassed subgraphs; running the
-                // inner nodes of a disabled subgraph (as 1.32.9 does) is never what was meant.
-                if node.is_disabled() {
-                    continue;
-                }
-                let Some(graph) = self.workflow.subgraphs.get(&node.type_name) else {
+            let node_count = self
+                .live
+                .graphs
+                .get(current.graph)
+                .map_or(0, |graph| graph.nodes.len());
+            for position in 0..node_count {
+                let Some(node) = self.live.node(current.graph, position) else {
                     continue;
                 };
-                if current.definitions.contains(&node.type_name)
-                    || current.path.len() >= MAXIMUM_SUBGRAPH_DEPTH
-                {
+                let Kind::Subgraph(definition) = node.kind else {
+                    continue;
+                };
+                let disabled = node.is_disabled();
+                let mode = node.mode;
+                let node_id = node.id.clone();
+                if current.definitions.contains(&definition) || current.path.len() >= MAXIMUM_SUBGRAPH_DEPTH {
                     self.diagnose(
                         (context, position),
                         None,
@@ -348,13 +323,25 @@ impl<'w> Converter<'w> {
                     );
                     continue;
                 }
+                if disabled {
+                    let how = if mode == MODE_MUTED { "muted" } else { "bypassed" };
+                    self.diagnose(
+                        (context, position),
+                        None,
+                        code::DISABLED_SUBGRAPH_EXPANDED,
+                        Severity::Warning,
+                        format!(
+                            "subgraph instance is {how}, but the frontend (1.32.9) still sends its inner nodes with their own modes; newer frontends leave them out. Mute or bypass the inner nodes to disable them"
+                        ),
+                    );
+                }
                 let mut path = current.path.clone();
-                path.push(node.id.clone());
+                path.push(node_id);
                 let mut definitions = current.definitions.clone();
-                definitions.push(node.type_name.clone());
+                definitions.push(definition);
                 self.children.insert((context, position), self.contexts.len());
                 self.contexts.push(Context {
-                    graph,
+                    graph: definition,
                     path,
                     parent: Some((context, position)),
                     definitions,
@@ -364,153 +351,128 @@ impl<'w> Converter<'w> {
         }
     }
 
-    /// Primitive nodes copy their value into every widget they are linked to (`applyToGraph`).
-    fn apply_primitives(&mut self) {
-        for context in 0..self.contexts.len() {
-            let Some(graph) = self.contexts.get(context).map(|context| context.graph) else {
-                continue;
-            };
-            for (position, node) in graph.nodes.iter().enumerate() {
-                if !matches!(self.kind(node), NodeKind::Primitive) {
-                    continue;
+    /// The executable nodes in the frontend's order: root nodes, each instance followed by its
+    /// inner nodes (depth first).
+    fn dto_order(&self) -> Vec<(usize, usize)> {
+        let mut order = Vec::new();
+        self.collect_dtos(0, &mut order, 0);
+        order
+    }
+
+    fn collect_dtos(&self, context: usize, order: &mut Vec<(usize, usize)>, depth: usize) {
+        if depth > MAXIMUM_SUBGRAPH_DEPTH {
+            return;
+        }
+        let node_count = self
+            .live
+            .graphs
+            .get(self.graph_of(context))
+            .map_or(0, |graph| graph.nodes.len());
+        for position in 0..node_count {
+            order.push((context, position));
+            if let Some(&child) = self.children.get(&(context, position)) {
+                self.collect_dtos(child, order, depth + 1);
+            }
+        }
+    }
+
+    /// Turns what loading did into diagnostics.
+    fn report_load_events(&mut self) {
+        let events = std::mem::take(&mut self.live.events);
+        for event in events {
+            match event {
+                LoadEvent::InputRemoved { graph, node, input } => {
+                    for (context, position) in self.locations(graph, &node) {
+                        self.diagnose(
+                            (context, position),
+                            Some(&input),
+                            code::INPUT_DISCONNECTED,
+                            Severity::Warning,
+                            format!("input {input} claims a widget this node does not have, so the frontend removes it with its link"),
+                        );
+                    }
                 }
-                let Some(value) = node
-                    .widgets_values
-                    .get(0)
-                    .filter(|value| !value.is_null())
-                    .cloned()
-                else {
-                    if node
-                        .outputs
-                        .first()
-                        .is_some_and(|output| !output.links.is_empty())
-                    {
+                LoadEvent::PromotedValuesShifted { graph, node, detail } => {
+                    let node_id = self
+                        .live
+                        .node(graph, node)
+                        .map(|node| node.id.clone())
+                        .unwrap_or_default();
+                    for location in self.locations(graph, &node_id) {
                         self.diagnose(
-                            (context, position),
+                            location,
                             None,
-                            code::MISSING_WIDGET_VALUE,
+                            code::WIDGET_VALUES_SHIFTED,
                             Severity::Warning,
-                            "primitive node has no value; its targets keep their own".to_owned(),
+                            format!(
+                                "{detail}: the frontend assigns the saved values in order to the widgets it could promote, so values can land on the wrong inputs"
+                            ),
                         );
                     }
-                    continue;
-                };
-                let replace = node
-                    .properties
-                    .get("Run widget replace on values")
-                    .and_then(Value::as_bool)
-                    == Some(true);
-                let value = match (&value, replace) {
-                    (Value::String(text), true) => {
-                        Value::String(self.replace_text((context, position), text))
-                    }
-                    _ => value,
-                };
-                let links: Vec<i64> = node
-                    .outputs
-                    .first()
-                    .map(|output| output.links.clone())
-                    .unwrap_or_default();
-                let mut pending: Vec<(i64, usize)> = links.into_iter().map(|link| (link, 0)).collect();
-                while let Some((link_id, hops)) = pending.pop() {
-                    let Some(link) = graph.links.get(&link_id) else {
+                }
+                LoadEvent::StalePromotion {
+                    graph,
+                    node,
+                    input,
+                    source,
+                } => {
+                    let node_id = self
+                        .live
+                        .node(graph, node)
+                        .map(|node| node.id.clone())
+                        .unwrap_or_default();
+                    for location in self.locations(graph, &node_id) {
                         self.diagnose(
-                            (context, position),
-                            None,
-                            code::MISSING_LINK,
+                            location,
+                            Some(&input),
+                            code::WIDGET_VALUES_SHIFTED,
                             Severity::Warning,
-                            format!("primitive output link {link_id} does not exist"),
+                            format!(
+                                "the frontend promotes the inner widget {source} for subgraph input {input} (the link's saved slot index points at it) and the instance saves no value for it, so {source}'s value is sent for {input}; set the value on the subgraph node and save to fix it"
+                            ),
                         );
+                    }
+                }
+                LoadEvent::WidgetValues {
+                    graph,
+                    node,
+                    missing,
+                    misfits,
+                    extra,
+                    migrated,
+                } => {
+                    let Some(live_node) = self.live.node(graph, node) else {
                         continue;
                     };
-                    let Some((target_position, target)) = graph.node(&link.target_id) else {
-                        continue;
-                    };
-                    if matches!(self.kind(target), NodeKind::Reroute) && hops < MAXIMUM_RESOLUTION_DEPTH {
-                        for output in &target.outputs {
-                            pending.extend(output.links.iter().map(|next| (*next, hops + 1)));
-                        }
+                    if live_node.is_disabled() {
                         continue;
                     }
-                    let input = target
-                        .inputs
-                        .iter()
-                        .find(|input| input.link == Some(link_id))
-                        .or_else(|| {
-                            usize::try_from(link.target_slot)
-                                .ok()
-                                .and_then(|slot| target.inputs.get(slot))
-                        });
-                    let Some(input) = input else {
-                        continue;
-                    };
-                    let widget = input.widget_name.clone().unwrap_or_else(|| input.name.clone());
-                    self.primitive_values
-                        .entry((context, target_position))
-                        .or_default()
-                        .insert(widget, value.clone());
+                    let node_id = live_node.id.clone();
+                    for location in self.locations(graph, &node_id) {
+                        self.report_widget_problems(location, &missing, &misfits, &extra, migrated);
+                    }
                 }
             }
         }
     }
 
-    /// The widget values of every known node, with primitive values applied and missing values
-    /// defaulted, before any text processing.
-    fn collect_widget_values(&mut self) {
-        for context in 0..self.contexts.len() {
-            let Some(graph) = self.contexts.get(context).map(|context| context.graph) else {
-                continue;
-            };
-            for (position, node) in graph.nodes.iter().enumerate() {
-                let NodeKind::Known(definition) = self.kind(node) else {
-                    continue;
-                };
-                let location = (context, position);
-                let mapped = map_widgets(definition, &node.widgets_values);
-                let primitive = self.primitive_values.get(&location).cloned().unwrap_or_default();
-                let mut values = Vec::new();
-                let mut missing = Vec::new();
-                let mut misfits = Vec::new();
-                for (spec, saved) in mapped.values {
-                    let value = match (primitive.get(&spec.name), saved) {
-                        (Some(from_primitive), _) => from_primitive.clone(),
-                        (None, Some(saved)) if !saved.is_null() => {
-                            if !value_fits(spec, &saved) {
-                                misfits.push(format!("{} = {saved}", spec.name));
-                            }
-                            saved
-                        }
-                        (None, _) => {
-                            missing.push(spec.name.clone());
-                            default_widget_value(spec)
-                        }
-                    };
-                    if let InputKind::Socket(type_name) = &spec.kind
-                        && BROWSER_PRODUCED_TYPES.contains(&type_name.as_str())
-                        && !node.is_disabled()
-                    {
-                        self.diagnose(
-                            location,
-                            Some(&spec.name),
-                            code::BROWSER_ONLY_VALUE,
-                            Severity::Warning,
-                            format!("the browser produces the {type_name} value of {}; the saved value is only a placeholder", spec.name),
-                        );
-                    }
-                    values.push((spec.name.clone(), value));
-                }
-                if !node.is_disabled() {
-                    self.report_widget_problems(
-                        location,
-                        &missing,
-                        &misfits,
-                        &mapped.extra_values,
-                        mapped.used_legacy_layout,
-                    );
-                }
-                self.widget_values.insert(location, values);
-            }
-        }
+    /// Every context position of a node of a live graph (one per instance of its definition).
+    fn locations(&self, graph: usize, node_id: &str) -> Vec<(usize, usize)> {
+        let Some(position) = self
+            .live
+            .graphs
+            .get(graph)
+            .and_then(|live| live.node_position(node_id))
+        else {
+            return Vec::new();
+        };
+        self.contexts
+            .iter()
+            .enumerate()
+            .filter(|(_, context)| context.graph == graph)
+            .map(|(context, _)| (context, position))
+            .take(1)
+            .collect()
     }
 
     fn report_widget_problems(
@@ -519,7 +481,7 @@ impl<'w> Converter<'w> {
         missing: &[String],
         misfits: &[String],
         extra_values: &[Value],
-        used_legacy_layout: bool,
+        migrated: bool,
     ) {
         if !missing.is_empty() {
             self.diagnose(
@@ -542,8 +504,6 @@ impl<'w> Converter<'w> {
                 ),
             );
         }
-        // Frontend-only widgets (3D viewers, audio players) leave empty values behind; anything
-        // else beyond the layout is probably a definition mismatch.
         let meaningful: Vec<&Value> = extra_values
             .iter()
             .filter(|value| !value.is_null() && value.as_str() != Some(""))
@@ -565,7 +525,7 @@ impl<'w> Converter<'w> {
                 ),
             );
         }
-        if used_legacy_layout {
+        if migrated {
             self.diagnose(
                 location,
                 None,
@@ -575,6 +535,167 @@ impl<'w> Converter<'w> {
                     .to_owned(),
             );
         }
+    }
+
+    /// `PrimitiveNode.applyToGraph`: copies the primitive's value into the widget behind every
+    /// input it is linked to, then runs that widget's change callback (INT and FLOAT widgets round).
+    /// The frontend looks the link ids up in the root graph, even for primitives in subgraphs.
+    fn apply_primitive(&mut self, context: usize, position: usize) {
+        let graph = self.graph_of(context);
+        let Some(node) = self.live.node(graph, position) else {
+            return;
+        };
+        let Some(links) = node.outputs.first().map(|output| output.links.clone()) else {
+            return;
+        };
+        if links.is_empty() {
+            return;
+        }
+        let mut value = node
+            .widgets
+            .as_ref()
+            .and_then(|widgets| widgets.first())
+            .cloned()
+            .and_then(|widget| self.live.value(&widget));
+        let replace = js_truthy(node.properties.get("Run widget replace on values"));
+        if replace
+            && js_truthy(value.as_ref())
+            && let Some(Value::String(text)) = &value
+        {
+            let text = text.clone();
+            value = Some(Value::String(self.replace_text((context, position), &text)));
+        }
+        for link_id in links {
+            let root_link = self
+                .live
+                .graphs
+                .first()
+                .and_then(|root| root.links.get(&link_id))
+                .cloned();
+            let own_link = self
+                .live
+                .graphs
+                .get(graph)
+                .and_then(|live| live.links.get(&link_id))
+                .cloned();
+            let link = if graph == 0 {
+                own_link
+            } else {
+                if root_link.is_none() && own_link.is_some() {
+                    self.diagnose(
+                        (context, position),
+                        None,
+                        code::PRIMITIVE_LINK_MISMATCH,
+                        Severity::Warning,
+                        format!("the frontend (1.32.9) looks up link {link_id} of this primitive node in the root graph, where it does not exist, so it fails to queue the workflow; converted with the subgraph's own link"),
+                    );
+                } else if root_link.is_some() && root_link != own_link {
+                    self.diagnose(
+                        (context, position),
+                        None,
+                        code::PRIMITIVE_LINK_MISMATCH,
+                        Severity::Warning,
+                        format!("the frontend (1.32.9) looks up link {link_id} of this primitive node in the root graph, where it is another link, so its value goes to the wrong widget"),
+                    );
+                }
+                root_link.or(own_link)
+            };
+            let Some(link) = link else {
+                self.diagnose(
+                    (context, position),
+                    None,
+                    code::MISSING_LINK,
+                    Severity::Warning,
+                    format!("primitive output link {link_id} does not exist"),
+                );
+                continue;
+            };
+            let Some(target) = self
+                .live
+                .graphs
+                .get(graph)
+                .and_then(|live| live.node_position(&link.target_id))
+            else {
+                continue;
+            };
+            let Some(widget) = usize::try_from(link.target_slot)
+                .ok()
+                .and_then(|slot| self.live.node(graph, target)?.inputs.get(slot))
+                .and_then(|input| input.widget.clone())
+                .and_then(|name| self.live.node(graph, target)?.widget(&name).cloned())
+            else {
+                continue;
+            };
+            self.live.assign(&widget, value.clone());
+            self.live.run_callback(&widget);
+        }
+    }
+
+    /// `SubgraphNode.serialize`: every promoted widget's value is written into the inner widgets
+    /// its subgraph input links to (root instances first, then instances inside definitions).
+    fn sync_promoted_values(&mut self) {
+        let mut instances = Vec::new();
+        for graph in 0..self.live.graphs.len() {
+            let node_count = self.live.graphs.get(graph).map_or(0, |live| live.nodes.len());
+            for position in 0..node_count {
+                if let Some(Kind::Subgraph(definition)) =
+                    self.live.node(graph, position).map(|node| node.kind)
+                {
+                    instances.push((graph, position, definition));
+                }
+            }
+        }
+        for (graph, position, definition) in instances {
+            let Some(node) = self.live.node(graph, position) else {
+                continue;
+            };
+            let widgets = node.widgets.clone().unwrap_or_default();
+            let input_names: Vec<String> = node.inputs.iter().map(|input| input.name.clone()).collect();
+            for widget in widgets {
+                if !input_names.contains(&widget.name) {
+                    continue;
+                }
+                let value = self.live.value(&widget);
+                if value.is_none() && widget.placeholder {
+                    continue;
+                }
+                for inner in self.connected_widgets(definition, &widget.name) {
+                    self.live.assign(&inner, value.clone());
+                }
+            }
+        }
+    }
+
+    /// `SubgraphInput.getConnectedWidgets`.
+    fn connected_widgets(&self, definition: usize, input_name: &str) -> Vec<Widget<'w>> {
+        let Some(inner) = self.live.graphs.get(definition) else {
+            return Vec::new();
+        };
+        let Some(slot) = inner.inputs.iter().find(|slot| slot.name == input_name) else {
+            return Vec::new();
+        };
+        let mut widgets = Vec::new();
+        for link_id in &slot.link_ids {
+            let Some(link) = inner.links.get(link_id) else {
+                continue;
+            };
+            let Some(target) = inner.node_position(&link.target_id) else {
+                continue;
+            };
+            let Some(node) = inner.nodes.get(target) else {
+                continue;
+            };
+            let Some(input) = usize::try_from(link.target_slot)
+                .ok()
+                .and_then(|slot| node.inputs.get(slot))
+            else {
+                continue;
+            };
+            if let Some(widget) = input.widget.as_ref().and_then(|name| node.widget(name)) {
+                widgets.push(widget.clone());
+            }
+        }
+        widgets
     }
 
     /// Replaces `%date:...%` and `%Node.widget%` in `text`, reporting what stayed.
@@ -601,110 +722,102 @@ impl<'w> Converter<'w> {
         replaced
     }
 
+    /// The nodes `collectAllNodes` visits: each instance's subgraph before the instance.
+    fn all_nodes(&self, graph: usize, depth: usize, found: &mut Vec<(usize, usize)>) {
+        if depth > MAXIMUM_SUBGRAPH_DEPTH {
+            return;
+        }
+        let node_count = self.live.graphs.get(graph).map_or(0, |live| live.nodes.len());
+        for position in 0..node_count {
+            if let Some(Kind::Subgraph(definition)) = self.live.node(graph, position).map(|node| node.kind) {
+                self.all_nodes(definition, depth + 1, found);
+            }
+            found.push((graph, position));
+        }
+    }
+
     /// The frontend looks nodes up by their "Node name for S&R" property first, then by title.
     fn placeholder_value(&self, node_name: &str, widget: &str) -> Option<String> {
-        let all_nodes = || {
-            self.contexts
-                .iter()
-                .enumerate()
-                .flat_map(|(context, graph_context)| {
-                    graph_context
-                        .graph
-                        .nodes
-                        .iter()
-                        .enumerate()
-                        .map(move |(position, node)| ((context, position), node))
-                })
-        };
-        let found = all_nodes()
-            .find(|(_, node)| node.property_text("Node name for S&R") == Some(node_name))
-            .or_else(|| all_nodes().find(|(_, node)| self.title(node) == node_name))?;
-        let (location, node) = found;
-        let value = self
-            .widget_values
-            .get(&location)
-            .and_then(|values| values.iter().find(|(name, _)| name == widget))
-            .map(|(_, value)| value.clone())
-            .or_else(|| {
-                // Primitive nodes have a single widget named after their target.
-                matches!(self.kind(node), NodeKind::Primitive)
-                    .then(|| node.widgets_values.get(0).cloned())
-                    .flatten()
-            })?;
-        Some(javascript_text(&value))
+        let mut nodes = Vec::new();
+        self.all_nodes(0, 0, &mut nodes);
+        let live_nodes: Vec<&live::LiveNode<'w>> = nodes
+            .iter()
+            .filter_map(|(graph, position)| self.live.node(*graph, *position))
+            .collect();
+        let node = live_nodes
+            .iter()
+            .find(|node| node.properties.get("Node name for S&R").and_then(Value::as_str) == Some(node_name))
+            .or_else(|| live_nodes.iter().find(|node| node.title == node_name))?;
+        let widget = node.widget(widget)?;
+        Some(match self.live.value(widget) {
+            None | Some(Value::Null) => String::new(),
+            Some(value) => js_string(&value),
+        })
     }
 
     fn emit(&mut self, context: usize, position: usize) -> Option<Node> {
-        let node = self.node(context, position)?;
+        let graph = self.graph_of(context);
+        let node = self.live.node(graph, position)?;
         let location = (context, position);
-        let kind = self.kind(node);
-        match kind {
-            NodeKind::Note | NodeKind::Reroute | NodeKind::Primitive | NodeKind::Subgraph => return None,
-            NodeKind::GroupNode => {
-                if !node.is_disabled() {
-                    self.diagnose(
-                        location,
-                        None,
-                        code::UNSUPPORTED_NODE,
-                        Severity::Error,
-                        "legacy group nodes are not supported; convert the group node to a subgraph in the UI".to_owned(),
-                    );
-                }
-                return None;
+        let kind = node.kind;
+        if kind.is_virtual() {
+            if matches!(kind, Kind::GroupNode) && !node.is_disabled() {
+                self.diagnose(
+                    location,
+                    None,
+                    code::UNSUPPORTED_NODE,
+                    Severity::Error,
+                    "legacy group nodes are not supported; convert the group node to a subgraph in the UI"
+                        .to_owned(),
+                );
             }
-            NodeKind::Known(_) | NodeKind::Unknown => {}
+            return None;
         }
         if node.mode == MODE_MUTED || node.mode == MODE_BYPASSED {
             return None;
         }
-        if node.type_name.is_empty() {
-            self.diagnose(
-                location,
-                None,
-                code::UNKNOWN_NODE_TYPE,
-                Severity::Error,
-                "node has no type and is left out".to_owned(),
-            );
-            return None;
-        }
+        let widgets = node.widgets.clone().unwrap_or_default();
+        let inputs_slots = node.inputs.clone();
+        let type_name = node.type_name.clone();
+        let title = node.title.clone();
         let mut inputs = Map::new();
-        match kind {
-            NodeKind::Known(definition) => {
-                let values = self.widget_values.get(&location).cloned().unwrap_or_default();
-                for (name, value) in values {
-                    let processed = self.process_widget_value(location, definition, &name, value);
-                    inputs.insert(name, InputValue::constant(processed));
-                }
+        for widget in &widgets {
+            if widget.name.is_empty() || !widget.sent {
+                continue;
             }
-            _ => {
-                let candidates =
-                    closest_matches(&node.type_name, self.info.nodes.keys().map(String::as_str), 3);
-                let detail = match &node.widgets_values {
-                    Value::Object(entries) => {
-                        for (name, value) in entries {
-                            inputs.insert(name.clone(), InputValue::constant(value.clone()));
-                        }
-                        "its widget values are copied by name"
-                    }
-                    Value::Array(values) if !values.is_empty() => {
-                        "its widget values cannot be mapped without a definition"
-                    }
-                    _ => "only its links are converted",
-                };
-                self.diagnose_with(
+            if widget.browser_produced {
+                self.diagnose(
                     location,
-                    None,
-                    code::UNKNOWN_NODE_TYPE,
-                    Severity::Error,
+                    Some(&widget.name),
+                    code::BROWSER_ONLY_VALUE,
+                    Severity::Warning,
                     format!(
-                        "node type {} is not known to this backend (a missing custom node?); {detail}",
-                        node.type_name
+                        "the browser produces the value of {} when it queues the workflow (a webcam frame, a 3D render or a recording); an empty placeholder is sent",
+                        widget.name
                     ),
-                    candidates,
                 );
             }
+            match self.serialize_value(location, widget) {
+                Some(value) => {
+                    inputs.insert(widget.name.clone(), InputValue::constant(value));
+                }
+                None => {
+                    inputs.remove(&widget.name);
+                }
+            }
         }
-        for (index, input) in node.inputs.iter().enumerate() {
+        let class_type = match kind {
+            Kind::Known(definition) => definition.class_type.clone(),
+            _ => {
+                self.report_unknown(location);
+                if self.options.frontend_missing_nodes {
+                    String::new()
+                } else {
+                    type_name
+                }
+            }
+        };
+        for (index, input) in inputs_slots.iter().enumerate() {
             if input.link.is_none() {
                 continue;
             }
@@ -712,8 +825,11 @@ impl<'w> Converter<'w> {
                 Ok(Some(Resolved::Link(source, slot))) => {
                     inputs.insert(input.name.clone(), link_value(&source, slot));
                 }
-                Ok(Some(Resolved::Value(value))) => {
+                Ok(Some(Resolved::Value(Some(value)))) => {
                     inputs.insert(input.name.clone(), InputValue::constant(value));
+                }
+                Ok(Some(Resolved::Value(None))) => {
+                    inputs.remove(&input.name);
                 }
                 Ok(None) => {
                     if !inputs.contains_key(&input.name) {
@@ -737,45 +853,99 @@ impl<'w> Converter<'w> {
                 }
             }
         }
-        let mut result = Node::new(node.type_name.clone());
+        let mut result = Node::new(class_type);
         result.inputs = inputs;
         result.meta = Some(NodeMeta {
-            title: Some(self.title(node)),
+            title: Some(title),
             other: Map::new(),
         });
         Some(result)
     }
 
-    /// What the widget's `serializeValue` does: dynamic prompts, filename placeholders, and the
-    /// legacy `sample_` sampler prefix.
-    fn process_widget_value(
-        &mut self,
-        location: (usize, usize),
-        definition: &NodeDefinition,
-        name: &str,
-        value: Value,
-    ) -> Value {
-        let Some(spec) = definition.input(name) else {
-            return value;
+    /// Reports a node type the backend does not know, with the custom-node pack when the file
+    /// names it (`properties.cnr_id` / `aux_id`).
+    fn report_unknown(&mut self, location: (usize, usize)) {
+        let Some(node) = self.node(location.0, location.1) else {
+            return;
         };
-        let Value::String(text) = value else {
-            return value;
+        let type_name = node.type_name.clone();
+        if type_name.is_empty() {
+            self.diagnose(
+                location,
+                None,
+                code::UNKNOWN_NODE_TYPE,
+                Severity::Error,
+                "node has no type".to_owned(),
+            );
+            return;
+        }
+        let text = |key: &str| {
+            node.properties
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned)
         };
-        if name == "sampler_name"
-            && let Some(stripped) = text.strip_prefix("sample_")
-        {
-            return Value::String(stripped.to_owned());
+        let pack = text("cnr_id").or_else(|| text("aux_id"));
+        let version = text("ver");
+        let origin = match (pack.as_deref(), version) {
+            (Some("comfy-core"), Some(version)) => {
+                format!(" (a core node of ComfyUI {version}, newer than this backend)")
+            }
+            (Some("comfy-core"), None) => " (a core node of a newer ComfyUI)".to_owned(),
+            (Some(pack), Some(version)) => format!(" from the custom-node pack {pack} {version}"),
+            (Some(pack), None) => format!(" from the custom-node pack {pack}"),
+            (None, _) => " (a missing custom node?)".to_owned(),
+        };
+        let saved = node.saved;
+        let detail = if self.options.frontend_missing_nodes {
+            "sent without class_type, as the frontend does; its values are collapsed into one UNKNOWN input"
+        } else {
+            match &saved.widgets_values {
+                Value::Object(_) => "its widget values are copied by name",
+                Value::Array(values) if !values.is_empty() => {
+                    "its widget values cannot be mapped without a definition"
+                }
+                _ => "only its links are converted",
+            }
+        };
+        // A type named with its pack is a real node, not a typo: no did-you-mean then.
+        let info = self.info;
+        let candidates = if pack.is_some() {
+            Vec::new()
+        } else {
+            self.suggestions
+                .entry(type_name.clone())
+                .or_insert_with(|| closest_matches(&type_name, info.nodes.keys().map(String::as_str), 3))
+                .clone()
+        };
+        self.diagnose_with(
+            location,
+            None,
+            code::UNKNOWN_NODE_TYPE,
+            Severity::Error,
+            format!("node type {type_name} is not known to this backend{origin}; {detail}"),
+            candidates,
+        );
+    }
+
+    /// `serializeValue`: dynamic prompts, filename placeholders; `None` is `undefined`.
+    fn serialize_value(&mut self, location: (usize, usize), widget: &Widget<'w>) -> Option<Value> {
+        let value = self.live.value(widget);
+        match widget.serialize {
+            widgets::Serialize::Undefined => None,
+            widgets::Serialize::Raw => value,
+            widgets::Serialize::DynamicPrompt => match value {
+                Some(Value::String(text)) if self.options.resolve_dynamic_prompts => {
+                    Some(Value::String(process_dynamic_prompt(&text, &mut self.random)))
+                }
+                other => other,
+            },
+            widgets::Serialize::FilenamePrefix => match value {
+                Some(Value::String(text)) => Some(Value::String(self.replace_text(location, &text))),
+                other => other,
+            },
         }
-        if name == "filename_prefix" && PREFIX_REPLACING_CLASSES.contains(&definition.class_type.as_str()) {
-            return Value::String(self.replace_text(location, &text));
-        }
-        if spec.kind == InputKind::String
-            && spec.option("dynamicPrompts").and_then(Value::as_bool) == Some(true)
-            && self.options.resolve_dynamic_prompts
-        {
-            return Value::String(process_dynamic_prompt(&text, &mut self.random));
-        }
-        Value::String(text)
     }
 
     /// `resolveInput`: follows the link of input `index` of a node to where its value comes from.
@@ -792,118 +962,103 @@ impl<'w> Converter<'w> {
                 "link resolution loops (a cycle through reroutes, bypassed nodes or subgraphs)".to_owned(),
             );
         }
-        let Some(node) = self.node(context, position) else {
+        let graph = self.graph_of(context);
+        let Some(node) = self.live.node(graph, position) else {
             return Ok(None);
         };
-        let Some(input) = node.inputs.get(index) else {
-            return Ok(None);
+        let Some(input) = node.inputs.get(index).cloned() else {
+            return Err(format!("node {} has no input slot {index}", node.id));
         };
         let Some(link_id) = input.link else {
             return Ok(None);
         };
-        let Some(graph) = self.contexts.get(context).map(|context| context.graph) else {
-            return Ok(None);
-        };
-        let Some(link) = graph.links.get(&link_id) else {
+        let Some(link) = self
+            .live
+            .graphs
+            .get(graph)
+            .and_then(|live| live.links.get(&link_id))
+            .cloned()
+        else {
             return Err(format!(
                 "input {} uses link {link_id}, which is not in the workflow's links",
                 input.name
             ));
         };
-        let wanted = wanted_type.unwrap_or_else(|| input.type_name.clone());
-        if link.origin_id == SUBGRAPH_INPUT_NODE {
-            return self.resolve_subgraph_input(context, link.origin_slot, depth + 1);
+        let parent = self.contexts.get(context).and_then(|current| current.parent);
+        if let Some((parent_context, instance)) = parent
+            && link.origin_id == SUBGRAPH_INPUT_NODE
+        {
+            return self.resolve_subgraph_input(
+                parent_context,
+                instance,
+                link.origin_slot,
+                &input.name,
+                depth + 1,
+            );
         }
-        let Some((origin_position, _)) = graph.node(&link.origin_id) else {
+        let Some(origin) = self
+            .live
+            .graphs
+            .get(graph)
+            .and_then(|live| live.node_position(&link.origin_id))
+        else {
             return Err(format!(
                 "input {} is linked from node {}, which does not exist",
                 input.name, link.origin_id
             ));
         };
-        self.resolve_output(context, origin_position, link.origin_slot, wanted, depth + 1)
+        let wanted = wanted_type.unwrap_or(input.type_name);
+        self.resolve_output(context, origin, link.origin_slot, wanted, depth + 1)
     }
 
     /// A link from a subgraph's input pseudo-node: the instance's input if it is linked in the
-    /// parent graph, else the instance's promoted widget value.
+    /// parent graph, else the value of the instance widget behind that input.
     fn resolve_subgraph_input(
         &mut self,
-        context: usize,
+        parent_context: usize,
+        instance: usize,
         subgraph_slot: i64,
+        inner_name: &str,
         depth: usize,
     ) -> Result<Option<Resolved>, String> {
-        let Some(current) = self.contexts.get(context) else {
+        let parent_graph = self.graph_of(parent_context);
+        let Some(node) = self.live.node(parent_graph, instance) else {
             return Ok(None);
         };
-        let Some((parent_context, instance_position)) = current.parent else {
-            return Err("a link comes from a subgraph input outside of any subgraph".to_owned());
-        };
-        let slot = usize::try_from(subgraph_slot)
+        let Some(instance_input) = usize::try_from(subgraph_slot)
             .ok()
-            .and_then(|slot| current.graph.subgraph_inputs.get(slot))
-            .ok_or_else(|| {
-                format!("a link comes from subgraph input {subgraph_slot}, which does not exist")
-            })?;
-        let name = slot.name.clone();
-        let Some(instance) = self.node(parent_context, instance_position) else {
-            return Ok(None);
+            .and_then(|slot| node.inputs.get(slot))
+            .cloned()
+        else {
+            return Err(format!("no subgraph input {subgraph_slot} for {inner_name}"));
         };
-        if let Some(instance_input) = instance
-            .inputs
-            .iter()
-            .position(|input| input.name == name && input.link.is_some())
-        {
-            return self.resolve_input(parent_context, instance_position, instance_input, None, depth + 1);
-        }
-        Ok(self
-            .promoted_value(parent_context, instance_position, context, &name)
-            .map(Resolved::Value))
-    }
-
-    /// The value of the instance widget that promotes subgraph input `name`.
-    fn promoted_value(
-        &self,
-        parent_context: usize,
-        instance_position: usize,
-        inner_context: usize,
-        name: &str,
-    ) -> Option<Value> {
-        if let Some(value) = self
-            .primitive_values
-            .get(&(parent_context, instance_position))
-            .and_then(|values| values.get(name))
-        {
-            return Some(value.clone());
-        }
-        let instance = self.node(parent_context, instance_position)?;
-        let saved = instance.widgets_values.as_array()?;
-        if let Some(proxies) = proxy_widgets(instance) {
-            let index = proxies
-                .iter()
-                .position(|(node_id, widget)| node_id == "-1" && widget == name)?;
-            return saved.get(index).filter(|value| !value.is_null()).cloned();
-        }
-        // Without proxyWidgets the instance has one widget per subgraph input that feeds a widget,
-        // in subgraph input order.
-        let inner = self.contexts.get(inner_context)?.graph;
-        let promoted: Vec<&str> = inner
-            .subgraph_inputs
-            .iter()
-            .filter(|slot| {
-                slot.link_ids.iter().any(|link_id| {
-                    inner.links.get(link_id).is_some_and(|link| {
-                        inner.node(&link.target_id).is_some_and(|(_, target)| {
-                            target
-                                .inputs
-                                .iter()
-                                .any(|input| input.link == Some(*link_id) && input.widget_name.is_some())
-                        })
-                    })
-                })
-            })
-            .map(|slot| slot.name.as_str())
-            .collect();
-        let index = promoted.iter().position(|promoted_name| *promoted_name == name)?;
-        saved.get(index).filter(|value| !value.is_null()).cloned()
+        let Some(link_id) = instance_input.link else {
+            let widget = instance_input
+                .widget
+                .as_ref()
+                .and_then(|name| node.widget(name))
+                .cloned();
+            return Ok(widget.and_then(|widget| {
+                let value = self.live.value(&widget);
+                // A stand-in for an unknown node's widget with no saved value says nothing; the
+                // inner node keeps its own value.
+                (value.is_some() || !widget.placeholder).then_some(Resolved::Value(value))
+            }));
+        };
+        let Some(outer_link) = self
+            .live
+            .graphs
+            .get(parent_graph)
+            .and_then(|live| live.links.get(&link_id))
+            .cloned()
+        else {
+            return Err(format!(
+                "no outer link {link_id} for subgraph input {}",
+                instance_input.name
+            ));
+        };
+        let slot = usize::try_from(outer_link.target_slot).unwrap_or(usize::MAX);
+        self.resolve_input(parent_context, instance, slot, None, depth + 1)
     }
 
     /// `resolveOutput`: what output `slot` of a node stands for.
@@ -920,14 +1075,18 @@ impl<'w> Converter<'w> {
                 "link resolution loops (a cycle through reroutes, bypassed nodes or subgraphs)".to_owned(),
             );
         }
-        let Some(node) = self.node(context, position) else {
+        let graph = self.graph_of(context);
+        let Some(node) = self.live.node(graph, position) else {
             return Ok(None);
         };
         let Ok(output_slot) = u32::try_from(slot) else {
             return Err(format!("a link uses output slot {slot} of node {}", node.id));
         };
         if node.mode == MODE_BYPASSED {
-            let Some(index) = bypass_input(node, slot, &wanted) else {
+            let Some(output) = node.outputs.get(usize::try_from(slot).unwrap_or(usize::MAX)) else {
+                return Err(format!("bypassed node {} has no output {slot}", node.id));
+            };
+            let Some(index) = bypass_input(&node.inputs, slot, &output.type_name, &wanted) else {
                 self.diagnose(
                     (context, position),
                     None,
@@ -939,74 +1098,94 @@ impl<'w> Converter<'w> {
             };
             return self.resolve_input(context, position, index, None, depth + 1);
         }
-        match self.kind(node) {
-            NodeKind::Subgraph => {
+        match node.kind {
+            Kind::Subgraph(definition) => {
+                if node
+                    .outputs
+                    .get(usize::try_from(slot).unwrap_or(usize::MAX))
+                    .is_none()
+                {
+                    return Err(format!("subgraph node {} has no output {slot}", node.id));
+                }
                 let Some(&inner_context) = self.children.get(&(context, position)) else {
-                    // Not expanded (muted or recursive): the link points at nothing that is emitted.
                     return Ok(Some(Resolved::Link(
                         self.execution_id(context, position),
                         output_slot,
                     )));
                 };
-                let Some(inner) = self.contexts.get(inner_context).map(|context| context.graph) else {
+                let Some(inner) = self.live.graphs.get(definition) else {
                     return Ok(None);
                 };
                 let inner_link = inner
-                    .subgraph_outputs
+                    .outputs
                     .get(usize::try_from(output_slot).unwrap_or(usize::MAX))
                     .and_then(|output| output.link_ids.iter().find_map(|id| inner.links.get(id)))
-                    .filter(|link| link.target_id == SUBGRAPH_OUTPUT_NODE)
-                    .or_else(|| {
-                        inner
-                            .links
-                            .values()
-                            .find(|link| link.target_id == SUBGRAPH_OUTPUT_NODE && link.target_slot == slot)
-                    });
+                    .cloned();
                 let Some(inner_link) = inner_link else {
                     return Ok(None);
                 };
-                if inner_link.origin_id == SUBGRAPH_INPUT_NODE {
-                    return self.resolve_subgraph_input(inner_context, inner_link.origin_slot, depth + 1);
-                }
-                let Some((origin_position, _)) = inner.node(&inner_link.origin_id) else {
+                let Some(origin) = inner.node_position(&inner_link.origin_id) else {
                     return Err(format!(
                         "subgraph output {slot} comes from node {}, which does not exist",
                         inner_link.origin_id
                     ));
                 };
-                self.resolve_output(
-                    inner_context,
-                    origin_position,
-                    inner_link.origin_slot,
-                    wanted,
-                    depth + 1,
-                )
+                self.resolve_output(inner_context, origin, inner_link.origin_slot, wanted, depth + 1)
             }
-            NodeKind::Reroute => {
-                let index = usize::try_from(output_slot).unwrap_or(usize::MAX);
-                self.resolve_input(context, position, index, Some(wanted), depth + 1)
+            Kind::Reroute | Kind::Primitive | Kind::Note | Kind::GroupNode => {
+                let Some(link_id) = node
+                    .inputs
+                    .get(usize::try_from(output_slot).unwrap_or(usize::MAX))
+                    .and_then(|input| input.link)
+                else {
+                    return Ok(None);
+                };
+                let Some(link) = self
+                    .live
+                    .graphs
+                    .get(graph)
+                    .and_then(|live| live.links.get(&link_id))
+                    .cloned()
+                else {
+                    return Ok(None);
+                };
+                let Some(target) = self
+                    .live
+                    .graphs
+                    .get(graph)
+                    .and_then(|live| live.node_position(&link.target_id))
+                else {
+                    return Err(format!("virtual node {} has a broken input link", node.id));
+                };
+                let slot = usize::try_from(link.target_slot).unwrap_or(usize::MAX);
+                self.resolve_input(context, target, slot, Some(wanted), depth + 1)
             }
-            NodeKind::Primitive | NodeKind::Note => Ok(None),
-            NodeKind::GroupNode => {
-                Err("the link comes from a legacy group node, which is not supported".to_owned())
-            }
-            NodeKind::Known(_) | NodeKind::Unknown => Ok(Some(Resolved::Link(
+            Kind::Known(_) | Kind::Unknown => Ok(Some(Resolved::Link(
                 self.execution_id(context, position),
                 output_slot,
             ))),
         }
     }
 
-    /// Step 5 of `graphToPrompt`: links to nodes that are not in the prompt (muted, unknown
-    /// virtual nodes) are removed; the server then reports missing required inputs.
+    /// Step 5 of `graphToPrompt`: links to nodes that are not in the prompt (muted, virtual) are
+    /// removed; the server then reports missing required inputs.
     fn remove_dangling_links(&mut self, prompt: &mut ApiPrompt) {
         let present: BTreeSet<String> = prompt.nodes.keys().cloned().collect();
         let mut removed = Vec::new();
         for (node_id, node) in &mut prompt.nodes {
             let dangling: Vec<(String, String)> = node
-                .links()
-                .filter(|(_, link)| !present.contains(&link.node_id))
-                .map(|(input, link)| (input.to_owned(), link.node_id))
+                .inputs
+                .iter()
+                .filter_map(|(input, value)| match value.as_array().map(Vec::as_slice) {
+                    Some([source, _]) => {
+                        let key = match source {
+                            Value::String(text) => text.clone(),
+                            other => js_string(other),
+                        };
+                        (!present.contains(&key)).then(|| (input.clone(), key))
+                    }
+                    _ => None,
+                })
                 .collect();
             for (input, source) in dangling {
                 node.inputs.remove(&input);
@@ -1035,29 +1214,6 @@ impl<'w> Converter<'w> {
     }
 }
 
-/// `properties.proxyWidgets` as (node id, widget name) pairs; it may be stored as a JSON string.
-fn proxy_widgets(node: &UiNode) -> Option<Vec<(String, String)>> {
-    let raw = node.properties.get("proxyWidgets")?;
-    let parsed;
-    let list = match raw {
-        Value::String(text) => {
-            parsed = serde_json::from_str::<Value>(text).ok()?;
-            parsed.as_array()?
-        }
-        Value::Array(list) => list,
-        _ => return None,
-    };
-    Some(
-        list.iter()
-            .filter_map(|pair| {
-                let node_id = model::id_text(pair.get(0)?)?;
-                let widget = pair.get(1)?.as_str()?.to_owned();
-                Some((node_id, widget))
-            })
-            .collect(),
-    )
-}
-
 /// LiteGraph's `isValidConnection`: empty and `*` match anything, otherwise case-insensitive
 /// equality or a shared member of comma-separated lists.
 fn litegraph_compatible(left: &str, right: &str) -> bool {
@@ -1069,47 +1225,29 @@ fn litegraph_compatible(left: &str, right: &str) -> bool {
     if !left.contains(',') && !right.contains(',') {
         return left == right;
     }
-    left.split(',')
-        .any(|left_part| right.split(',').any(|right_part| left_part == right_part))
+    left.split(',').any(|left_part| {
+        right
+            .split(',')
+            .any(|right_part| litegraph_compatible(left_part, right_part))
+    })
 }
 
 /// The frontend's choice of which input a bypassed node passes to output `slot`.
-fn bypass_input(node: &UiNode, slot: i64, wanted: &str) -> Option<usize> {
+fn bypass_input(inputs: &[live::Slot], slot: i64, output_type: &str, wanted: &str) -> Option<usize> {
     let slot = usize::try_from(slot).ok()?;
     if wanted.is_empty() || wanted == "*" {
-        return Some(if node.inputs.len() > slot { slot } else { 0 });
+        return Some(if inputs.len() > slot { slot } else { 0 });
     }
-    let output_type = node
-        .outputs
-        .get(slot)
-        .map_or("", |output| output.type_name.as_str());
     let fits = |type_name: &str| {
         litegraph_compatible(type_name, output_type) && litegraph_compatible(type_name, wanted)
     };
-    if node.inputs.get(slot).is_some_and(|input| fits(&input.type_name)) {
+    if inputs.get(slot).is_some_and(|input| fits(&input.type_name)) {
         return Some(slot);
     }
-    node.inputs
+    inputs
         .iter()
         .position(|input| input.type_name == wanted)
-        .or_else(|| node.inputs.iter().position(|input| fits(&input.type_name)))
-}
-
-/// JavaScript's `String(value)` for widget values.
-fn javascript_text(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(text) => text.clone(),
-        Value::Bool(flag) => flag.to_string(),
-        Value::Number(number) => match (number.as_i64(), number.as_u64(), number.as_f64()) {
-            (Some(integer), _, _) => integer.to_string(),
-            (None, Some(integer), _) => integer.to_string(),
-            (None, None, Some(float)) if float.fract() == 0.0 && float.abs() < 1e21 => format!("{float:.0}"),
-            _ => number.to_string(),
-        },
-        Value::Array(items) => items.iter().map(javascript_text).collect::<Vec<_>>().join(","),
-        Value::Object(_) => "[object Object]".to_owned(),
-    }
+        .or_else(|| inputs.iter().position(|input| fits(&input.type_name)))
 }
 
 #[cfg(test)]

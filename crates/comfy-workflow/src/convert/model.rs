@@ -56,7 +56,7 @@ impl UiNode {
 }
 
 /// One link of a UI graph.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UiLink {
     pub origin_id: String,
     pub origin_slot: i64,
@@ -76,6 +76,8 @@ pub struct SubgraphSlot {
 /// A graph: the root workflow or one subgraph definition.
 #[derive(Debug, Clone, Default)]
 pub struct UiGraph {
+    /// The subgraph's name (the default title of its instances); empty for the root.
+    pub name: String,
     pub nodes: Vec<UiNode>,
     pub positions: BTreeMap<String, usize>,
     pub links: BTreeMap<i64, UiLink>,
@@ -95,6 +97,8 @@ impl UiGraph {
 pub struct UiWorkflow {
     pub root: UiGraph,
     pub subgraphs: BTreeMap<String, UiGraph>,
+    /// Subgraph definition ids in file order (the order the frontend configures them in).
+    pub subgraph_order: Vec<String>,
 }
 
 /// Something in the file that could not be read, with the node it concerns when known.
@@ -328,7 +332,15 @@ fn collect_definitions(
             continue;
         };
         let name = definition.get("name").and_then(Value::as_str).unwrap_or(id);
-        let graph = parse_graph(definition, problems, &format!("subgraph '{name}'"));
+        let mut graph = parse_graph(definition, problems, &format!("subgraph '{name}'"));
+        graph.name = definition
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if !workflow.subgraphs.contains_key(id) {
+            workflow.subgraph_order.push(id.to_owned());
+        }
         workflow.subgraphs.entry(id.to_owned()).or_insert(graph);
         collect_definitions(definition, workflow, problems, depth + 1);
     }
@@ -340,6 +352,7 @@ pub fn parse_workflow(raw: &Value) -> (UiWorkflow, Vec<ParseProblem>) {
     let mut workflow = UiWorkflow {
         root: parse_graph(raw, &mut problems, "workflow"),
         subgraphs: BTreeMap::new(),
+        subgraph_order: Vec::new(),
     };
     collect_definitions(raw, &mut workflow, &mut problems, 0);
     (workflow, problems)

@@ -428,9 +428,29 @@ fn subgraphs_expand_with_nested_ids_and_promoted_widgets() {
 fn promoted_widgets_without_proxy_widgets_follow_input_order() {
     let conversion = convert(&subgraph_ui(scale_instance(json!([4.0]), json!({}))));
     assert_eq!(inputs(&conversion, "19:1")["scale_by"], 4.0);
-    // No saved instance value: the inner widget's own value stands.
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+}
+
+#[test]
+fn promotion_follows_the_saved_slot_index_like_the_frontend() {
+    // The saved link into scale_by has target_slot 1 (the unconnected upscale_method slot is not
+    // saved), but the live node has all its slots, so slot 1 is upscale_method: the frontend
+    // promotes that widget. Without a saved instance value, its value is what scale_by gets.
     let conversion = convert(&subgraph_ui(scale_instance(json!([]), json!({}))));
+    assert_eq!(inputs(&conversion, "19:1")["scale_by"], "nearest-exact");
+    let shifted = conversion
+        .diagnostics
+        .iter()
+        .find(|diagnostic| diagnostic.code == "widget_values_shifted")
+        .unwrap();
+    assert_eq!(shifted.node_id, "19");
+    assert!(shifted.message.contains("upscale_method"), "{}", shifted.message);
+    // With the slot index of the full slot list, the inner widget's own value stands.
+    let mut ui = subgraph_ui(scale_instance(json!([]), json!({})));
+    ui["definitions"]["subgraphs"][0]["links"][1]["target_slot"] = json!(2);
+    let conversion = convert(&ui);
     assert_eq!(inputs(&conversion, "19:1")["scale_by"], 2.0);
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
 }
 
 #[test]
@@ -481,21 +501,23 @@ fn recursive_subgraphs_are_refused() {
 }
 
 #[test]
-fn muted_subgraphs_are_not_expanded() {
+fn muted_subgraphs_are_still_expanded_like_frontend_1_32() {
     let mut instance = scale_instance(json!([3.0]), json!({}));
     instance["mode"] = json!(2);
     let conversion = convert(&subgraph_ui(instance));
-    assert!(conversion.prompt.get("19:1").is_none());
-    assert!(inputs(&conversion, "20").get("images").is_none());
+    assert_eq!(inputs(&conversion, "19:1")["scale_by"], 3.0);
+    assert_eq!(inputs(&conversion, "20")["images"], json!(["19:1", 0]));
+    assert_eq!(codes(&conversion), ["disabled_subgraph_expanded"]);
 }
 
 #[test]
-fn bypassed_subgraphs_pass_through() {
+fn bypassed_subgraphs_pass_through_but_their_nodes_still_run() {
     let mut instance = scale_instance(json!([3.0]), json!({}));
     instance["mode"] = json!(4);
     let conversion = convert(&subgraph_ui(instance));
-    assert!(conversion.prompt.get("19:1").is_none());
+    assert!(conversion.prompt.get("19:1").is_some());
     assert_eq!(inputs(&conversion, "20")["images"], json!(["10", 0]));
+    assert_eq!(codes(&conversion), ["disabled_subgraph_expanded"]);
 }
 
 #[test]
@@ -543,4 +565,342 @@ fn reroute_cycles_do_not_hang() {
     let conversion = convert(&ui);
     assert!(inputs(&conversion, "3").get("model").is_none());
     assert!(codes(&conversion).contains(&"missing_link"));
+}
+
+fn frontend_options() -> ConvertOptions {
+    ConvertOptions {
+        frontend_missing_nodes: true,
+        ..ConvertOptions::default()
+    }
+}
+
+/// A node of a type the backend does not know, fed by the checkpoint and feeding the decoder.
+fn with_unknown_node(widgets_values: Value) -> Value {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 8)["type"] = json!("VAEDecodeTiledPlus");
+    node_mut(&mut ui, 8)["properties"] = json!({"cnr_id": "comfyui-tiled-plus", "ver": "1.2.0"});
+    node_mut(&mut ui, 8)["widgets_values"] = widgets_values;
+    ui
+}
+
+#[test]
+fn unknown_nodes_are_reported_with_their_pack_by_default() {
+    let conversion = convert(&with_unknown_node(json!([512, "tile"])));
+    let node = conversion.prompt.get("8").unwrap();
+    assert_eq!(node.class_type, "VAEDecodeTiledPlus");
+    assert_eq!(
+        inputs(&conversion, "8"),
+        json!({"samples": ["3", 0], "vae": ["4", 2]})
+    );
+    let diagnostic = &conversion.diagnostics[0];
+    assert_eq!(diagnostic.code, "unknown_node_type");
+    assert!(
+        diagnostic.message.contains("comfyui-tiled-plus 1.2.0"),
+        "{}",
+        diagnostic.message
+    );
+}
+
+#[test]
+fn frontend_missing_nodes_mode_sends_them_like_the_frontend() {
+    let ui = with_unknown_node(json!([512, {"a": [1, 2.0]}, true, "a very long value of many words"]));
+    let conversion = ui_to_api(&ui, object_info(), &frontend_options());
+    let node = conversion.prompt.get("8").unwrap();
+    assert_eq!(node.class_type, "");
+    assert!(conversion.prompt.to_json()["8"].get("class_type").is_none());
+    // One UNKNOWN widget per value; the last one wins.
+    assert_eq!(
+        inputs(&conversion, "8"),
+        json!({"UNKNOWN": "a very long value of many words", "samples": ["3", 0], "vae": ["4", 2]})
+    );
+    // Objects and nulls become their JSON text, written as JavaScript writes it.
+    let conversion = ui_to_api(
+        &with_unknown_node(json!([{"a": [1, 2.0]}])),
+        object_info(),
+        &frontend_options(),
+    );
+    assert_eq!(inputs(&conversion, "8")["UNKNOWN"], "{\"a\":[1,2]}");
+    let conversion = ui_to_api(&with_unknown_node(json!([])), object_info(), &frontend_options());
+    assert!(inputs(&conversion, "8").get("UNKNOWN").is_none());
+    // Links to the unknown node stay: it is in the prompt.
+    assert_eq!(inputs(&conversion, "9")["images"], json!(["8", 0]));
+}
+
+#[test]
+fn frontend_only_widget_values_are_sent() {
+    let ui = json!({"nodes": [
+        {"id": 1, "type": "PreviewAny", "mode": 0, "inputs": [input("source", "*", None)], "widgets_values": []},
+        {"id": 2, "type": "SaveGLB", "mode": 0, "inputs": [input("mesh", "MESH", None)], "widgets_values": ["mesh/x", ""]},
+        {"id": 3, "type": "Load3D", "mode": 0,
+         "widgets_values": ["cube.glb", "upload3dmodel", "uploadExtraResources", "clear", "", 512, 768]}
+    ], "links": []});
+    let conversion = convert(&ui);
+    assert_eq!(inputs(&conversion, "1"), json!({"preview": ""}));
+    assert_eq!(
+        inputs(&conversion, "2"),
+        json!({"filename_prefix": "mesh/x", "image": ""})
+    );
+    assert_eq!(
+        inputs(&conversion, "3"),
+        json!({"model_file": "cube.glb", "upload 3d model": "upload3dmodel",
+               "upload extra resources": "uploadExtraResources", "clear": "clear", "image": "",
+               "width": 512, "height": 768})
+    );
+    assert!(codes(&conversion).contains(&"browser_only_value"));
+}
+
+#[test]
+fn audio_players_are_sent_empty() {
+    let mut info = object_info().clone();
+    info.nodes.insert(
+        "LoadAudio".to_owned(),
+        crate::object_info::NodeDefinition::from_json(
+            "LoadAudio",
+            &json!({"input": {"required": {"audio": [["a.wav", "b.wav"], {"audio_upload": true}]}},
+                    "input_order": {"required": ["audio"]}, "output": ["AUDIO"]}),
+        ),
+    );
+    // audioUI is not saved (widget.serialize === false): the upload value follows the file.
+    let ui = json!({"nodes": [{"id": 1, "type": "LoadAudio", "mode": 0, "widgets_values": ["b.wav", null, null]}], "links": []});
+    let conversion = ui_to_api(&ui, &info, &ConvertOptions::default());
+    assert_eq!(inputs(&conversion, "1"), json!({"audio": "b.wav", "audioUI": ""}));
+}
+
+#[test]
+fn media_combos_follow_the_upload_transform() {
+    let ui = json!({"nodes": [
+        {"id": 1, "type": "LoadImageOutput", "mode": 0, "widgets_values": ["render.png", "refresh", "image"]},
+        {"id": 2, "type": "LoadImageOutput", "mode": 0, "widgets_values": ["done.png [output]"]},
+        {"id": 3, "type": "LoadImage", "mode": 0, "widgets_values": ["", "image"]}
+    ], "links": []});
+    let conversion = convert(&ui);
+    assert_eq!(
+        inputs(&conversion, "1"),
+        json!({"image": "render.png [output]", "refresh": "refresh"})
+    );
+    assert_eq!(inputs(&conversion, "2")["image"], "done.png [output]");
+    // An empty value falls back to the value the combo had when it was created.
+    let first = object_info()
+        .node("LoadImage")
+        .unwrap()
+        .input("image")
+        .unwrap()
+        .choices();
+    let first = first
+        .and_then(|choices| choices.first().cloned())
+        .unwrap_or_else(|| "undefined".to_owned());
+    assert_eq!(inputs(&conversion, "3")["image"], first.as_str());
+}
+
+#[test]
+fn multiline_text_widgets_hold_strings() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 6)["widgets_values"] = json!([true]);
+    node_mut(&mut ui, 7)["widgets_values"] = json!([null]);
+    let conversion = convert(&ui);
+    assert_eq!(inputs(&conversion, "6")["text"], "true");
+    assert_eq!(inputs(&conversion, "7")["text"], "");
+}
+
+#[test]
+fn dynamic_prompts_keep_the_frontend_quirks() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 6)["widgets_values"] = json!(["see https://example.com/x\r{only} end\\"]);
+    let conversion = convert(&ui);
+    assert_eq!(
+        inputs(&conversion, "6")["text"],
+        "see https:\ronly end\\undefined"
+    );
+}
+
+#[test]
+fn date_placeholders_format_only_up_to_the_first_dot() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 9)["widgets_values"] = json!(["%date:yyyy.MM.dd%_%date:hh-mm%"]);
+    let options = ConvertOptions {
+        now: Some(NOON),
+        ..ConvertOptions::default()
+    };
+    let conversion = ui_to_api(&ui, object_info(), &options);
+    assert_eq!(inputs(&conversion, "9")["filename_prefix"], "2026_14-05");
+}
+
+#[test]
+fn primitive_nodes_round_and_can_send_null() {
+    let primitive = |id: i64, value: Value, link: i64| {
+        json!({"id": id, "type": "PrimitiveNode", "mode": 0,
+               "outputs": [{"name": "INT", "type": "INT", "links": [link], "widget": {"name": "steps"}}],
+               "widgets_values": [value, "fixed"]})
+    };
+    let with_primitive = |value: Value| {
+        let mut ui = txt2img_ui();
+        push_node(&mut ui, primitive(40, value, 50));
+        push_link(&mut ui, json!([50, 40, 0, 3, 4, "INT"]));
+        node_mut(&mut ui, 3)["inputs"]
+            .as_array_mut()
+            .unwrap()
+            .push(widget_input("steps", "INT", Some(50)));
+        ui
+    };
+    // INT widgets round what a primitive pushes into them.
+    let conversion = convert(&with_primitive(json!(12.6)));
+    assert_eq!(inputs(&conversion, "3")["steps"], 13);
+    // A saved null is taken as it is: Math.round(null) is 0 for an INT widget, and a combo sends
+    // null.
+    let conversion = convert(&with_primitive(Value::Null));
+    assert_eq!(inputs(&conversion, "3")["steps"], 0);
+    let mut ui = txt2img_ui();
+    push_node(
+        &mut ui,
+        json!({"id": 41, "type": "PrimitiveNode", "mode": 0,
+               "outputs": [{"name": "COMBO", "type": "COMBO", "links": [51], "widget": {"name": "sampler_name"}}],
+               "widgets_values": [null, "fixed", ""]}),
+    );
+    push_link(&mut ui, json!([51, 41, 0, 3, 4, "COMBO"]));
+    node_mut(&mut ui, 3)["inputs"]
+        .as_array_mut()
+        .unwrap()
+        .push(widget_input("sampler_name", "COMBO", Some(51)));
+    let conversion = convert(&ui);
+    assert_eq!(inputs(&conversion, "3")["sampler_name"], Value::Null);
+    // Without saved values the primitive takes the target's value.
+    let mut ui = with_primitive(json!(1));
+    node_mut(&mut ui, 40)["widgets_values"] = json!([]);
+    let conversion = convert(&ui);
+    assert_eq!(inputs(&conversion, "3")["steps"], 20);
+}
+
+#[test]
+fn saved_inputs_the_definition_lacks_are_kept_unless_they_claim_a_widget() {
+    let mut ui = txt2img_ui();
+    // An extra socket linked to the checkpoint stays; an extra "widget" slot is removed.
+    node_mut(&mut ui, 8)["inputs"].as_array_mut().unwrap().extend([
+        input("extra_model", "MODEL", Some(60)),
+        widget_input("tile_size", "INT", Some(61)),
+    ]);
+    push_link(&mut ui, json!([60, 4, 0, 8, 2, "MODEL"]));
+    push_link(&mut ui, json!([61, 5, 0, 8, 3, "INT"]));
+    let conversion = convert(&ui);
+    assert_eq!(
+        inputs(&conversion, "8"),
+        json!({"samples": ["3", 0], "vae": ["4", 2], "extra_model": ["4", 0]})
+    );
+    assert!(codes(&conversion).contains(&"input_disconnected"));
+}
+
+#[test]
+fn huge_integers_are_sent_as_the_frontend_holds_them() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 3)["widgets_values"][0] = json!(18_446_744_073_709_551_615_u64);
+    let conversion = convert(&ui);
+    assert_eq!(
+        inputs(&conversion, "3")["seed"].as_f64(),
+        Some(18_446_744_073_709_551_615_u64 as f64)
+    );
+}
+
+/// A subgraph whose only input feeds a widget of a node the backend does not know.
+fn unknown_inner_ui() -> Value {
+    let definition = json!({
+        "id": "sg-mixed", "name": "Mixed",
+        "inputs": [{"id": "a", "name": "text", "type": "STRING", "linkIds": [1]},
+                   {"id": "b", "name": "scale_by", "type": "FLOAT", "linkIds": [2]}],
+        "outputs": [],
+        "nodes": [
+            {"id": 1, "type": "FancyTextNode", "mode": 0, "inputs": [widget_input("text", "STRING", Some(1))],
+             "widgets_values": ["inner"]},
+            {"id": 2, "type": "ImageScaleBy", "mode": 0,
+             "inputs": [input("image", "IMAGE", None), widget_input("scale_by", "FLOAT", Some(2))],
+             "widgets_values": ["nearest-exact", 1.5]}
+        ],
+        "links": [
+            {"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "STRING"},
+            {"id": 2, "origin_id": -10, "origin_slot": 1, "target_id": 2, "target_slot": 2, "type": "FLOAT"}
+        ]
+    });
+    json!({"nodes": [{"id": 5, "type": "sg-mixed", "mode": 0, "widgets_values": ["outer text", 3.0]}],
+           "links": [], "definitions": {"subgraphs": [definition]}})
+}
+
+#[test]
+fn promoted_values_shift_only_in_frontend_missing_nodes_mode() {
+    // Default: the unknown node's widget input is promotable, so each value lands on its input.
+    let conversion = convert(&unknown_inner_ui());
+    assert_eq!(inputs(&conversion, "5:2")["scale_by"], 3.0);
+    assert_eq!(inputs(&conversion, "5:1")["text"], "outer text");
+    // The frontend has no widget on the unknown node, promotes only scale_by, and gives it the
+    // first saved value.
+    let conversion = ui_to_api(&unknown_inner_ui(), object_info(), &frontend_options());
+    assert_eq!(inputs(&conversion, "5:2")["scale_by"], "outer text");
+    assert_eq!(inputs(&conversion, "5:1"), json!({"UNKNOWN": "inner"}));
+    assert!(codes(&conversion).contains(&"widget_values_shifted"));
+}
+
+#[test]
+fn proxy_widget_entries_for_inner_nodes_hide_promoted_widgets_of_that_name() {
+    // ["1", "scale_by"] names an inner widget directly: the promoted "scale_by" widget is removed,
+    // so the saved instance value is lost and the inner node keeps its own value.
+    let mut ui = subgraph_ui(scale_instance(
+        json!([7.0]),
+        json!({"proxyWidgets": [["1", "scale_by"]]}),
+    ));
+    ui["definitions"]["subgraphs"][0]["links"][1]["target_slot"] = json!(2);
+    let conversion = convert(&ui);
+    assert_eq!(inputs(&conversion, "19:1")["scale_by"], 2.0);
+    // With a "-1" entry the promoted widget stays and takes the value at that index.
+    let mut ui = subgraph_ui(scale_instance(
+        json!([null, 7.0]),
+        json!({"proxyWidgets": [["1", "upscale_method"], ["-1", "scale_by"]]}),
+    ));
+    ui["definitions"]["subgraphs"][0]["links"][1]["target_slot"] = json!(2);
+    let conversion = convert(&ui);
+    assert_eq!(inputs(&conversion, "19:1")["scale_by"], 7.0);
+}
+
+#[test]
+fn bypass_uses_the_definition_slot_order() {
+    let mut ui = txt2img_ui();
+    // A bypassed LoRA saved with its slots in another order: the frontend rebuilds them from the
+    // definition (model, clip), so output 1 (CLIP) passes input 1 (clip) through.
+    push_node(
+        &mut ui,
+        json!({"id": 10, "type": "LoraLoader", "mode": 4,
+               "inputs": [input("clip", "CLIP", Some(21)), input("model", "MODEL", Some(20))],
+               "outputs": [output("MODEL", "MODEL", &[1]), output("CLIP", "CLIP", &[3])],
+               "widgets_values": ["tiny-sd15-lora.safetensors", 1, 1]}),
+    );
+    push_link(&mut ui, json!([20, 4, 0, 10, 1, "MODEL"]));
+    push_link(&mut ui, json!([21, 4, 1, 10, 0, "CLIP"]));
+    let links = ui["links"].as_array_mut().unwrap();
+    links[0] = json!([1, 10, 0, 3, 0, "MODEL"]);
+    links[2] = json!([3, 10, 1, 6, 0, "CLIP"]);
+    let conversion = convert(&ui);
+    assert_eq!(inputs(&conversion, "3")["model"], json!(["4", 0]));
+    assert_eq!(inputs(&conversion, "6")["clip"], json!(["4", 1]));
+}
+
+#[test]
+fn primitives_inside_subgraphs_are_reported_like_the_frontend_fails_them() {
+    // The frontend looks a primitive's link ids up in the root graph; link 7 exists only in the
+    // subgraph, so the frontend throws. We convert with the subgraph's link and say so.
+    let mut definition = scale_subgraph("sg-scale");
+    definition["links"][1]["target_slot"] = json!(2);
+    definition["nodes"].as_array_mut().unwrap().push(json!(
+        {"id": 3, "type": "PrimitiveNode", "mode": 0,
+         "outputs": [{"name": "FLOAT", "type": "FLOAT", "links": [7], "widget": {"name": "upscale_method"}}],
+         "widgets_values": ["bicubic"]}
+    ));
+    definition["nodes"][0]["inputs"]
+        .as_array_mut()
+        .unwrap()
+        .push(widget_input("upscale_method", "COMBO", Some(7)));
+    definition["links"].as_array_mut().unwrap().push(
+        json!({"id": 7, "origin_id": 3, "origin_slot": 0, "target_id": 1, "target_slot": 1, "type": "COMBO"}),
+    );
+    let mut ui = subgraph_ui(scale_instance(json!([3.0]), json!({})));
+    ui["definitions"]["subgraphs"] = json!([definition]);
+    let conversion = convert(&ui);
+    assert_eq!(inputs(&conversion, "19:1")["upscale_method"], "bicubic");
+    assert_eq!(inputs(&conversion, "19:1")["scale_by"], 3.0);
+    assert_eq!(codes(&conversion), ["primitive_link_mismatch"]);
 }

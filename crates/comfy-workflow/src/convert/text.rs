@@ -3,6 +3,7 @@
 //! The server does neither, so a converter that skips them sends different text than the UI.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// A local date and time, injected by the caller so conversion stays deterministic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,8 +46,10 @@ impl ChoiceRandom {
     }
 }
 
-/// Removes `/* ... */` and `// ...` comments the way the frontend's regular expression does: a
-/// block comment needs its terminator, a line comment runs to the end of the line.
+/// Removes `/* ... */` and `// ...` comments the way the frontend's regular expression
+/// (`/\/\*[\s\S]*?\*\/|\/\/.*/g`) does: a block comment needs its terminator, a line comment runs
+/// to the end of the line (`.` stops at `\n`, `\r`, U+2028 and U+2029). URLs lose their `//...`
+/// part too, exactly as in the frontend.
 pub fn strip_comments(text: &str) -> String {
     let mut result = String::with_capacity(text.len());
     let mut rest = text;
@@ -59,7 +62,7 @@ pub fn strip_comments(text: &str) -> String {
             rest = after_open.get(end + 2..).unwrap_or("");
         } else if let Some(after_open) = from_slash.strip_prefix("//") {
             rest = after_open
-                .find('\n')
+                .find(['\n', '\r', '\u{2028}', '\u{2029}'])
                 .map_or("", |end| after_open.get(end..).unwrap_or(""));
         } else {
             result.push('/');
@@ -70,18 +73,20 @@ pub fn strip_comments(text: &str) -> String {
     result
 }
 
-/// Resolves a dynamic prompt: strips comments, replaces each `{a|b|c}` (nested allowed) with one
-/// choice, and finally turns `\{`, `\|`, `\}` into plain characters.
+/// Resolves a dynamic prompt like the frontend's `processDynamicPrompt`: strips comments,
+/// replaces each `{a|b|c}` (nested allowed) with one choice, which is itself processed again, and
+/// finally turns `\{`, `\|`, `\}` into plain characters. A block with one option (`{abc}`) always
+/// yields it; a trailing backslash becomes `\undefined`, as in JavaScript.
 pub fn process_dynamic_prompt(text: &str, random: &mut ChoiceRandom) -> String {
-    let stripped = strip_comments(text);
-    let characters: Vec<char> = stripped.chars().collect();
-    expand(&characters, random, 0)
+    process_at_depth(text, random, 0)
 }
 
 /// Nesting deeper than this is left as text rather than recursed into.
 const MAXIMUM_CHOICE_DEPTH: usize = 64;
 
-fn expand(characters: &[char], random: &mut ChoiceRandom, depth: usize) -> String {
+fn process_at_depth(text: &str, random: &mut ChoiceRandom, depth: usize) -> String {
+    let stripped = strip_comments(text);
+    let characters: Vec<char> = stripped.chars().collect();
     let mut output = String::new();
     let mut position = 0;
     while let Some(&character) = characters.get(position) {
@@ -89,19 +94,22 @@ fn expand(characters: &[char], random: &mut ChoiceRandom, depth: usize) -> Strin
         match character {
             '\\' => {
                 output.push('\\');
-                if let Some(&escaped) = characters.get(position) {
-                    output.push(escaped);
-                    position += 1;
+                match characters.get(position) {
+                    Some(&escaped) => {
+                        output.push(escaped);
+                        position += 1;
+                    }
+                    None => output.push_str("undefined"),
                 }
             }
             '{' if depth < MAXIMUM_CHOICE_DEPTH => {
-                let (options, next) = choice_block(characters, position);
+                let (options, next) = choice_block(&characters, position);
                 position = next;
                 let chosen = options
                     .get(random.pick(options.len()))
-                    .cloned()
+                    .map(|option| option.iter().collect::<String>())
                     .unwrap_or_default();
-                output.push_str(&expand(&chosen, random, depth + 1));
+                output.push_str(&process_at_depth(&chosen, random, depth + 1));
             }
             other => output.push(other),
         }
@@ -121,9 +129,12 @@ fn choice_block(characters: &[char], start: usize) -> (Vec<Vec<char>>, usize) {
         match character {
             '\\' => {
                 current.push('\\');
-                if let Some(&escaped) = characters.get(position) {
-                    current.push(escaped);
-                    position += 1;
+                match characters.get(position) {
+                    Some(&escaped) => {
+                        current.push(escaped);
+                        position += 1;
+                    }
+                    None => current.extend("undefined".chars()),
                 }
                 continue;
             }
@@ -227,6 +238,118 @@ pub fn sanitize_file_name_part(text: &str) -> String {
         .collect()
 }
 
+/// JavaScript's `String(value)` for JSON values (`null` gives `"null"`, arrays join their items with
+/// commas, objects give `"[object Object]"`).
+pub fn js_string(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Number(number) => js_number(number),
+        Value::String(text) => text.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                if item.is_null() {
+                    String::new()
+                } else {
+                    js_string(item)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Object(_) => "[object Object]".to_owned(),
+    }
+}
+
+/// JavaScript's number to string conversion (`1.0` is `"1"`, `1e21` is `"1e+21"`).
+pub fn js_number(number: &serde_json::Number) -> String {
+    if let Some(integer) = number.as_i64() {
+        return format_js_float(integer as f64).unwrap_or_else(|| integer.to_string());
+    }
+    if let Some(integer) = number.as_u64() {
+        return format_js_float(integer as f64).unwrap_or_else(|| integer.to_string());
+    }
+    number
+        .as_f64()
+        .and_then(format_js_float)
+        .unwrap_or_else(|| number.to_string())
+}
+
+/// Formats a finite float the way `Number.prototype.toString` does.
+pub fn format_js_float(float: f64) -> Option<String> {
+    if !float.is_finite() {
+        return Some(
+            if float.is_nan() {
+                "NaN"
+            } else if float > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            }
+            .to_owned(),
+        );
+    }
+    if float == 0.0 {
+        return Some("0".to_owned());
+    }
+    // Shortest round-trip digits and exponent, from Rust's scientific formatting.
+    let scientific = format!("{:e}", float.abs());
+    let (mantissa, exponent) = scientific.split_once('e')?;
+    let exponent: i32 = exponent.parse().ok()?;
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let count = i32::try_from(digits.len()).ok()?;
+    let sign = if float < 0.0 { "-" } else { "" };
+    let point = exponent + 1;
+    let text = if (-6..=20).contains(&exponent) {
+        if point >= count {
+            format!("{digits}{}", "0".repeat(usize::try_from(point - count).ok()?))
+        } else if point > 0 {
+            let split = usize::try_from(point).ok()?;
+            format!("{}.{}", digits.get(..split)?, digits.get(split..)?)
+        } else {
+            format!("0.{}{digits}", "0".repeat(usize::try_from(-point).ok()?))
+        }
+    } else {
+        let rest = digits.get(1..).unwrap_or("");
+        let mantissa = if rest.is_empty() {
+            digits.get(..1).unwrap_or("").to_owned()
+        } else {
+            format!("{}.{rest}", digits.get(..1).unwrap_or(""))
+        };
+        let exponent_sign = if exponent < 0 { "-" } else { "+" };
+        format!("{mantissa}e{exponent_sign}{}", exponent.abs())
+    };
+    Some(format!("{sign}{text}"))
+}
+
+/// JavaScript's `JSON.stringify` for JSON values (numbers as JavaScript writes them; object keys
+/// in the order they are stored).
+pub fn js_json_stringify(value: &Value) -> String {
+    match value {
+        Value::Number(number) => {
+            let text = js_number(number);
+            if text == "NaN" || text.ends_with("Infinity") {
+                "null".to_owned()
+            } else {
+                text
+            }
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(js_json_stringify).collect::<Vec<_>>().join(",")
+        ),
+        Value::Object(entries) => format!(
+            "{{{}}}",
+            entries
+                .iter()
+                .map(|(key, item)| format!("{}:{}", Value::String(key.clone()), js_json_stringify(item)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// Why a placeholder stayed as it was.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlaceholderProblem {
@@ -268,8 +391,11 @@ pub fn replace_placeholders(
                     result.push_str(whole);
                 }
             },
-            [single] if single.starts_with("date:") => match now {
-                Some(now) => result.push_str(&format_date(single.get(5..).unwrap_or(""), now)),
+            // Any other number of dots: a date when the first part starts with `date:`; the
+            // frontend formats only that first part (`%date:yyyy.MM%` has one dot and is a
+            // node lookup, `%date:yyyy.MM.dd%` gives the year alone), else left for the server.
+            [first, ..] if first.starts_with("date:") => match now {
+                Some(now) => result.push_str(&format_date(first.get(5..).unwrap_or(""), now)),
                 None => {
                     problems.push(PlaceholderProblem::NoClock(whole.to_owned()));
                     result.push_str(whole);
@@ -364,5 +490,29 @@ mod tests {
     fn replaced_values_are_sanitized() {
         let lookup = |_: &str, _: &str| Some("a/b:c".to_owned());
         assert_eq!(replace_placeholders("%N.w%", None, &lookup).0, "a_b_c");
+    }
+
+    #[test]
+    fn numbers_and_values_are_written_as_javascript_writes_them() {
+        let number = |value: serde_json::Value| js_string(&value);
+        assert_eq!(number(serde_json::json!(1.0)), "1");
+        assert_eq!(number(serde_json::json!(0.1)), "0.1");
+        assert_eq!(number(serde_json::json!(1e21)), "1e+21");
+        assert_eq!(number(serde_json::json!(1e20)), "100000000000000000000");
+        assert_eq!(number(serde_json::json!(0.000_001)), "0.000001");
+        assert_eq!(number(serde_json::json!(1e-7)), "1e-7");
+        assert_eq!(number(serde_json::json!(-2.5)), "-2.5");
+        assert_eq!(number(serde_json::json!([1, null, "a"])), "1,,a");
+        assert_eq!(number(serde_json::json!({"a": 1})), "[object Object]");
+        assert_eq!(
+            js_json_stringify(&serde_json::json!({"b": [1.0, 2.5], "a": "x\"y"})),
+            "{\"a\":\"x\\\"y\",\"b\":[1,2.5]}"
+        );
+    }
+
+    #[test]
+    fn comments_end_at_any_line_terminator() {
+        assert_eq!(strip_comments("a // b\rc"), "a \rc");
+        assert_eq!(strip_comments("a // b\u{2028}c"), "a \u{2028}c");
     }
 }

@@ -1,45 +1,49 @@
-//! How a node's `widgets_values` line up with its inputs (contract section 9.2).
+//! The widgets and input slots the ComfyUI frontend (1.32.9) gives a node of a known class
+//! (contract section 9.2), rebuilt from its definition the way `litegraphService` and the core
+//! extensions build them:
 //!
-//! The frontend creates one widget per widget-type input in definition order, plus values the API
-//! never sees: the control mode after seeds (one value) and after combos with
-//! `control_after_generate` (two), and an `upload` button after media-upload inputs. Values are
-//! positional, so the layout has to be rebuilt from the node definition exactly.
+//! - input slots: every socket input first, then one slot per widget input, in `input_order`;
+//! - one widget per widget-type input, plus the values the API never sees: the control mode after
+//!   seeds (and the mode and a filter list after combos with `control_after_generate`), and upload
+//!   buttons after media-upload inputs;
+//! - the frontend-only widgets of the core extensions: `audioUI` on audio nodes, 3D viewers and
+//!   their buttons, `PreviewAny.preview`, the webcam button. Some are sent to the server as `""`
+//!   (or their label), some are saved in `widgets_values` and some are not, which is why values
+//!   are positional over exactly this list.
 
 use serde_json::Value;
 
 use crate::object_info::{InputKind, InputSection, InputSpec, NodeDefinition};
 
-/// Socket type names the frontend draws as widgets (they hold a value in `widgets_values`).
+/// Socket type names that have a widget constructor in the frontend (core and core extensions).
 const FRONTEND_WIDGET_TYPES: &[&str] = &[
     "MARKDOWN",
     "COLOR",
     "IMAGEUPLOAD",
     "IMAGECOMPARE",
     "CHART",
-    "TEXTAREA",
-    "LOAD_3D",
-    "LOAD_3D_ANIMATION",
-    "WEBCAM",
-    "AUDIO_RECORD",
-    "AUDIOUPLOAD",
-    "SELECTBUTTON",
-    "CURVE",
     "GALLERIA",
+    "TEXTAREA",
+    "WEBCAM",
+    "AUDIO_UI",
+    "AUDIOUPLOAD",
+    "AUDIO_RECORD",
+    "LOAD_3D",
+    "PREVIEW_3D",
 ];
 
-/// Widget types whose value the browser produces when queueing (a webcam frame, a 3D render), so
-/// a saved value is only a placeholder.
-pub const BROWSER_PRODUCED_TYPES: &[&str] = &["LOAD_3D", "LOAD_3D_ANIMATION", "WEBCAM", "AUDIO_RECORD"];
+/// Widget types whose value the browser produces when queueing (a webcam frame, a 3D render, a
+/// recording), so a converted value is only a placeholder.
+pub const BROWSER_PRODUCED_TYPES: &[&str] = &["LOAD_3D", "WEBCAM", "AUDIO_RECORD"];
 
-/// One position in `widgets_values`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum WidgetSlot<'a> {
-    /// The value of this input.
-    Input(&'a InputSpec),
-    /// A value that is never sent (control mode, filter, upload button) or a `forceInput` input's
-    /// value in an old layout.
-    Skipped,
-}
+/// Classes the `Comfy.AudioWidget` extension gives an `audioUI` player widget.
+const AUDIO_UI_CLASSES: &[&str] = &[
+    "LoadAudio",
+    "SaveAudio",
+    "PreviewAudio",
+    "SaveAudioMP3",
+    "SaveAudioOpus",
+];
 
 /// True when the frontend gives this input a widget.
 pub fn has_widget(spec: &InputSpec) -> bool {
@@ -49,132 +53,580 @@ pub fn has_widget(spec: &InputSpec) -> bool {
     }
 }
 
-fn is_forced_socket(spec: &InputSpec) -> bool {
-    !matches!(spec.kind, InputKind::Socket(_))
-        && spec.option("forceInput").and_then(Value::as_bool) == Some(true)
-}
-
-fn truthy(value: Option<&Value>) -> Option<bool> {
-    match value? {
-        Value::Null => None,
-        Value::Bool(flag) => Some(*flag),
-        Value::Number(number) => Some(number.as_f64() != Some(0.0)),
-        Value::String(text) => Some(!text.is_empty()),
-        _ => Some(true),
+/// JavaScript truthiness of an option value (`undefined` when absent).
+fn truthy(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::Number(number)) => number
+            .as_f64()
+            .is_some_and(|float| float != 0.0 && !float.is_nan()),
+        Some(Value::String(text)) => !text.is_empty(),
+        Some(_) => true,
     }
 }
 
-/// How many frontend-only values follow this input's own value.
-fn control_values(spec: &InputSpec) -> usize {
-    let control = truthy(spec.option("control_after_generate"));
-    match spec.kind {
-        InputKind::Int => usize::from(control.unwrap_or(matches!(spec.name.as_str(), "seed" | "noise_seed"))),
-        InputKind::Combo(_) if control == Some(true) => 2,
-        _ => 0,
-    }
+fn flag(spec: &InputSpec, key: &str) -> bool {
+    spec.option(key).and_then(Value::as_bool) == Some(true)
 }
 
-/// A media-upload combo gets an upload button widget at the end of the required inputs.
-pub fn has_upload_button(spec: &InputSpec) -> bool {
-    let flag = |key: &str| spec.option(key).and_then(Value::as_bool) == Some(true);
-    spec.section == InputSection::Required
-        && matches!(spec.kind, InputKind::Combo(_))
-        && (flag("image_upload")
-            || flag("video_upload")
-            || flag("animated_image_upload")
-            || flag("audio_upload"))
+fn number_option(spec: &InputSpec, key: &str) -> Option<f64> {
+    spec.option(key).and_then(Value::as_f64)
 }
 
-/// The widget layout of a node. With `legacy_force_inputs`, `forceInput` inputs keep a slot, as
-/// files saved before the frontend migrated them do.
-pub fn layout(definition: &NodeDefinition, legacy_force_inputs: bool) -> Vec<WidgetSlot<'_>> {
-    let mut slots = Vec::new();
-    let mut upload_buttons = 0;
-    let mut required_done = false;
-    for spec in definition.settable_inputs() {
-        if spec.section != InputSection::Required && !required_done {
-            required_done = true;
-            slots.extend(std::iter::repeat_n(WidgetSlot::Skipped, upload_buttons));
-            upload_buttons = 0;
+/// How a widget takes a value that is assigned to it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Setter {
+    /// A plain JavaScript property.
+    Plain,
+    /// A `<textarea>`: the value becomes a string (`null` becomes `""`).
+    Text,
+    /// A DOM or component widget without a setter: assignments are lost and it reads `""`.
+    Ignored,
+}
+
+/// What the widget's change callback does when a primitive node pushes a value into it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Callback {
+    None,
+    /// INT widgets round to their step.
+    Int {
+        step: f64,
+        min: f64,
+    },
+    /// FLOAT widgets round to `round` (when set) and clamp.
+    Float {
+        round: Option<f64>,
+        precision: Option<f64>,
+        min: f64,
+        max: f64,
+    },
+}
+
+/// What `serializeValue` does to the value when the prompt is built.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Serialize {
+    Raw,
+    /// `{a|b}` choices and comments (`Comfy.DynamicPrompts`).
+    DynamicPrompt,
+    /// `%date:...%` and `%Node.widget%` (`Comfy.SaveImageExtraOutput`).
+    FilenamePrefix,
+    /// Always `undefined` (the webcam's capture button).
+    Undefined,
+}
+
+/// The widget kinds the primitive node cares about when it copies a target's widget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WidgetType {
+    Number,
+    Combo,
+    Other,
+}
+
+/// The value transform the image-upload extension installs on a media combo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadTransform {
+    /// The combo's value when the upload widget was created, as a string.
+    pub initial: String,
+    /// `image_folder`: values get ` [output]` appended when it is not `input`.
+    pub folder: String,
+    pub allow_batch: bool,
+}
+
+/// One widget the frontend creates for a node, in creation order.
+#[derive(Debug, Clone)]
+pub struct WidgetTemplate<'a> {
+    pub name: String,
+    /// The input this widget edits, for value widgets.
+    pub spec: Option<&'a InputSpec>,
+    /// The value of a fresh widget (`None` is JavaScript's `undefined`).
+    pub default: Option<Value>,
+    /// `widget.serialize !== false`: takes a position in `widgets_values`.
+    pub persisted: bool,
+    /// `options.serialize !== false`: sent in the prompt.
+    pub sent: bool,
+    pub setter: Setter,
+    pub callback: Callback,
+    pub serialize: Serialize,
+    pub widget_type: WidgetType,
+    pub upload: Option<UploadTransform>,
+    /// A value widget of a socket type whose value the browser produces.
+    pub browser_produced: bool,
+}
+
+impl<'a> WidgetTemplate<'a> {
+    fn value(spec: &'a InputSpec, default: Option<Value>) -> Self {
+        WidgetTemplate {
+            name: spec.name.clone(),
+            spec: Some(spec),
+            default,
+            persisted: true,
+            sent: true,
+            setter: Setter::Plain,
+            callback: Callback::None,
+            serialize: Serialize::Raw,
+            widget_type: WidgetType::Other,
+            upload: None,
+            browser_produced: false,
         }
-        if is_forced_socket(spec) {
-            if legacy_force_inputs {
-                slots.push(WidgetSlot::Skipped);
-                slots.extend(std::iter::repeat_n(WidgetSlot::Skipped, control_values(spec)));
+    }
+
+    fn extra(name: &str, default: Option<Value>, persisted: bool, sent: bool) -> Self {
+        WidgetTemplate {
+            name: name.to_owned(),
+            spec: None,
+            default,
+            persisted,
+            sent,
+            setter: Setter::Plain,
+            callback: Callback::None,
+            serialize: Serialize::Raw,
+            widget_type: WidgetType::Other,
+            upload: None,
+            browser_produced: false,
+        }
+    }
+
+    /// A DOM or component widget without a value setter: always `""`.
+    fn constant(name: &str, persisted: bool) -> Self {
+        WidgetTemplate {
+            setter: Setter::Ignored,
+            ..WidgetTemplate::extra(name, Some(Value::String(String::new())), persisted, true)
+        }
+    }
+}
+
+/// One input slot the frontend creates for a node, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotTemplate {
+    pub name: String,
+    pub type_name: String,
+    /// Set for the slot of a widget input.
+    pub widget: Option<String>,
+}
+
+/// An input as the frontend sees the (extension-modified) definition.
+#[derive(Debug, Clone)]
+struct FrontendInput<'a> {
+    name: String,
+    /// The V2 input type (`COMBO` for combos).
+    type_name: String,
+    spec: Option<&'a InputSpec>,
+    force_input: bool,
+    /// The required input whose combo an `IMAGEUPLOAD` input uploads into.
+    upload_target: Option<&'a InputSpec>,
+}
+
+/// The frontend's view of a node class: its input slots and widgets.
+#[derive(Debug, Clone)]
+pub struct FrontendLayout<'a> {
+    pub slots: Vec<SlotTemplate>,
+    pub widgets: Vec<WidgetTemplate<'a>>,
+    /// `migrateWidgetsValues`: for each input in definition record order that has a widget or is
+    /// `forceInput`, whether it is `forceInput` and whether it counts two values.
+    pub migration: Vec<(bool, bool)>,
+}
+
+fn v2_type(spec: &InputSpec) -> String {
+    match &spec.kind {
+        InputKind::Combo(_) => "COMBO".to_owned(),
+        _ => spec.type_name().to_owned(),
+    }
+}
+
+fn is_media_upload_combo(spec: &InputSpec) -> bool {
+    matches!(spec.kind, InputKind::Combo(_))
+        && (flag(spec, "image_upload") || flag(spec, "video_upload") || flag(spec, "animated_image_upload"))
+}
+
+/// The inputs in the frontend's order, with the inputs the core extensions add to the definition
+/// (`beforeRegisterNodeDef`): appended keys are not in `input_order`, so they come last.
+fn frontend_inputs(definition: &NodeDefinition) -> Vec<FrontendInput<'_>> {
+    let mut inputs: Vec<FrontendInput<'_>> = definition
+        .settable_inputs()
+        .map(|spec| FrontendInput {
+            name: spec.name.clone(),
+            type_name: v2_type(spec),
+            spec: Some(spec),
+            force_input: spec.option("forceInput").and_then(Value::as_bool) == Some(true),
+            upload_target: None,
+        })
+        .collect();
+    let required = || {
+        definition
+            .inputs
+            .iter()
+            .filter(|spec| spec.section == InputSection::Required)
+    };
+    // Comfy.UploadImage
+    if let Some(target) = required().find(|spec| is_media_upload_combo(spec)) {
+        put(
+            &mut inputs,
+            FrontendInput {
+                name: "upload".to_owned(),
+                type_name: "IMAGEUPLOAD".to_owned(),
+                spec: None,
+                force_input: false,
+                upload_target: Some(target),
+            },
+        );
+    }
+    // Comfy.AudioWidget
+    if AUDIO_UI_CLASSES.contains(&definition.class_type.as_str()) {
+        put(&mut inputs, synthetic("audioUI", "AUDIO_UI"));
+    }
+    // Comfy.UploadAudio
+    if required().any(|spec| spec.name == "audio" && flag(spec, "audio_upload")) {
+        put(&mut inputs, synthetic("upload", "AUDIOUPLOAD"));
+    }
+    // Comfy.Preview3D and Comfy.SaveGLB
+    if matches!(definition.class_type.as_str(), "Preview3D" | "SaveGLB") {
+        put(&mut inputs, synthetic("image", "PREVIEW_3D"));
+    }
+    inputs
+}
+
+/// `required[name] = ...`: replaces a required input of that name in place, else appends.
+fn put<'a>(inputs: &mut Vec<FrontendInput<'a>>, added: FrontendInput<'a>) {
+    let existing_required = inputs.iter().position(|input| {
+        input.name == added.name
+            && input
+                .spec
+                .is_none_or(|spec| spec.section == InputSection::Required)
+    });
+    match existing_required {
+        Some(position) => inputs[position] = added,
+        None => inputs.push(added),
+    }
+}
+
+fn synthetic<'a>(name: &str, type_name: &str) -> FrontendInput<'a> {
+    FrontendInput {
+        name: name.to_owned(),
+        type_name: type_name.to_owned(),
+        spec: None,
+        force_input: false,
+        upload_target: None,
+    }
+}
+
+fn widget_constructor_exists(type_name: &str) -> bool {
+    matches!(type_name, "INT" | "FLOAT" | "BOOLEAN" | "STRING" | "COMBO")
+        || FRONTEND_WIDGET_TYPES.contains(&type_name)
+}
+
+/// The control widgets `addValueControlWidgets` adds after a value widget.
+fn control_widgets<'a>(spec: &InputSpec, combo: bool) -> Vec<WidgetTemplate<'a>> {
+    let name_of = |default_name: &str| match spec.option(default_name) {
+        Some(Value::String(name)) => name.clone(),
+        _ => match spec.option("control_prefix") {
+            Some(prefix) if truthy(Some(prefix)) => {
+                format!("{} {default_name}", crate::convert::text::js_string(prefix))
             }
-            continue;
-        }
-        if !has_widget(spec) {
-            continue;
-        }
-        slots.push(WidgetSlot::Input(spec));
-        slots.extend(std::iter::repeat_n(WidgetSlot::Skipped, control_values(spec)));
-        if has_upload_button(spec) {
-            upload_buttons += 1;
-        }
-    }
-    slots.extend(std::iter::repeat_n(WidgetSlot::Skipped, upload_buttons));
-    slots
-}
-
-/// The value of each widget input, in definition order; `None` when the file has no value for it.
-#[derive(Debug, Clone, Default)]
-pub struct MappedWidgets<'a> {
-    pub values: Vec<(&'a InputSpec, Option<Value>)>,
-    /// Saved values beyond the layout (frontend-only widgets such as 3D viewers add them).
-    pub extra_values: Vec<Value>,
-    /// True when the old layout with `forceInput` values was recognised and used.
-    pub used_legacy_layout: bool,
-}
-
-/// Lines `widgets_values` (an array, or an object keyed by input name) up with the inputs.
-pub fn map_widgets<'a>(definition: &'a NodeDefinition, widgets_values: &Value) -> MappedWidgets<'a> {
-    let current = layout(definition, false);
-    match widgets_values {
-        Value::Object(entries) => MappedWidgets {
-            values: current
-                .iter()
-                .filter_map(|slot| match slot {
-                    WidgetSlot::Input(spec) => Some((*spec, entries.get(&spec.name).cloned())),
-                    WidgetSlot::Skipped => None,
-                })
-                .collect(),
-            extra_values: Vec::new(),
-            used_legacy_layout: false,
+            _ => default_name.to_owned(),
         },
-        Value::Array(values) => {
-            let legacy = layout(definition, true);
-            let use_legacy = values.len() != current.len()
-                && values.len() == legacy.len()
-                && legacy.len() != current.len();
-            let chosen = if use_legacy { &legacy } else { &current };
-            let mut mapped: Vec<(&InputSpec, Option<Value>)> = Vec::new();
-            for (index, slot) in chosen.iter().enumerate() {
-                if let WidgetSlot::Input(spec) = slot {
-                    mapped.push((spec, values.get(index).cloned()));
+    };
+    let mut widgets = vec![WidgetTemplate::extra(
+        &name_of("control_after_generate"),
+        Some(Value::String("randomize".to_owned())),
+        true,
+        false,
+    )];
+    if combo {
+        widgets.push(WidgetTemplate::extra(
+            &name_of("control_filter_list"),
+            Some(Value::String(String::new())),
+            true,
+            false,
+        ));
+    }
+    widgets
+}
+
+/// The widgets the frontend creates for one widget input.
+fn input_widgets<'a>(definition: &'a NodeDefinition, input: &FrontendInput<'a>) -> Vec<WidgetTemplate<'a>> {
+    match (input.type_name.as_str(), input.spec) {
+        ("INT", Some(spec)) => {
+            let mut widget = WidgetTemplate::value(
+                spec,
+                Some(spec.default_value().cloned().unwrap_or(Value::from(0))),
+            );
+            widget.widget_type = WidgetType::Number;
+            widget.callback = Callback::Int {
+                step: number_option(spec, "step").unwrap_or(1.0),
+                min: number_option(spec, "min").unwrap_or(0.0),
+            };
+            let control = match spec.option("control_after_generate") {
+                None | Some(Value::Null) => matches!(spec.name.as_str(), "seed" | "noise_seed"),
+                value => truthy(value),
+            };
+            let mut widgets = vec![widget];
+            if control {
+                widgets.extend(control_widgets(spec, false).into_iter().take(1));
+            }
+            widgets
+        }
+        ("FLOAT", Some(spec)) => {
+            let mut widget = WidgetTemplate::value(
+                spec,
+                Some(spec.default_value().cloned().unwrap_or(Value::from(0))),
+            );
+            widget.widget_type = WidgetType::Number;
+            let step = number_option(spec, "step").unwrap_or(0.5);
+            let precision = (-step.log10().floor()).max(0.0);
+            let own_round = spec.option("round");
+            let round = if precision != 0.0 && !truthy(own_round) {
+                Some(10f64.powf(-precision))
+            } else {
+                own_round.and_then(Value::as_f64).filter(|round| *round != 0.0)
+            };
+            widget.callback = Callback::Float {
+                round,
+                precision: Some(precision),
+                min: number_option(spec, "min").unwrap_or(0.0),
+                max: number_option(spec, "max").unwrap_or(2048.0),
+            };
+            vec![widget]
+        }
+        ("BOOLEAN", Some(spec)) => vec![WidgetTemplate::value(
+            spec,
+            Some(spec.default_value().cloned().unwrap_or(Value::Bool(false))),
+        )],
+        ("STRING", Some(spec)) => {
+            let mut widget = WidgetTemplate::value(
+                spec,
+                Some(
+                    spec.default_value()
+                        .cloned()
+                        .unwrap_or(Value::String(String::new())),
+                ),
+            );
+            if truthy(spec.option("multiline")) {
+                // A <textarea>: its value is always a string.
+                widget.setter = Setter::Text;
+                if let Some(default) = widget.default.as_ref().filter(|default| !default.is_string()) {
+                    widget.default = Some(Value::String(crate::convert::text::js_string(default)));
                 }
             }
-            MappedWidgets {
-                values: mapped,
-                extra_values: values
-                    .get(chosen.len()..)
-                    .map(<[Value]>::to_vec)
-                    .unwrap_or_default(),
-                used_legacy_layout: use_legacy,
+            if spec.option("dynamicPrompts").and_then(Value::as_bool) == Some(true) {
+                widget.serialize = Serialize::DynamicPrompt;
             }
+            if spec.name == "filename_prefix"
+                && crate::convert::PREFIX_REPLACING_CLASSES.contains(&definition.class_type.as_str())
+            {
+                widget.serialize = Serialize::FilenamePrefix;
+            }
+            vec![widget]
         }
-        _ => MappedWidgets {
-            values: current
-                .iter()
-                .filter_map(|slot| match slot {
-                    WidgetSlot::Input(spec) => Some((*spec, None)),
-                    WidgetSlot::Skipped => None,
-                })
-                .collect(),
-            extra_values: Vec::new(),
-            used_legacy_layout: false,
-        },
+        ("COMBO", Some(spec)) => {
+            let choices = match &spec.kind {
+                InputKind::Combo(Some(choices)) => choices.as_slice(),
+                _ => &[],
+            };
+            let remote = spec.option("remote");
+            let default = match spec.default_value() {
+                Some(default) if truthy(Some(default)) => Some(default.clone()),
+                _ => choices
+                    .first()
+                    .cloned()
+                    .or_else(|| remote.is_some().then(|| Value::String("Loading...".to_owned()))),
+            };
+            let mut widget = WidgetTemplate::value(spec, default);
+            widget.widget_type = WidgetType::Combo;
+            let mut widgets = vec![widget];
+            if remote
+                .and_then(|remote| remote.get("refresh_button"))
+                .is_some_and(|refresh| truthy(Some(refresh)))
+            {
+                widgets.push(WidgetTemplate::extra(
+                    "refresh",
+                    Some(Value::String("refresh".to_owned())),
+                    true,
+                    true,
+                ));
+            }
+            if truthy(spec.option("control_after_generate")) {
+                widgets.extend(control_widgets(spec, true));
+            }
+            widgets
+        }
+        ("MARKDOWN" | "COLOR" | "IMAGECOMPARE" | "CHART" | "GALLERIA" | "TEXTAREA", Some(spec)) => {
+            let default = match input.type_name.as_str() {
+                "COLOR" => spec
+                    .default_value()
+                    .filter(|value| truthy(Some(value)))
+                    .cloned()
+                    .unwrap_or(Value::String("#000000".to_owned())),
+                "TEXTAREA" => spec
+                    .default_value()
+                    .filter(|value| truthy(Some(value)))
+                    .cloned()
+                    .unwrap_or(Value::String(String::new())),
+                _ => spec
+                    .default_value()
+                    .cloned()
+                    .unwrap_or(Value::String(String::new())),
+            };
+            vec![WidgetTemplate::value(spec, Some(default))]
+        }
+        ("IMAGEUPLOAD", _) => vec![WidgetTemplate::extra(
+            &input.name,
+            Some(Value::String("image".to_owned())),
+            true,
+            false,
+        )],
+        ("AUDIO_UI", _) => vec![WidgetTemplate::constant("audioUI", false)],
+        ("AUDIOUPLOAD", _) => vec![WidgetTemplate::extra(
+            &input.name,
+            Some(Value::String(String::new())),
+            true,
+            false,
+        )],
+        ("AUDIO_RECORD", _) => {
+            // `addDOMWidget(inputName, 'audioUI', ...)`: named after the input.
+            let mut player = WidgetTemplate::constant(&input.name, true);
+            player.spec = input.spec;
+            player.browser_produced = true;
+            vec![
+                player,
+                WidgetTemplate::extra(&input.name, Some(Value::String(String::new())), true, false),
+            ]
+        }
+        ("LOAD_3D", _) => {
+            let mut viewer = WidgetTemplate::constant("image", true);
+            viewer.spec = input.spec;
+            viewer.browser_produced = true;
+            vec![
+                WidgetTemplate::extra(
+                    "upload 3d model",
+                    Some(Value::String("upload3dmodel".to_owned())),
+                    true,
+                    true,
+                ),
+                WidgetTemplate::extra(
+                    "upload extra resources",
+                    Some(Value::String("uploadExtraResources".to_owned())),
+                    true,
+                    true,
+                ),
+                WidgetTemplate::extra("clear", Some(Value::String("clear".to_owned())), true, true),
+                viewer,
+            ]
+        }
+        ("PREVIEW_3D", _) => vec![WidgetTemplate::constant("image", true)],
+        ("WEBCAM", _) => {
+            let mut camera = WidgetTemplate::constant(&input.name, true);
+            camera.spec = input.spec;
+            camera.browser_produced = true;
+            vec![camera]
+        }
+        _ => Vec::new(),
     }
+}
+
+/// Builds the frontend's slots and widgets for a node class.
+pub fn frontend_layout(definition: &NodeDefinition) -> FrontendLayout<'_> {
+    let inputs = frontend_inputs(definition);
+    let mut slots = Vec::new();
+    let mut widget_slots = Vec::new();
+    let mut widgets: Vec<WidgetTemplate<'_>> = Vec::new();
+    for input in &inputs {
+        if !widget_constructor_exists(&input.type_name) || input.force_input {
+            slots.push(SlotTemplate {
+                name: input.name.clone(),
+                type_name: input.type_name.clone(),
+                widget: None,
+            });
+        }
+    }
+    for input in &inputs {
+        if !widget_constructor_exists(&input.type_name) || input.force_input {
+            continue;
+        }
+        let created = input_widgets(definition, input);
+        if let Some(target) = input.upload_target
+            && let Some(combo) = widgets
+                .iter_mut()
+                .find(|widget| widget.name == target.name && widget.spec.is_some())
+        {
+            let folder = target
+                .option("image_folder")
+                .and_then(Value::as_str)
+                .unwrap_or("input")
+                .to_owned();
+            combo.upload = Some(UploadTransform {
+                initial: combo
+                    .default
+                    .as_ref()
+                    .map_or_else(|| "undefined".to_owned(), crate::convert::text::js_string),
+                folder,
+                allow_batch: truthy(target.option("allow_batch")),
+            });
+        }
+        widgets.extend(created);
+        widget_slots.push(SlotTemplate {
+            name: input.name.clone(),
+            type_name: input.type_name.clone(),
+            widget: Some(input.name.clone()),
+        });
+    }
+    slots.extend(widget_slots);
+    // Widgets the core extensions add when the node is created.
+    match definition.class_type.as_str() {
+        "PreviewAny" => widgets.push(WidgetTemplate::constant("preview", false)),
+        "WebcamCapture" => {
+            let mut button = WidgetTemplate::extra(
+                "waiting for camera...",
+                Some(Value::String("capture".to_owned())),
+                true,
+                true,
+            );
+            button.serialize = Serialize::Undefined;
+            widgets.push(button);
+        }
+        _ => {}
+    }
+    // migrateWidgetsValues looks at the definition record (required then optional keys).
+    let names: Vec<&str> = widgets.iter().map(|widget| widget.name.as_str()).collect();
+    let migration = definition
+        .settable_inputs()
+        .filter(|spec| {
+            let force = spec.option("forceInput").and_then(Value::as_bool) == Some(true);
+            names.contains(&spec.name.as_str()) || force
+        })
+        .map(|spec| {
+            let force = spec.option("forceInput").and_then(Value::as_bool) == Some(true);
+            let doubled = truthy(spec.option("control_after_generate"))
+                || matches!(spec.name.as_str(), "seed" | "noise_seed");
+            (force, doubled)
+        })
+        .collect();
+    FrontendLayout {
+        slots,
+        widgets,
+        migration,
+    }
+}
+
+/// `migrateWidgetsValues`: when the saved values match the count of the old layout (where
+/// `forceInput` inputs still had a widget), the values at their positions are dropped.
+pub fn migrate_widgets_values(layout: &FrontendLayout<'_>, values: &[Value]) -> Option<Vec<Value>> {
+    let expected: usize = layout
+        .migration
+        .iter()
+        .map(|(_, doubled)| if *doubled { 2 } else { 1 })
+        .sum();
+    if expected != values.len() || !layout.migration.iter().any(|(force, _)| *force) {
+        return None;
+    }
+    Some(
+        values
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !layout.migration.get(*index).is_some_and(|(force, _)| *force))
+            .map(|(_, value)| value.clone())
+            .collect(),
+    )
 }
 
 /// The value a fresh widget has: the declared default, else the first choice, else zero.
@@ -211,89 +663,164 @@ pub fn value_fits(spec: &InputSpec, value: &Value) -> bool {
 mod tests {
     use super::*;
     use crate::testing::object_info;
-    use serde_json::json;
 
-    fn names(definition: &NodeDefinition, values: Value) -> Vec<(String, Option<Value>)> {
-        map_widgets(definition, &values)
-            .values
-            .into_iter()
-            .map(|(spec, value)| (spec.name.clone(), value))
+    fn widget_names(class_type: &str) -> Vec<(String, bool, bool)> {
+        frontend_layout(object_info().node(class_type).unwrap())
+            .widgets
+            .iter()
+            .map(|widget| (widget.name.clone(), widget.persisted, widget.sent))
+            .collect()
+    }
+
+    fn owned(list: &[(&str, bool, bool)]) -> Vec<(String, bool, bool)> {
+        list.iter()
+            .map(|(name, persisted, sent)| ((*name).to_owned(), *persisted, *sent))
             .collect()
     }
 
     #[test]
-    fn ksampler_skips_the_seed_control_value() {
-        let definition = object_info().node("KSampler").unwrap();
-        let mapped = names(
-            definition,
-            json!([5, "randomize", 20, 8.0, "euler", "normal", 1.0]),
-        );
+    fn ksampler_has_a_seed_control_widget_that_is_saved_but_not_sent() {
         assert_eq!(
-            mapped,
+            widget_names("KSampler"),
+            owned(&[
+                ("seed", true, true),
+                ("control_after_generate", true, false),
+                ("steps", true, true),
+                ("cfg", true, true),
+                ("sampler_name", true, true),
+                ("scheduler", true, true),
+                ("denoise", true, true),
+            ])
+        );
+    }
+
+    #[test]
+    fn sockets_come_before_widget_slots() {
+        let layout = frontend_layout(object_info().node("KSampler").unwrap());
+        let names: Vec<&str> = layout.slots.iter().map(|slot| slot.name.as_str()).collect();
+        assert_eq!(
+            names,
             [
-                ("seed".to_owned(), Some(json!(5))),
-                ("steps".to_owned(), Some(json!(20))),
-                ("cfg".to_owned(), Some(json!(8.0))),
-                ("sampler_name".to_owned(), Some(json!("euler"))),
-                ("scheduler".to_owned(), Some(json!("normal"))),
-                ("denoise".to_owned(), Some(json!(1.0))),
+                "model",
+                "positive",
+                "negative",
+                "latent_image",
+                "seed",
+                "steps",
+                "cfg",
+                "sampler_name",
+                "scheduler",
+                "denoise"
             ]
         );
+        assert_eq!(layout.slots[4].widget.as_deref(), Some("seed"));
     }
 
     #[test]
-    fn load_image_has_an_upload_value() {
-        let definition = object_info().node("LoadImage").unwrap();
-        let mapped = map_widgets(definition, &json!(["a.png", "image"]));
-        assert_eq!(mapped.values.len(), 1);
-        assert!(mapped.extra_values.is_empty());
-        assert_eq!(layout(definition, false).len(), 2);
-    }
-
-    #[test]
-    fn upload_button_comes_after_all_required_inputs() {
-        let definition = object_info().node("LoadImageMask").unwrap();
-        let mapped = names(definition, json!(["a.png", "alpha", "image"]));
-        assert_eq!(mapped[1], ("channel".to_owned(), Some(json!("alpha"))));
-    }
-
-    #[test]
-    fn primitive_int_control_follows_the_flag() {
-        let definition = object_info().node("PrimitiveInt").unwrap();
-        assert_eq!(layout(definition, false).len(), 2);
-    }
-
-    #[test]
-    fn short_values_are_missing_and_long_values_are_extra() {
-        let definition = object_info().node("EmptyLatentImage").unwrap();
-        let mapped = map_widgets(definition, &json!([512]));
-        assert_eq!(mapped.values[1].1, None);
-        let mapped = map_widgets(definition, &json!([512, 512, 1, "x"]));
-        assert_eq!(mapped.extra_values, [json!("x")]);
-    }
-
-    #[test]
-    fn object_values_map_by_name() {
-        let definition = object_info().node("EmptyLatentImage").unwrap();
-        let mapped = names(definition, json!({"height": 768, "width": 640}));
-        assert_eq!(mapped[0], ("width".to_owned(), Some(json!(640))));
-        assert_eq!(mapped[2], ("batch_size".to_owned(), None));
-    }
-
-    #[test]
-    fn legacy_force_input_values_are_dropped() {
-        let definition = object_info().node("RecraftTextToImageNode").unwrap();
-        let current = layout(definition, false).len();
-        let legacy = layout(definition, true).len();
-        assert_eq!(legacy, current + 1);
-        let values: Vec<Value> = (0..legacy).map(|index| json!(index)).collect();
-        let mapped = map_widgets(definition, &Value::Array(values));
-        assert!(mapped.used_legacy_layout);
-        assert!(
-            mapped
-                .values
-                .iter()
-                .all(|(spec, _)| spec.name != "negative_prompt")
+    fn load_image_gets_an_upload_button_and_a_value_transform() {
+        assert_eq!(
+            widget_names("LoadImage"),
+            owned(&[("image", true, true), ("upload", true, false)])
         );
+        let layout = frontend_layout(object_info().node("LoadImageOutput").unwrap());
+        let combo = &layout.widgets[0];
+        assert_eq!(combo.upload.as_ref().unwrap().folder, "output");
+        assert_eq!(
+            layout
+                .widgets
+                .iter()
+                .map(|widget| widget.name.as_str())
+                .collect::<Vec<_>>(),
+            ["image", "refresh", "upload"]
+        );
+    }
+
+    #[test]
+    fn audio_nodes_send_an_empty_player_value() {
+        // The 0.3.75 fixture has no audio nodes (torchaudio was missing); these are their
+        // definitions from a server that has them.
+        let load_audio = NodeDefinition::from_json(
+            "LoadAudio",
+            &serde_json::json!({"input": {"required": {"audio": [["a.wav"], {"audio_upload": true}]}},
+                                "input_order": {"required": ["audio"]}}),
+        );
+        let names: Vec<(String, bool, bool)> = frontend_layout(&load_audio)
+            .widgets
+            .iter()
+            .map(|widget| (widget.name.clone(), widget.persisted, widget.sent))
+            .collect();
+        assert_eq!(
+            names,
+            owned(&[
+                ("audio", true, true),
+                ("audioUI", false, true),
+                ("upload", true, false)
+            ])
+        );
+        let record = NodeDefinition::from_json(
+            "RecordAudio",
+            &serde_json::json!({"input": {"required": {"audio": ["AUDIO_RECORD", {}]}}}),
+        );
+        let names: Vec<(String, bool, bool)> = frontend_layout(&record)
+            .widgets
+            .iter()
+            .map(|widget| (widget.name.clone(), widget.persisted, widget.sent))
+            .collect();
+        assert_eq!(names, owned(&[("audio", true, true), ("audio", true, false)]));
+    }
+
+    #[test]
+    fn three_d_nodes_have_viewer_and_button_widgets() {
+        assert_eq!(
+            widget_names("Load3D"),
+            owned(&[
+                ("model_file", true, true),
+                ("upload 3d model", true, true),
+                ("upload extra resources", true, true),
+                ("clear", true, true),
+                ("image", true, true),
+                ("width", true, true),
+                ("height", true, true),
+            ])
+        );
+        assert_eq!(
+            widget_names("SaveGLB"),
+            owned(&[("filename_prefix", true, true), ("image", true, true)])
+        );
+        assert_eq!(widget_names("PreviewAny"), owned(&[("preview", false, true)]));
+    }
+
+    #[test]
+    fn combo_controls_add_a_filter() {
+        let definition = object_info().nodes.values().find(|definition| {
+            definition.inputs.iter().any(|spec| {
+                matches!(spec.kind, InputKind::Combo(_)) && truthy(spec.option("control_after_generate"))
+            })
+        });
+        if let Some(definition) = definition {
+            let layout = frontend_layout(definition);
+            let position = layout
+                .widgets
+                .iter()
+                .position(|widget| widget.name == "control_after_generate")
+                .unwrap();
+            assert_eq!(layout.widgets[position + 1].name, "control_filter_list");
+        }
+    }
+
+    #[test]
+    fn legacy_force_input_values_are_migrated() {
+        let definition = object_info().node("RecraftTextToImageNode").unwrap();
+        let layout = frontend_layout(definition);
+        let persisted = layout.widgets.iter().filter(|widget| widget.persisted).count();
+        let expected: usize = layout
+            .migration
+            .iter()
+            .map(|(_, doubled)| if *doubled { 2 } else { 1 })
+            .sum();
+        let values: Vec<Value> = (0..expected).map(Value::from).collect();
+        let migrated = migrate_widgets_values(&layout, &values).unwrap();
+        assert_eq!(migrated.len(), expected - 1);
+        assert!(persisted >= migrated.len() - 1);
     }
 }

@@ -284,6 +284,7 @@ pub fn parameter_options() -> ConvertOptions {
         now: None,
         resolve_dynamic_prompts: false,
         dynamic_prompt_seed: 0,
+        ..ConvertOptions::default()
     }
 }
 
@@ -805,6 +806,7 @@ pub fn run_options() -> ConvertOptions {
         now: Some(current_time()),
         resolve_dynamic_prompts: true,
         dynamic_prompt_seed: uuid::Uuid::new_v4().as_u64_pair().0,
+        ..ConvertOptions::default()
     }
 }
 

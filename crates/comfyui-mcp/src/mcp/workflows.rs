@@ -145,6 +145,7 @@ async fn convert_workflow(server: &ComfyServer, raw: Option<JsonObject>) -> Tool
         now: Some(now),
         resolve_dynamic_prompts: true,
         dynamic_prompt_seed: arguments.dynamic_prompt_seed.unwrap_or(0),
+        ..ConvertOptions::default()
     };
     let value = read_source(server, &source).await?;
     let prepared = server
