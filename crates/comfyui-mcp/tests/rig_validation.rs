@@ -202,7 +202,9 @@ async fn local_validation_flags_what_the_real_server_flags() {
                     .collect();
                 assert_eq!(failing, theirs, "{name}: partial acceptance flags the same nodes");
                 // It was queued: don't leave work behind for other tests.
-                let _ = client.delete_from_queue(&[accepted.prompt_id.clone()]).await;
+                let _ = client
+                    .delete_from_queue(std::slice::from_ref(&accepted.prompt_id))
+                    .await;
             }
             Err(other) => panic!("{name}: unexpected reply {other}"),
         }
