@@ -87,6 +87,21 @@ pub struct PromptRequest {
     pub partial_execution_targets: Option<Vec<String>>,
 }
 
+impl PromptRequest {
+    /// A request with a fresh UUID prompt id (what ComfyUI 0.26 requires) and no extras.
+    pub fn new(prompt: Value, client_id: impl Into<String>) -> Self {
+        PromptRequest {
+            prompt,
+            client_id: client_id.into(),
+            prompt_id: uuid::Uuid::new_v4().to_string(),
+            extra_data: None,
+            front: false,
+            number: None,
+            partial_execution_targets: None,
+        }
+    }
+}
+
 /// One item of `GET /queue`: `[number, prompt_id, prompt, extra_data, outputs_to_execute]`.
 #[derive(Debug, Clone)]
 pub struct QueueItem {

@@ -117,15 +117,7 @@ async fn rejections_and_plain_text_errors() {
     let client = client();
     let mut invalid = model_free_prompt("contract", 0);
     invalid["1"]["inputs"]["width"] = json!(0);
-    let request = PromptRequest {
-        prompt: invalid,
-        client_id: "contract-test".into(),
-        prompt_id: uuid::Uuid::new_v4().to_string(),
-        extra_data: None,
-        front: false,
-        number: None,
-        partial_execution_targets: None,
-    };
+    let request = PromptRequest::new(invalid, "contract-test");
     match client.queue_prompt(&request).await {
         Err(ClientError::Rejected(rejection)) => {
             assert_eq!(rejection.error.kind, "prompt_outputs_failed_validation");

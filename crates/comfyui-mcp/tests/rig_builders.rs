@@ -283,15 +283,7 @@ async fn other_families_fail_only_on_missing_model_files() {
         generation.cfg = defaults.cfg;
         generation.sampler = defaults.sampler.into();
         generation.scheduler = defaults.scheduler.into();
-        let request = comfy_api::PromptRequest {
-            prompt: generation.build().prompt.to_json(),
-            client_id: "builders-test".into(),
-            prompt_id: uuid::Uuid::new_v4().to_string(),
-            extra_data: None,
-            front: false,
-            number: None,
-            partial_execution_targets: None,
-        };
+        let request = comfy_api::PromptRequest::new(generation.build().prompt.to_json(), "builders-test");
         match client.queue_prompt(&request).await {
             Err(ClientError::Rejected(rejection)) => {
                 assert!(!rejection.node_errors.is_empty(), "{family:?}: {rejection}");

@@ -143,15 +143,7 @@ async fn local_validation_flags_what_the_real_server_flags() {
     let (mut rejected, mut server_flags) = (0, 0);
     for (name, graph) in corpus() {
         let report = validate_json(&graph, &info, &ValidationOptions::default());
-        let request = PromptRequest {
-            prompt: graph.clone(),
-            client_id: "validation-test".into(),
-            prompt_id: uuid::Uuid::new_v4().to_string(),
-            extra_data: None,
-            front: false,
-            number: None,
-            partial_execution_targets: None,
-        };
+        let request = PromptRequest::new(graph.clone(), "validation-test");
         let ours: BTreeSet<(String, String)> = report
             .errors()
             .map(|diagnostic| {

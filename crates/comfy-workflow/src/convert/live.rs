@@ -736,25 +736,13 @@ impl<'w> Live<'w> {
                 .filter(|slot| !layout.slots.iter().any(|template| template.name == slot.name))
                 .cloned(),
         );
-        let mut outputs = Vec::new();
-        let saved_outputs = saved_outputs(saved);
-        let count = definition.outputs.len().max(saved_outputs.len());
-        for index in 0..count {
-            match (definition.outputs.get(index), saved_outputs.get(index)) {
-                (Some(output), Some(saved)) => outputs.push(OutSlot {
-                    name: output.name.clone(),
-                    type_name: output.type_name.clone(),
-                    links: saved.links.clone(),
-                }),
-                (Some(output), None) => outputs.push(OutSlot {
-                    name: output.name.clone(),
-                    type_name: output.type_name.clone(),
-                    links: Vec::new(),
-                }),
-                (None, Some(saved)) => outputs.push(saved.clone()),
-                (None, None) => {}
-            }
-        }
+        let outputs = merge_outputs(
+            definition
+                .outputs
+                .iter()
+                .map(|output| (output.name.as_str(), output.type_name.as_str())),
+            saved_outputs(saved),
+        );
         let mut widgets: Vec<Widget<'w>> = layout
             .widgets
             .iter()
@@ -1072,24 +1060,12 @@ impl<'w> Live<'w> {
                 .filter(|slot| !constructed.iter().any(|current| current.name == slot.name))
                 .cloned(),
         );
-        let saved_outputs = saved_outputs(saved);
-        let mut outputs = Vec::new();
-        for index in 0..definition_outputs.len().max(saved_outputs.len()) {
-            match (definition_outputs.get(index), saved_outputs.get(index)) {
-                (Some(output), Some(saved)) => outputs.push(OutSlot {
-                    name: output.name.clone(),
-                    type_name: output.type_name.clone(),
-                    links: saved.links.clone(),
-                }),
-                (Some(output), None) => outputs.push(OutSlot {
-                    name: output.name.clone(),
-                    type_name: output.type_name.clone(),
-                    links: Vec::new(),
-                }),
-                (None, Some(saved)) => outputs.push(saved.clone()),
-                (None, None) => {}
-            }
-        }
+        let outputs = merge_outputs(
+            definition_outputs
+                .iter()
+                .map(|output| (output.name.as_str(), output.type_name.as_str())),
+            saved_outputs(saved),
+        );
         if let Some(node) = self.node_mut(graph, position) {
             node.inputs = inputs.clone();
             node.outputs = outputs;
@@ -1637,6 +1613,24 @@ fn saved_inputs(node: &UiNode) -> Vec<Slot> {
             widget: input.widget_name.clone(),
         })
         .collect()
+}
+
+/// Declared outputs (name, type) by index, each keeping the links of the saved slot at its index;
+/// saved slots beyond the declared ones are kept as saved.
+fn merge_outputs<'a>(
+    declared: impl Iterator<Item = (&'a str, &'a str)>,
+    saved: Vec<OutSlot>,
+) -> Vec<OutSlot> {
+    let mut saved = saved.into_iter();
+    let mut outputs: Vec<OutSlot> = declared
+        .map(|(name, type_name)| OutSlot {
+            name: name.to_owned(),
+            type_name: type_name.to_owned(),
+            links: saved.next().map(|slot| slot.links).unwrap_or_default(),
+        })
+        .collect();
+    outputs.extend(saved);
+    outputs
 }
 
 fn saved_outputs(node: &UiNode) -> Vec<OutSlot> {
