@@ -445,30 +445,26 @@ impl Actor {
         self.connecting = true;
         let url = self.client.websocket_url(&self.client_id);
         let headers = self.client.options().headers.clone();
-        let timeout = self.client.options().connect_timeout;
+        let limit = self.client.options().timeouts.websocket;
+        // A silent server accepts the TCP connection and never answers the upgrade: bound the
+        // whole attempt so the failure is reported and the reconnect backoff carries on.
+        let base = self.client.base_url().to_owned();
+        let timed_out = ClientError::Timeout {
+            url: base.clone(),
+            call: "the websocket upgrade GET /ws".to_owned(),
+            limit,
+        }
+        .to_string();
         let commands = self.commands.clone();
         let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
             let attempt = async {
-                let mut request = url.into_client_request().map_err(|error| error.to_string())?;
-                for (name, value) in &headers {
-                    let name =
-                        http::HeaderName::from_bytes(name.as_bytes()).map_err(|error| error.to_string())?;
-                    let value = http::HeaderValue::from_str(value).map_err(|error| error.to_string())?;
-                    request.headers_mut().insert(name, value);
+                match tokio::time::timeout(limit, open_socket(url, &headers)).await {
+                    Ok(Ok(socket)) => Ok(socket),
+                    // Reported in health checks: say which backend, as every other error does.
+                    Ok(Err(error)) => Err(format!("cannot open the websocket to ComfyUI at {base}: {error}")),
+                    Err(_) => Err(timed_out),
                 }
-                let (mut socket, _) =
-                    tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request))
-                        .await
-                        .map_err(|_| "websocket connect timed out".to_owned())?
-                        .map_err(|error| error.to_string())?;
-                // The first client frame negotiates features: previews then carry their prompt id.
-                let flags = json!({"type": "feature_flags", "data": {"supports_preview_metadata": true}});
-                socket
-                    .send(Message::Text(flags.to_string().into()))
-                    .await
-                    .map_err(|error| error.to_string())?;
-                Ok::<_, String>(Box::new(socket))
             };
             tokio::select! {
                 () = cancel.cancelled() => {}
@@ -818,6 +814,26 @@ fn new_job(prompt_id: &str, titles: BTreeMap<String, String>, nodes_total: usize
         cancel_requested: false,
         fetching: false,
     }
+}
+
+/// Opens the websocket at `url` with the configured `headers` and announces our features.
+async fn open_socket(url: String, headers: &[(String, String)]) -> Result<Box<Socket>, String> {
+    let mut request = url.into_client_request().map_err(|error| error.to_string())?;
+    for (name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|error| error.to_string())?;
+        let value = http::HeaderValue::from_str(value).map_err(|error| error.to_string())?;
+        request.headers_mut().insert(name, value);
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|error| error.to_string())?;
+    // The first client frame negotiates features: previews then carry their prompt id.
+    let flags = json!({"type": "feature_flags", "data": {"supports_preview_metadata": true}});
+    socket
+        .send(Message::Text(flags.to_string().into()))
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(Box::new(socket))
 }
 
 async fn next_frame(socket: &mut Option<Box<Socket>>) -> Option<Result<Message, String>> {

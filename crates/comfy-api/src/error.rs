@@ -1,16 +1,27 @@
 //! Errors of the ComfyUI client, each carrying the backend URL and what was being done.
 
+use std::time::Duration;
+
 use crate::types::PromptRejection;
 
 /// Everything that can go wrong talking to one ComfyUI backend.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The backend could not be reached at all (refused, reset, DNS, timeout).
+    /// The backend could not be reached at all (refused, reset, DNS).
     #[error("cannot reach ComfyUI at {url}: {source}")]
     Unreachable {
         url: String,
         #[source]
         source: reqwest::Error,
+    },
+    /// The backend did not answer `call` (e.g. `GET /system_stats`) within `limit`, the bound
+    /// [`Timeouts`](crate::Timeouts) sets for that kind of call. Usually a hung or overloaded
+    /// ComfyUI, or a proxy in front of a stopped one. `url` is the backend's root.
+    #[error("ComfyUI at {url} did not answer {call} within {}", crate::timeouts::describe(*.limit))]
+    Timeout {
+        url: String,
+        call: String,
+        limit: Duration,
     },
     /// The backend answered with an unexpected status. `body` is the start of the body, which
     /// ComfyUI often sends as plain text (aiohttp's "500 Internal Server Error").
@@ -46,7 +57,9 @@ impl ClientError {
     /// True when retrying later could succeed (network trouble, 5xx).
     pub fn is_transient(&self) -> bool {
         match self {
-            ClientError::Unreachable { .. } | ClientError::Closed { .. } => true,
+            ClientError::Unreachable { .. } | ClientError::Timeout { .. } | ClientError::Closed { .. } => {
+                true
+            }
             ClientError::Status { status, .. } => *status >= 500,
             _ => false,
         }

@@ -2,28 +2,42 @@
 //!
 //! Error bodies are read as text because ComfyUI answers malformed requests with aiohttp's plain-text
 //! 500. File names and subfolders are checked before any request so a path that could escape
-//! ComfyUI's directories never leaves this process.
+//! ComfyUI's directories never leaves this process. Every call is bounded by the limit
+//! [`Timeouts`] sets for its kind, so a backend that accepts connections and never answers fails
+//! with [`ClientError::Timeout`] instead of hanging the caller.
 
+use std::future::Future;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use url::Url;
 
 use crate::error::ClientError;
+use crate::timeouts::{Activity, CallKind, Timeouts, until_idle};
 use crate::types::{
     Download, FileRef, HistoryEntry, ModelFile, PromptAccepted, PromptRejection, PromptRequest, QueueItem,
     QueueSnapshot, SystemStats, UploadKind, UploadedFile,
 };
 
-/// How to reach one backend.
-#[derive(Clone)]
+/// How to reach one backend. The default sends no extra headers and uses [`Timeouts::default`].
+#[derive(Clone, Default)]
 pub struct ClientOptions {
     /// Extra headers sent with every request and the websocket handshake (an auth proxy's token...).
     pub headers: Vec<(String, String)>,
-    pub request_timeout: Duration,
-    pub connect_timeout: Duration,
+    /// How long each kind of call may go unanswered.
+    pub timeouts: Timeouts,
+}
+
+impl ClientOptions {
+    /// These options with other limits (`ClientOptions::default().with_timeouts(...)`).
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -39,19 +53,8 @@ impl std::fmt::Debug for ClientOptions {
                     .map(|(name, _)| name.as_str())
                     .collect::<Vec<_>>(),
             )
-            .field("request_timeout", &self.request_timeout)
-            .field("connect_timeout", &self.connect_timeout)
+            .field("timeouts", &self.timeouts)
             .finish()
-    }
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            headers: Vec::new(),
-            request_timeout: Duration::from_secs(120),
-            connect_timeout: Duration::from_secs(5),
-        }
     }
 }
 
@@ -93,9 +96,10 @@ impl ComfyClient {
             let path = format!("{}/", url.path());
             url.set_path(&path);
         }
+        // No client-wide total: each call gets its kind's limit, and a download of any size only
+        // has to keep moving.
         let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
+            .connect_timeout(options.timeouts.connect)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
@@ -154,10 +158,60 @@ impl ComfyClient {
     }
 
     async fn send(&self, builder: RequestBuilder, path: &str) -> Result<Response, ClientError> {
-        builder.send().await.map_err(|source| ClientError::Unreachable {
+        let request = builder.build().map_err(|source| self.unreachable(path, source))?;
+        let method = request.method().clone();
+        self.http.execute(request).await.map_err(|source| {
+            // The only limit reqwest itself enforces is the connect timeout; the others are ours.
+            if source.is_timeout() {
+                self.timed_out(&method, path, self.options.timeouts.connect)
+            } else {
+                self.unreachable(path, source)
+            }
+        })
+    }
+
+    fn unreachable(&self, path: &str, source: reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
             url: self.url_of(path),
             source,
-        })
+        }
+    }
+
+    fn timed_out(&self, method: &Method, path: &str, limit: Duration) -> ClientError {
+        ClientError::Timeout {
+            url: self.base_url().to_owned(),
+            call: format!("{method} /{path}"),
+            limit,
+        }
+    }
+
+    /// Runs one whole call (request, status and body) under the limit of its `kind`.
+    async fn bounded<T>(
+        &self,
+        kind: CallKind,
+        method: Method,
+        path: &str,
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        let limit = self.options.timeouts.limit(kind);
+        tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out(&method, path, limit)))
+    }
+
+    /// Runs a transfer that reports progress to `activity`, failing once it has been silent for
+    /// the transfer limit (however long it has been running).
+    async fn while_moving<T>(
+        &self,
+        activity: &Activity,
+        method: Method,
+        path: &str,
+        transfer: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        let idle = self.options.timeouts.transfer_idle;
+        until_idle(activity, idle, transfer)
+            .await
+            .unwrap_or_else(|| Err(self.timed_out(&method, path, idle)))
     }
 
     fn url_of(&self, path: &str) -> String {
@@ -177,20 +231,20 @@ impl ComfyClient {
         })
     }
 
-    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let response = self.send(self.request(Method::GET, path), path).await?;
-        let response = self.expect_ok(response, path).await?;
-        self.decode(response, path).await
+    async fn get_json<T: DeserializeOwned>(&self, path: &str, kind: CallKind) -> Result<T, ClientError> {
+        self.bounded(kind, Method::GET, path, async {
+            let response = self.send(self.request(Method::GET, path), path).await?;
+            let response = self.expect_ok(response, path).await?;
+            self.decode(response, path).await
+        })
+        .await
     }
 
     async fn decode<T: DeserializeOwned>(&self, response: Response, path: &str) -> Result<T, ClientError> {
         let bytes = response
             .bytes()
             .await
-            .map_err(|source| ClientError::Unreachable {
-                url: self.url_of(path),
-                source,
-            })?;
+            .map_err(|source| self.unreachable(path, source))?;
         serde_json::from_slice(&bytes).map_err(|error| ClientError::Decode {
             url: self.url_of(path),
             message: format!(
@@ -200,43 +254,52 @@ impl ComfyClient {
         })
     }
 
+    /// A control `POST` whose reply body does not matter.
     async fn post_json_empty(&self, path: &str, body: &Value) -> Result<(), ClientError> {
-        let response = self
-            .send(self.request(Method::POST, path).json(body), path)
-            .await?;
-        self.expect_ok(response, path).await.map(|_| ())
+        self.bounded(CallKind::Control, Method::POST, path, async {
+            let response = self
+                .send(self.request(Method::POST, path).json(body), path)
+                .await?;
+            self.expect_ok(response, path).await.map(|_| ())
+        })
+        .await
     }
 
     /// `POST /prompt`. A 400 becomes [`ClientError::Rejected`] with ComfyUI's error and node errors.
     pub async fn queue_prompt(&self, request: &PromptRequest) -> Result<PromptAccepted, ClientError> {
         let path = "prompt";
-        let response = self
-            .send(self.request(Method::POST, path).json(request), path)
-            .await?;
-        if response.status() == StatusCode::BAD_REQUEST {
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|source| ClientError::Unreachable {
-                    url: self.url_of(path),
-                    source,
-                })?;
-            return Err(match serde_json::from_slice::<PromptRejection>(&bytes) {
-                Ok(rejection) => ClientError::Rejected(Box::new(rejection)),
-                Err(_) => ClientError::Status {
-                    url: self.url_of(path),
-                    status: 400,
-                    body: truncate(&String::from_utf8_lossy(&bytes), 500),
-                },
-            });
+        self.bounded(CallKind::Submit, Method::POST, path, async {
+            let response = self
+                .send(self.request(Method::POST, path).json(request), path)
+                .await?;
+            if response.status() == StatusCode::BAD_REQUEST {
+                return Err(self.rejection(response, path).await);
+            }
+            let response = self.expect_ok(response, path).await?;
+            self.decode(response, path).await
+        })
+        .await
+    }
+
+    /// Reads a 400 from `POST /prompt`: ComfyUI's validation report, or the raw body if it is not one.
+    async fn rejection(&self, response: Response, path: &str) -> ClientError {
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(source) => return self.unreachable(path, source),
+        };
+        match serde_json::from_slice::<PromptRejection>(&bytes) {
+            Ok(rejection) => ClientError::Rejected(Box::new(rejection)),
+            Err(_) => ClientError::Status {
+                url: self.url_of(path),
+                status: 400,
+                body: truncate(&String::from_utf8_lossy(&bytes), 500),
+            },
         }
-        let response = self.expect_ok(response, path).await?;
-        self.decode(response, path).await
     }
 
     /// `GET /queue`, pending items sorted as ComfyUI will run them (its heap order).
     pub async fn queue(&self) -> Result<QueueSnapshot, ClientError> {
-        let raw: Value = self.get_json("queue").await?;
+        let raw: Value = self.get_json("queue", CallKind::Control).await?;
         let parse = |key: &str| -> Vec<QueueItem> {
             raw.get(key)
                 .and_then(Value::as_array)
@@ -282,7 +345,7 @@ impl ComfyClient {
     /// `GET /history/{prompt_id}`; `None` when ComfyUI has no entry (still queued, running or unknown).
     pub async fn history_entry(&self, prompt_id: &str) -> Result<Option<HistoryEntry>, ClientError> {
         let path = format!("history/{}", urlencode_segment(prompt_id));
-        let raw: Value = self.get_json(&path).await?;
+        let raw: Value = self.get_json(&path, CallKind::Control).await?;
         Ok(raw
             .get(prompt_id)
             .map(|entry| HistoryEntry::from_json(prompt_id, entry)))
@@ -298,8 +361,13 @@ impl ComfyClient {
         if let Some(offset) = query.offset {
             builder = builder.query(&[("offset", offset)]);
         }
-        let response = self.expect_ok(self.send(builder, path).await?, path).await?;
-        let raw: Value = self.decode(response, path).await?;
+        // The whole history grows with every prompt ComfyUI keeps: a catalogue read.
+        let raw: Value = self
+            .bounded(CallKind::Catalog, Method::GET, path, async {
+                let response = self.expect_ok(self.send(builder, path).await?, path).await?;
+                self.decode(response, path).await
+            })
+            .await?;
         Ok(raw
             .as_object()
             .map(|entries| {
@@ -313,48 +381,57 @@ impl ComfyClient {
 
     /// `GET /object_info` as raw JSON (parse it with `comfy_workflow::ObjectInfo`).
     pub async fn object_info(&self) -> Result<Value, ClientError> {
-        self.get_json("object_info").await
+        self.get_json("object_info", CallKind::Catalog).await
     }
 
     /// `GET /object_info/{class}`; `None` for an unknown class.
     pub async fn object_info_for(&self, class_type: &str) -> Result<Option<Value>, ClientError> {
         let raw: Value = self
-            .get_json(&format!("object_info/{}", urlencode_segment(class_type)))
+            .get_json(
+                &format!("object_info/{}", urlencode_segment(class_type)),
+                CallKind::Control,
+            )
             .await?;
         Ok(raw.get(class_type).cloned())
     }
 
     pub async fn system_stats(&self) -> Result<SystemStats, ClientError> {
-        self.get_json("system_stats").await
+        self.get_json("system_stats", CallKind::Control).await
     }
 
     /// `GET /features`: server feature flags.
     pub async fn features(&self) -> Result<Value, ClientError> {
-        self.get_json("features").await
+        self.get_json("features", CallKind::Control).await
     }
 
     /// Embedding names without extension.
     pub async fn embeddings(&self) -> Result<Vec<String>, ClientError> {
-        self.get_json("embeddings").await
+        self.get_json("embeddings", CallKind::Catalog).await
     }
 
     /// Model folder keys (`checkpoints`, `loras`, ...).
     pub async fn model_folders(&self) -> Result<Vec<String>, ClientError> {
-        self.get_json("models").await
+        self.get_json("models", CallKind::Catalog).await
     }
 
     /// Files in one model folder; `None` when the folder is unknown to this backend.
     pub async fn models(&self, folder: &str) -> Result<Option<Vec<String>>, ClientError> {
         check_segment(folder)?;
-        self.optional_json(&format!("models/{}", urlencode_segment(folder)))
-            .await
+        self.optional_json(
+            &format!("models/{}", urlencode_segment(folder)),
+            CallKind::Catalog,
+        )
+        .await
     }
 
     /// Files with sizes and times (`/experiment/models/{folder}`); `None` for an unknown folder.
     pub async fn model_files(&self, folder: &str) -> Result<Option<Vec<ModelFile>>, ClientError> {
         check_segment(folder)?;
-        self.optional_json(&format!("experiment/models/{}", urlencode_segment(folder)))
-            .await
+        self.optional_json(
+            &format!("experiment/models/{}", urlencode_segment(folder)),
+            CallKind::Catalog,
+        )
+        .await
     }
 
     /// The safetensors `__metadata__` of a model file; `None` when there is none.
@@ -363,17 +440,34 @@ impl ComfyClient {
         check_relative_path(filename)?;
         let path = format!("view_metadata/{}", urlencode_segment(folder));
         let builder = self.request(Method::GET, &path).query(&[("filename", filename)]);
-        let response = self.send(builder, &path).await?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let response = self.expect_ok(response, &path).await?;
-        let value: Value = self.decode(response, &path).await?;
-        Ok(if value.is_null() { None } else { Some(value) })
+        // Reads a safetensors header from disk (possibly a network drive): a catalogue read.
+        let value: Option<Value> = self
+            .bounded(CallKind::Catalog, Method::GET, &path, async {
+                let response = self.send(builder, &path).await?;
+                self.optional_body(response, &path).await
+            })
+            .await?;
+        Ok(value.filter(|value| !value.is_null()))
     }
 
-    async fn optional_json<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, ClientError> {
-        let response = self.send(self.request(Method::GET, path), path).await?;
+    async fn optional_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        kind: CallKind,
+    ) -> Result<Option<T>, ClientError> {
+        self.bounded(kind, Method::GET, path, async {
+            let response = self.send(self.request(Method::GET, path), path).await?;
+            self.optional_body(response, path).await
+        })
+        .await
+    }
+
+    /// A 404 as `None`, any other success decoded.
+    async fn optional_body<T: DeserializeOwned>(
+        &self,
+        response: Response,
+        path: &str,
+    ) -> Result<Option<T>, ClientError> {
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -401,21 +495,43 @@ impl ComfyClient {
         if let Some(preview) = preview {
             builder = builder.query(&[("preview", preview)]);
         }
-        let response = self.expect_ok(self.send(builder, path).await?, path).await?;
+        let activity = Activity::new();
+        self.while_moving(&activity, Method::GET, path, async {
+            let response = self.expect_ok(self.send(builder, path).await?, path).await?;
+            self.download(response, path, &activity).await
+        })
+        .await
+    }
+
+    /// Reads a `/view` body chunk by chunk, each chunk counting as a sign of life.
+    async fn download(
+        &self,
+        mut response: Response,
+        path: &str,
+        activity: &Activity,
+    ) -> Result<Download, ClientError> {
+        activity.touch();
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .unwrap_or("application/octet-stream")
             .to_owned();
-        let bytes = response
-            .bytes()
+        // The announced length only sizes the buffer; cap it so a lying header cannot reserve GBs.
+        let announced = response.content_length().unwrap_or(0).min(256 << 20);
+        let mut bytes = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|source| ClientError::Unreachable {
-                url: self.url_of(path),
-                source,
-            })?;
-        Ok(Download { bytes, content_type })
+            .map_err(|source| self.unreachable(path, source))?
+        {
+            activity.touch();
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Download {
+            bytes: bytes.into(),
+            content_type,
+        })
     }
 
     /// `POST /upload/image`. Without `overwrite`, ComfyUI reuses an identical file and renames a
@@ -469,13 +585,16 @@ impl ComfyClient {
         check_file_name(filename)?;
         check_relative_path(subfolder)?;
         let mime = crate::types::media_type_for(filename);
-        let part = reqwest::multipart::Part::bytes(bytes)
-            .file_name(filename.to_owned())
-            .mime_str(mime)
-            .map_err(|error| ClientError::Decode {
-                url: self.url_of(path),
-                message: error.to_string(),
-            })?;
+        let activity = Activity::new();
+        let length = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        let part =
+            reqwest::multipart::Part::stream_with_length(watched_body(bytes.into(), &activity), length)
+                .file_name(filename.to_owned())
+                .mime_str(mime)
+                .map_err(|error| ClientError::Decode {
+                    url: self.url_of(path),
+                    message: error.to_string(),
+                })?;
         let mut form = reqwest::multipart::Form::new()
             .part("image", part)
             .text("type", kind.as_str())
@@ -484,19 +603,41 @@ impl ComfyClient {
         if let Some(original_ref) = original_ref {
             form = form.text("original_ref", original_ref);
         }
-        let response = self
-            .send(self.request(Method::POST, path).multipart(form), path)
-            .await?;
-        let response = self.expect_ok(response, path).await?;
-        self.decode(response, path).await
+        let builder = self.request(Method::POST, path).multipart(form);
+        self.while_moving(&activity, Method::POST, path, async {
+            let response = self.send(builder, path).await?;
+            let response = self.expect_ok(response, path).await?;
+            self.decode(response, path).await
+        })
+        .await
     }
 
     /// `GET /api/jobs/{id}` on servers that have it (ComfyUI >= 0.2x); `None` when the route is absent
     /// or the job unknown.
     pub async fn job(&self, prompt_id: &str) -> Result<Option<Value>, ClientError> {
-        self.optional_json(&format!("api/jobs/{}", urlencode_segment(prompt_id)))
-            .await
+        self.optional_json(
+            &format!("api/jobs/{}", urlencode_segment(prompt_id)),
+            CallKind::Control,
+        )
+        .await
     }
+}
+
+/// An upload body sent in slices, each slice taken counting as a sign of life: hyper asks for the
+/// next slice only once the previous one is on its way, so a backend that stops reading stops the
+/// clock.
+fn watched_body(bytes: Bytes, activity: &Activity) -> reqwest::Body {
+    const SLICE: usize = 64 * 1024;
+    let activity = activity.clone();
+    let total = bytes.len();
+    let slices = (0..total)
+        .step_by(SLICE)
+        .map(move |start| bytes.slice(start..(start + SLICE).min(total)));
+    let stream = futures_util::stream::iter(slices).map(move |slice| {
+        activity.touch();
+        Ok::<_, std::io::Error>(slice)
+    });
+    reqwest::Body::wrap_stream(stream)
 }
 
 fn parse_queue_item(item: &Value) -> Option<QueueItem> {

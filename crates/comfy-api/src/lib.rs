@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod jobs;
+pub mod timeouts;
 pub mod types;
 
 pub use backend::{
@@ -15,4 +16,5 @@ pub use backend::{
 pub use error::ClientError;
 pub use http::{ClientOptions, ComfyClient, HistoryQuery};
 pub use jobs::{JobFailure, JobPhase, JobSnapshot, JobUpdate};
+pub use timeouts::Timeouts;
 pub use types::*;
