@@ -85,6 +85,10 @@ pub mod code {
     pub const UNRESOLVED_PLACEHOLDER: &str = "unresolved_placeholder";
     pub const DISABLED_SUBGRAPH_EXPANDED: &str = "disabled_subgraph_expanded";
     pub const PRIMITIVE_LINK_MISMATCH: &str = "primitive_link_mismatch";
+    pub const WORKFLOW_TOO_LARGE: &str = "workflow_too_large";
+    // Ours: limits of validation.
+    pub const GRAPH_TOO_LARGE: &str = "graph_too_large";
+    pub const DIAGNOSTICS_OMITTED: &str = "diagnostics_omitted";
 }
 
 /// Orders node ids the way people read them: `"2" < "10" < "10:3"`.

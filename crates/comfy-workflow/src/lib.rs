@@ -16,7 +16,9 @@ pub mod suggest;
 mod testing;
 pub mod validate;
 
-pub use convert::{Conversion, ConvertOptions, Format, LocalDateTime, detect_format, ui_to_api};
+pub use convert::{
+    Conversion, ConvertOptions, Format, LocalDateTime, MAXIMUM_EXPANDED_NODES, detect_format, ui_to_api,
+};
 pub use diagnostic::{Diagnostic, Severity};
 pub use diff::{Change, Conflict, ConflictKind, GraphDiff, MergeResult, diff, merge};
 pub use graph::{ApiPrompt, InputValue, Link, Node};

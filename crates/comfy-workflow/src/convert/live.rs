@@ -225,7 +225,7 @@ pub(super) struct Live<'w> {
     layouts: BTreeMap<String, FrontendLayout<'w>>,
 }
 
-fn renamed(type_name: &str) -> String {
+pub(super) fn renamed(type_name: &str) -> String {
     TYPE_RENAMES
         .iter()
         .find(|(from, _)| *from == type_name)

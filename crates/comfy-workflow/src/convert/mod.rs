@@ -14,6 +14,7 @@
 
 mod live;
 pub mod model;
+mod size;
 pub mod text;
 pub mod widgets;
 
@@ -50,6 +51,13 @@ const PREFIX_REPLACING_CLASSES: &[&str] = &[
 
 /// Deeper link chains (reroutes, bypasses, subgraph levels) are treated as cycles.
 const MAXIMUM_RESOLUTION_DEPTH: usize = 512;
+
+/// Most nodes a UI workflow may expand to: the root's plus those inside every subgraph instance,
+/// nested ones included. Real workflows have at most a few thousand; a workflow above this is
+/// refused with one `workflow_too_large` error before anything is expanded. The same figure as
+/// [`MAXIMUM_GRAPH_NODES`](crate::validate::MAXIMUM_GRAPH_NODES), since the prompt that comes
+/// out is validated next.
+pub const MAXIMUM_EXPANDED_NODES: usize = crate::validate::MAXIMUM_GRAPH_NODES;
 
 /// Which kind of workflow JSON a value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +126,10 @@ pub struct Conversion {
 /// Converts a UI workflow to an API prompt the way the frontend's `graphToPrompt` does.
 pub fn ui_to_api(ui: &Value, info: &ObjectInfo, options: &ConvertOptions) -> Conversion {
     let (workflow, problems) = parse_workflow(ui);
+    let expanded = size::expanded_node_count(&workflow);
+    if expanded > MAXIMUM_EXPANDED_NODES as u64 {
+        return too_large(expanded);
+    }
     let live = Live::load(&workflow, info, options.frontend_missing_nodes);
     let mut converter = Converter::new(live, info, options);
     for problem in problems {
@@ -148,6 +160,28 @@ pub fn ui_to_api(ui: &Value, info: &ObjectInfo, options: &ConvertOptions) -> Con
         });
     }
     converter.run()
+}
+
+/// The refusal of a workflow that expands to more than [`MAXIMUM_EXPANDED_NODES`] nodes.
+fn too_large(expanded: u64) -> Conversion {
+    Conversion {
+        prompt: ApiPrompt::new(),
+        diagnostics: vec![Diagnostic {
+            node_id: String::new(),
+            class_type: String::new(),
+            title: String::new(),
+            input: None,
+            code: code::WORKFLOW_TOO_LARGE.to_owned(),
+            severity: Severity::Error,
+            message: format!(
+                "the workflow expands to {expanded} nodes (counting the nodes inside every subgraph instance, nested ones included), more than the {MAXIMUM_EXPANDED_NODES} this server converts, so it is not converted"
+            ),
+            suggestion: Some(
+                "subgraph definitions that each hold several instances of the next one multiply with every level: remove the repeated instances or flatten the nesting".to_owned(),
+            ),
+            candidates: Vec::new(),
+        }],
+    }
 }
 
 /// One graph being flattened: the root, or one expanded subgraph instance.

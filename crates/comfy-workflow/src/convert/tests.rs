@@ -500,6 +500,79 @@ fn recursive_subgraphs_are_refused() {
     assert!(codes(&conversion).contains(&"subgraph_recursion"));
 }
 
+/// Definition `sg-K` holds two instances of `sg-K+1`, down to `sg-DEPTH`, which holds one
+/// EmptyLatentImage: a workflow of a few kilobytes that expands to 2^depth prompt nodes.
+fn doubling_subgraphs(depth: usize) -> Value {
+    let definitions: Vec<Value> = (0..=depth)
+        .map(|level| {
+            let nodes = if level == depth {
+                json!([{"id": 1, "type": "EmptyLatentImage", "mode": 0,
+                        "outputs": [output("LATENT", "LATENT", &[])], "widgets_values": [512, 512, 1]}])
+            } else {
+                let inner = format!("sg-{}", level + 1);
+                json!([{"id": 1, "type": inner, "mode": 0}, {"id": 2, "type": inner, "mode": 0}])
+            };
+            json!({"id": format!("sg-{level}"), "name": format!("Level {level}"),
+                   "inputs": [], "outputs": [], "nodes": nodes, "links": []})
+        })
+        .collect();
+    json!({"nodes": [{"id": 1, "type": "sg-0", "mode": 0}], "links": [],
+           "definitions": {"subgraphs": definitions}})
+}
+
+#[test]
+fn doubling_subgraphs_expand_exponentially_below_the_cap() {
+    for depth in [4, 5, 10] {
+        let conversion = convert(&doubling_subgraphs(depth));
+        assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+        assert_eq!(conversion.prompt.nodes.len(), 1 << depth);
+    }
+    // The root instance, the second instance on each of the ten levels, the leaf.
+    let deepest = format!("1{}:1", ":2".repeat(10));
+    assert!(convert(&doubling_subgraphs(10)).prompt.get(&deepest).is_some());
+}
+
+#[test]
+fn a_subgraph_expansion_bomb_is_refused_before_expanding() {
+    let started = std::time::Instant::now();
+    let conversion = convert(&doubling_subgraphs(20));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(conversion.prompt.nodes.is_empty());
+    assert_eq!(codes(&conversion), ["workflow_too_large"]);
+    // Every instance counts, with the nodes inside it: 3 * 2^20 - 1.
+    let message = &conversion.diagnostics[0].message;
+    assert!(
+        message.contains("3145727") && message.contains("20000"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_subgraph_holding_itself_twice_is_refused_before_loading() {
+    // Expansion refuses recursion, but loading walks every instance 32 levels deep: 2^33 nodes.
+    let mut definition = scale_subgraph("sg-scale");
+    for id in [2, 3] {
+        definition["nodes"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": id, "type": "sg-scale", "mode": 0}));
+    }
+    let mut ui = subgraph_ui(scale_instance(json!([]), json!({})));
+    ui["definitions"]["subgraphs"] = json!([definition]);
+    let started = std::time::Instant::now();
+    let conversion = convert(&ui);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(codes(&conversion), ["workflow_too_large"]);
+}
+
 #[test]
 fn muted_subgraphs_are_still_expanded_like_frontend_1_32() {
     let mut instance = scale_instance(json!([3.0]), json!({}));

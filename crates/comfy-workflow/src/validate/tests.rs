@@ -413,7 +413,9 @@ fn deep_chains_do_not_overflow_the_stack() {
         serde_json::from_value(json!({"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}}))
             .unwrap(),
     );
-    for index in 1..20_000 {
+    // As long a chain as validation accepts: the node count is exactly the cap.
+    let last = MAXIMUM_GRAPH_NODES - 2;
+    for index in 1..=last {
         prompt.nodes.insert(
             index.to_string(),
             serde_json::from_value(
@@ -424,8 +426,10 @@ fn deep_chains_do_not_overflow_the_stack() {
     }
     prompt.nodes.insert(
         "out".to_owned(),
-        serde_json::from_value(json!({"class_type": "PreviewImage", "inputs": {"images": ["19999", 0]}}))
-            .unwrap(),
+        serde_json::from_value(
+            json!({"class_type": "PreviewImage", "inputs": {"images": [last.to_string(), 0]}}),
+        )
+        .unwrap(),
     );
     let report = check(&prompt);
     assert_eq!(
@@ -540,5 +544,88 @@ fn frontend_widget_types_take_constants_without_warning() {
             .iter()
             .all(|diagnostic| diagnostic.code != "constant_for_socket"),
         "{report:#?}"
+    );
+}
+
+/// `count` EmptyLatentImage nodes with ids `1..=count`, none feeding an output.
+fn latent_nodes(count: usize) -> ApiPrompt {
+    let mut prompt = ApiPrompt::new();
+    for id in 1..=count {
+        prompt.nodes.insert(
+            id.to_string(),
+            serde_json::from_value(json!({"class_type": "EmptyLatentImage",
+                "inputs": {"width": 512, "height": 512, "batch_size": 1}}))
+            .unwrap(),
+        );
+    }
+    prompt
+}
+
+#[test]
+fn a_graph_above_the_node_cap_is_refused_quickly() {
+    let prompt = latent_nodes(25_000);
+    let started = std::time::Instant::now();
+    let report = check(&prompt);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let rejection = report.rejection.as_ref().unwrap();
+    assert_eq!(rejection.code, "graph_too_large");
+    assert!(
+        rejection.message.contains("25000") && rejection.message.contains("20000"),
+        "{}",
+        rejection.message
+    );
+    assert_eq!(
+        report.diagnostics.len(),
+        1,
+        "{:#?}",
+        &report.diagnostics[..3.min(report.diagnostics.len())]
+    );
+    assert_eq!(only_error(&report).code, "graph_too_large");
+    assert!(report.outputs.is_empty());
+    // Raw JSON is refused before it is read into a prompt.
+    let raw = serde_json::to_value(&prompt.nodes).unwrap();
+    assert_eq!(check_json(raw).rejection.unwrap().code, "graph_too_large");
+    // At the cap, it is validated as usual.
+    let report = check(&latent_nodes(MAXIMUM_GRAPH_NODES));
+    assert_eq!(report.rejection.unwrap().code, "prompt_no_outputs");
+}
+
+#[test]
+fn diagnostics_are_capped_with_a_summary_and_errors_kept_first() {
+    // 300 warnings (nodes that feed nothing) on ids 1..=300, one error on id 5000, after them.
+    let mut prompt = latent_nodes(300);
+    prompt.nodes.insert(
+        "5000".to_owned(),
+        serde_json::from_value(json!({"class_type": "PreviewImage", "inputs": {"images": ["4999", 0]}}))
+            .unwrap(),
+    );
+    let report = check(&prompt);
+    assert_eq!(report.diagnostics.len(), MAXIMUM_DIAGNOSTICS + 1);
+    assert_eq!(only_error(&report).node_id, "5000");
+    assert_eq!(report.outputs[0].failing_nodes, ["5000"]);
+    let summary = report.diagnostics.last().unwrap();
+    assert_eq!(
+        (summary.code.as_str(), summary.severity),
+        ("diagnostics_omitted", Severity::Warning)
+    );
+    assert!(
+        summary.message.contains("101") && summary.message.contains("200"),
+        "{}",
+        summary.message
+    );
+    // Findings about the prompt's shape count too.
+    let malformed: serde_json::Map<String, Value> = (1..=300)
+        .map(|id| (id.to_string(), json!({"inputs": {}})))
+        .collect();
+    let report = check_json(Value::Object(malformed));
+    assert_eq!(report.diagnostics.len(), MAXIMUM_DIAGNOSTICS + 1);
+    let summary = report.diagnostics.last().unwrap();
+    assert_eq!(
+        (summary.code.as_str(), summary.severity),
+        ("diagnostics_omitted", Severity::Error)
     );
 }
