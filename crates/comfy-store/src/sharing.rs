@@ -110,8 +110,11 @@ pub struct Redemption {
     /// As typed: case, spaces and hyphens do not matter.
     pub code: String,
     pub password: Option<String>,
-    /// The client identity the rate limit and the audit log use.
+    /// The client identity the audit log records (what the client calls itself).
     pub client: String,
+    /// What the wrong-code rate limit counts against: the connection (an HTTP peer address, a
+    /// stdio process), which a client cannot rename; the client name when empty.
+    pub connection: String,
 }
 
 impl std::fmt::Debug for Redemption {
@@ -121,6 +124,7 @@ impl std::fmt::Debug for Redemption {
             .field("code", &"<redacted>")
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("client", &self.client)
+            .field("connection", &self.connection)
             .finish()
     }
 }
@@ -346,6 +350,10 @@ fn redeem_checked(
 ) -> Result<Result<PresetBundle, StoreError>, StoreError> {
     let now = now_ms();
     let client = redemption.client.trim();
+    let limited = match redemption.connection.trim() {
+        "" => client,
+        connection => connection,
+    };
     let digest =
         access_code::normalize(&redemption.code).map(|code| sha256_hex(format!("audit:{code}").as_bytes()));
     let audit = |outcome: AuditOutcome, detail: &str| {
@@ -365,7 +373,7 @@ fn redeem_checked(
     let window_start = now.saturating_sub(limits.window_ms);
     let (failures, oldest): (i64, Option<i64>) = transaction.query_row(
         "SELECT count(*), min(attempted_at) FROM share_attempts WHERE client = ?1 AND attempted_at > ?2",
-        params![client, window_start],
+        params![limited, window_start],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
     if failures >= i64::from(limits.attempts) {
@@ -374,14 +382,14 @@ fn redeem_checked(
             .map_or(limits.window_ms, |oldest| oldest + limits.window_ms - now)
             .max(1);
         return Ok(Err(StoreError::RateLimited {
-            client: client.to_owned(),
+            client: limited.to_owned(),
             retry_after_ms,
         }));
     }
     let failed_attempt = |detail: &str| -> Result<(), StoreError> {
         transaction.execute(
             "INSERT INTO share_attempts (client, attempted_at) VALUES (?1, ?2)",
-            params![client, now],
+            params![limited, now],
         )?;
         audit(AuditOutcome::Denied, detail)?;
         Ok(())

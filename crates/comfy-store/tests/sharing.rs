@@ -43,6 +43,7 @@ fn redemption(code: &str, password: Option<&str>, client: &str) -> Redemption {
         code: code.to_owned(),
         password: password.map(str::to_owned),
         client: client.to_owned(),
+        connection: String::new(),
     }
 }
 
@@ -350,4 +351,38 @@ async fn wrong_codes_are_rate_limited_per_client_across_restarts_and_audited() {
             .as_deref()
             .is_some_and(|detail| !detail.contains("0000"))
     }));
+}
+
+#[tokio::test]
+async fn the_rate_limit_counts_against_the_connection_not_the_client_name() {
+    let directory = common::TempDirectory::new("share-connection");
+    let mut options = StoreOptions::new(directory.database());
+    options.share_attempt_limit = 2;
+    let store = Store::open(options).await.unwrap();
+    let attempt = |client: &str, connection: &str| Redemption {
+        code: "0000-0000-0000-0000-0000-0000-0000".to_owned(),
+        password: None,
+        client: client.to_owned(),
+        connection: connection.to_owned(),
+    };
+    for name in ["mallory", "mallory-2"] {
+        let error = store
+            .redeem_share(attempt(name, "http 10.0.0.9"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::ShareNotFound), "{error}");
+    }
+    // A third name on the same connection gets no fresh budget...
+    let error = store
+        .redeem_share(attempt("claude-code", "http 10.0.0.9"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::RateLimited { .. }), "{error}");
+    // ...and the real client of that name, on its own connection, is not locked out.
+    let error = store
+        .redeem_share(attempt("claude-code", "stdio process 7"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::ShareNotFound), "{error}");
+    store.close().await;
 }

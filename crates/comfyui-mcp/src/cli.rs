@@ -51,9 +51,28 @@ pub struct GenerateArguments {
     /// Backend name when several are configured
     #[arg(long)]
     pub backend: Option<String>,
-    /// Give up after this many seconds (the job is cancelled)
-    #[arg(long, default_value_t = 3600.0)]
+    /// Give up after this many seconds (the job is cancelled); 1 to 604800
+    #[arg(long, default_value_t = 3600.0, value_parser = parse_timeout)]
     pub timeout: f64,
+}
+
+/// Longest `--timeout`: a week.
+const MAXIMUM_TIMEOUT_SECONDS: f64 = 7.0 * 86_400.0;
+
+/// `--timeout` as a finite number of seconds in range, refused at the boundary (NaN or 1e20 would
+/// otherwise reach `Duration::from_secs_f64`, which panics).
+fn parse_timeout(raw: &str) -> Result<f64, String> {
+    let seconds: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {raw:?}"))?;
+    if seconds.is_finite() && (1.0..=MAXIMUM_TIMEOUT_SECONDS).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!(
+            "must be between 1 and {MAXIMUM_TIMEOUT_SECONDS} seconds, got {raw}"
+        ))
+    }
 }
 
 fn parse_lora(raw: &str) -> anyhow::Result<LoraRequest> {
@@ -161,7 +180,7 @@ pub async fn generate(engine: Arc<Engine>, arguments: GenerateArguments) -> anyh
             interrupt.cancel();
         }
     });
-    let limit = Duration::from_secs_f64(arguments.timeout.clamp(1.0, 7.0 * 86_400.0));
+    let limit = Duration::from_secs_f64(arguments.timeout.clamp(1.0, MAXIMUM_TIMEOUT_SECONDS));
     let outcome = engine
         .follow(
             entry,
@@ -381,6 +400,15 @@ mod tests {
         let lora = parse_lora("C:weird").unwrap();
         assert_eq!((lora.name.as_str(), lora.strength), ("C:weird", None));
         assert!(parse_lora("").is_err());
+    }
+
+    #[test]
+    fn refuses_timeouts_that_are_not_a_finite_range() {
+        for bad in ["NaN", "nan", "inf", "-inf", "1e20", "0", "-5", "604801", "soon"] {
+            assert!(parse_timeout(bad).is_err(), "{bad} was accepted");
+        }
+        assert_eq!(parse_timeout("1"), Ok(1.0));
+        assert_eq!(parse_timeout("604800"), Ok(604_800.0));
     }
 
     #[test]

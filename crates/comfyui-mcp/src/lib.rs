@@ -2,6 +2,7 @@
 //! terminal commands and configuration. The binary in `main.rs` only wires these together; tests
 //! and benchmarks use them directly.
 
+pub mod audit_commands;
 pub mod cli;
 pub mod engine;
 pub mod mcp;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use comfyui_mcp::settings::{self, CommandLineSettings, Settings};
-use comfyui_mcp::{cli, engine, serve, workflow_commands};
+use comfyui_mcp::{audit_commands, cli, engine, serve, workflow_commands};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,17 +38,51 @@ enum Command {
     Validate(workflow_commands::WorkflowFileArguments),
     /// The parameters of a workflow (prompt, seed, steps...) with their JSON Schemas
     Params(workflow_commands::WorkflowFileArguments),
+    /// Delete audit-log entries older than a time (an operator's act: no MCP tool can do it)
+    AuditPrune(audit_commands::AuditPruneArguments),
 }
 
+/// Library targets whose debug and trace events print whole MCP messages: tool arguments and
+/// results, share passwords and one-time access codes among them. (hyper and axum log sizes and
+/// states, not content.)
+const MESSAGE_LOGGING_TARGETS: &[&str] = &["rmcp"];
+
 fn init_logging(default_filter: &str) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_env(settings::env::LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let log_protocol = std::env::var(settings::env::LOG_PROTOCOL)
+        .is_ok_and(|value| matches!(value.trim(), "1" | "true" | "yes" | "on"));
+    // Checked after the user's filter, so no `COMFYUI_MCP_LOG` (not even `rmcp::service=trace`)
+    // can let message content through; only the deliberately named opt-in does.
+    let content_guard =
+        tracing_subscriber::filter::filter_fn(move |metadata| log_protocol || !prints_messages(metadata));
     // stdout belongs to the MCP protocol in stdio mode: every log line goes to stderr.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .init();
+        .with_filter(filter)
+        .with_filter(content_guard);
+    tracing_subscriber::registry().with(output).init();
+    if log_protocol {
+        tracing::warn!(
+            "{} is on: debug logs show whole MCP messages, passwords and access codes included",
+            settings::env::LOG_PROTOCOL
+        );
+    }
+}
+
+fn prints_messages(metadata: &tracing::Metadata<'_>) -> bool {
+    *metadata.level() > tracing::Level::INFO
+        && MESSAGE_LOGGING_TARGETS.iter().any(|library| {
+            metadata
+                .target()
+                .strip_prefix(library)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
 }
 
 fn main() -> ExitCode {
@@ -87,6 +121,9 @@ fn main() -> ExitCode {
         Command::Params(arguments) => {
             return runtime.block_on(workflow_commands::params(arguments, &settings));
         }
+        Command::AuditPrune(arguments) => {
+            return runtime.block_on(audit_commands::prune(arguments, &settings));
+        }
         other => other,
     };
     runtime.block_on(async move {
@@ -114,7 +151,9 @@ fn main() -> ExitCode {
                 };
             }
             // Answered above, before the engine started.
-            Command::Convert(_) | Command::Validate(_) | Command::Params(_) => Ok(()),
+            Command::Convert(_) | Command::Validate(_) | Command::Params(_) | Command::AuditPrune(_) => {
+                Ok(())
+            }
         };
         engine.shutdown().await;
         match result {

@@ -26,12 +26,18 @@ pub mod env {
     pub const DEFAULT_CHECKPOINT: &str = "COMFYUI_MCP_DEFAULT_CHECKPOINT";
     /// Bearer token required on the Streamable HTTP endpoint.
     pub const HTTP_TOKEN: &str = "COMFYUI_MCP_HTTP_TOKEN";
+    /// Most live MCP sessions on the HTTP endpoint; an `initialize` beyond it gets 503.
+    pub const HTTP_MAX_SESSIONS: &str = "COMFYUI_MCP_HTTP_MAX_SESSIONS";
+    /// Seconds an HTTP client has to send a request's headers (and an idle connection stays open).
+    pub const HTTP_HEADER_TIMEOUT_SECONDS: &str = "COMFYUI_MCP_HTTP_HEADER_TIMEOUT_SECONDS";
     /// Extra allowed browser origins for the HTTP endpoint, comma separated.
     pub const ALLOWED_ORIGINS: &str = "COMFYUI_MCP_ALLOWED_ORIGINS";
     /// Whether tools may read files from this machine's disk (`upload_image` with `path`).
     pub const ALLOW_LOCAL_FILES: &str = "COMFYUI_MCP_ALLOW_LOCAL_FILES";
     /// Log filter (`info`, `debug`, `comfy_api=debug`...); logs go to stderr.
     pub const LOG: &str = "COMFYUI_MCP_LOG";
+    /// `1` lets rmcp's debug logs through, whole MCP messages (passwords, access codes) included.
+    pub const LOG_PROTOCOL: &str = "COMFYUI_MCP_LOG_PROTOCOL";
     /// Path of the SQLite database (jobs, presets, outputs library, metrics, audit).
     pub const DATABASE: &str = "COMFYUI_MCP_DATABASE";
     /// ComfyUI's output directory on this machine (`PATH`, or `NAME=PATH,...` per backend): lets
@@ -190,7 +196,11 @@ impl Settings {
     /// Reads the environment and the configuration file and applies the command line on top.
     pub fn load(command_line: &CommandLineSettings) -> Result<Settings, SettingsError> {
         Self::resolve(command_line, &|name| {
-            std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+            // A blank HTTP token is kept for `resolve` to refuse: read as unset, it would turn
+            // authentication off without a word.
+            std::env::var(name)
+                .ok()
+                .filter(|value| name == env::HTTP_TOKEN || !value.trim().is_empty())
         })
     }
 
@@ -257,11 +267,14 @@ impl Settings {
             });
         }
         for backend in &mut backends {
-            let url = url::Url::parse(&backend.url).map_err(|error| SettingsError::Invalid {
+            let mut url = url::Url::parse(&backend.url).map_err(|error| SettingsError::Invalid {
                 source_name: format!("backend {}", backend.name),
-                value: backend.url.clone(),
+                value: without_credentials(&backend.url),
                 reason: error.to_string(),
             })?;
+            if move_credentials_to_header(&mut url, &mut backend.headers) {
+                backend.url = url.to_string().trim_end_matches('/').to_owned();
+            }
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(SettingsError::Invalid {
                     source_name: format!("backend {}", backend.name),
@@ -380,7 +393,7 @@ impl Settings {
             preview_bytes,
             default_checkpoint: environment(env::DEFAULT_CHECKPOINT).or(file.default_checkpoint),
             allow_local_files,
-            http_token: environment(env::HTTP_TOKEN).or(http.token),
+            http_token: http_token(environment(env::HTTP_TOKEN), http.token)?,
             allowed_origins,
             database: command_line
                 .database
@@ -396,6 +409,30 @@ impl Settings {
     }
 }
 
+/// The HTTP bearer token, the environment's over the file's. Surrounding whitespace is trimmed, not
+/// refused: HTTP strips it from header values (and `serve` trims the presented credentials), so a
+/// token that kept it could never match, and it is mostly a newline from a secrets file. A token
+/// that is empty or blank is refused: taken as "no token", it would turn authentication off.
+fn http_token(
+    from_environment: Option<String>,
+    from_file: Option<String>,
+) -> Result<Option<String>, SettingsError> {
+    let (raw, source_name) = match (from_environment, from_file) {
+        (Some(raw), _) => (raw, env::HTTP_TOKEN),
+        (None, Some(raw)) => (raw, "[http] token"),
+        (None, None) => return Ok(None),
+    };
+    let token = raw.trim();
+    if token.is_empty() {
+        return Err(SettingsError::Invalid {
+            source_name: source_name.to_owned(),
+            value: raw.clone(),
+            reason: "blank, which would turn authentication off: set a token or drop the setting".to_owned(),
+        });
+    }
+    Ok(Some(token.to_owned()))
+}
+
 /// `$XDG_CONFIG_HOME/comfyui-mcp/config.toml` (or `~/.config/...`).
 pub fn default_config_path() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
@@ -404,14 +441,81 @@ pub fn default_config_path() -> Option<PathBuf> {
     Some(base.join("comfyui-mcp").join("config.toml"))
 }
 
+/// A URL as it may be shown: `user:password@` cut out (also from text that does not parse).
+fn without_credentials(raw: &str) -> String {
+    match raw.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://<credentials>@{}", &rest[at + 1..]),
+                None => raw.to_owned(),
+            }
+        }
+        None => raw.to_owned(),
+    }
+}
+
+/// Credentials written into a backend URL (`http://user:pass@host`) become an `Authorization:
+/// Basic` header and leave the URL, so no status, log line or error message can show them; a
+/// configured `Authorization` header wins.
+fn move_credentials_to_header(url: &mut url::Url, headers: &mut Vec<(String, String)>) -> bool {
+    if url.username().is_empty() && url.password().is_none() {
+        return false;
+    }
+    let decode = |text: &str| percent_decode(text);
+    let credentials = format!(
+        "{}:{}",
+        decode(url.username()),
+        decode(url.password().unwrap_or(""))
+    );
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+    {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        headers.push(("Authorization".to_owned(), format!("Basic {encoded}")));
+    }
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    true
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|byte| (*byte as char).to_digit(16));
+        match (bytes[index], hex(index + 1), hex(index + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.push((high * 16 + low) as u8);
+                index += 3;
+            }
+            (byte, _, _) => {
+                decoded.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
 fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
     let text = std::fs::read_to_string(path).map_err(|source| SettingsError::ReadFile {
         path: path.to_owned(),
         source,
     })?;
+    // toml's own message quotes the offending line, which may hold a token: say only where.
     toml::from_str(&text).map_err(|error| SettingsError::ParseFile {
         path: path.to_owned(),
-        message: error.to_string(),
+        message: match error.span() {
+            Some(span) => {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                format!("{} (line {line})", error.message())
+            }
+            None => error.message().to_owned(),
+        },
     })
 }
 
@@ -581,6 +685,28 @@ mod tests {
     }
 
     #[test]
+    fn blank_http_tokens_are_refused_and_real_ones_trimmed() {
+        for blank in ["", "   ", "\t\n"] {
+            let error = resolve(&[(env::HTTP_TOKEN, blank)], CommandLineSettings::default()).unwrap_err();
+            assert!(error.to_string().contains(env::HTTP_TOKEN), "{error}");
+        }
+        let settings = resolve(&[(env::HTTP_TOKEN, " s3cret\n")], CommandLineSettings::default()).unwrap();
+        assert_eq!(settings.http_token.as_deref(), Some("s3cret"));
+        let path = std::env::temp_dir().join(format!("comfyui-mcp-blank-token-{}.toml", std::process::id()));
+        std::fs::write(&path, "[http]\ntoken = \"  \"\n").unwrap();
+        let from_file = Settings::resolve(
+            &CommandLineSettings {
+                config: Some(path.clone()),
+                ..Default::default()
+            },
+            &|_| None,
+        );
+        std::fs::remove_file(&path).ok();
+        let error = from_file.unwrap_err();
+        assert!(error.to_string().contains("[http] token"), "{error}");
+    }
+
+    #[test]
     fn output_directories_by_backend() {
         let directory = std::env::temp_dir();
         let path = directory.to_str().unwrap();
@@ -680,5 +806,47 @@ mod tests {
         .unwrap_err();
         assert!(error.to_string().contains(env::WORKFLOWS_DIR), "{error}");
         assert!(error.to_string().contains("not a directory"), "{error}");
+    }
+
+    #[test]
+    fn credentials_in_a_backend_url_become_a_header() {
+        let settings = resolve(
+            &[(env::COMFYUI_URL, "http://alice:s%40cret@gpu:8188/base")],
+            CommandLineSettings::default(),
+        )
+        .unwrap();
+        let backend = &settings.backends[0];
+        assert_eq!(backend.url, "http://gpu:8188/base");
+        use base64::Engine as _;
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("alice:s@cret")
+        );
+        assert!(
+            backend
+                .headers
+                .iter()
+                .any(|(name, value)| name == "Authorization" && *value == expected)
+        );
+        assert_eq!(
+            without_credentials("http://u:p@host:1/x@y"),
+            "http://<credentials>@host:1/x@y"
+        );
+        let error = resolve(
+            &[(env::COMFYUI_URL, "http://u:hunter2@[bad")],
+            CommandLineSettings::default(),
+        )
+        .unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn toml_errors_do_not_quote_the_file() {
+        let path = std::env::temp_dir().join(format!("comfyui-mcp-bad-{}.toml", std::process::id()));
+        std::fs::write(&path, "toolsets = [\"core\"]\n[http]\ntoken = \"hunter2-secret\n").unwrap();
+        let error = read_file(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).ok();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("line 3"), "{error}");
     }
 }

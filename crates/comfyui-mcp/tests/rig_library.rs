@@ -836,32 +836,45 @@ async fn metrics_estimate_and_audit_log_after_real_jobs() {
         "newest first: {limited}"
     );
 
-    // Pruning: a dry run counts, the real run deletes exactly the entries before the cutoff.
+    // Pruning is the operator's command, not a tool: a dry run counts, the real run deletes exactly
+    // the entries before the cutoff.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let cutoff = comfy_store::now_ms();
     let everything = call_ok(&harness, "audit_log", json!({"until": cutoff, "limit": 1000})).await;
     let total = everything["count"].as_u64().unwrap();
     assert!(total >= 10, "{everything}");
-    let dry = call_ok(
-        &harness,
-        "prune_audit_log",
-        json!({"before": cutoff, "dry_run": true}),
-    )
-    .await;
+    let tools = harness.client.list_all_tools().await.expect("tools/list");
+    assert!(
+        tools.iter().all(|tool| !tool.name.contains("prune")),
+        "no client may erase the audit log"
+    );
+    let database = harness.engine.settings.database.clone().expect("a database file");
+    let prune = |dry_run: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_comfyui-mcp"));
+        command
+            .arg("--database")
+            .arg(&database)
+            .args(["audit-prune", "--before", &cutoff.to_string()]);
+        if dry_run {
+            command.arg("--dry-run");
+        }
+        let output = command.output().expect("run audit-prune");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).expect("a JSON summary")
+    };
+    let dry = prune(true);
     assert_eq!(dry["would_delete"], total, "{dry}");
-    let pruned = call_ok(&harness, "prune_audit_log", json!({"before": cutoff})).await;
+    let pruned = prune(false);
     assert_eq!(pruned["deleted"], total, "{pruned}");
     let remaining_before = call_ok(&harness, "audit_log", json!({"until": cutoff})).await;
     assert_eq!(remaining_before["count"], 0, "{remaining_before}");
     let after = call_ok(&harness, "audit_log", json!({"since": cutoff})).await;
-    let tools: Vec<&str> = after["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|entry| entry["tool"].as_str())
-        .collect();
     assert!(
-        tools.contains(&"prune_audit_log"),
-        "the prune calls are audited after the cutoff: {after}"
+        after["count"].as_u64() >= Some(1),
+        "what came after the cutoff stays: {after}"
     );
 }

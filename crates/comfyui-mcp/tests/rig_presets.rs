@@ -670,6 +670,17 @@ async fn access_codes_work_once_need_the_password_and_can_be_revoked() {
             .await;
     }
     assert!(last.contains("too many failed attempts"), "{last}");
+
+    // The limit counts against the connection, not the name a client gives itself: a client that
+    // renames itself does not get a fresh budget.
+    let renamed = owner.another_client("claude-code").await;
+    let refused = renamed
+        .refused(
+            "preset_share",
+            json!({"action": "import_code", "code": "0000-0000-0000-0000-0000-0000-0001"}),
+        )
+        .await;
+    assert!(refused.contains("too many failed attempts"), "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -745,7 +756,7 @@ async fn bundles_round_trip_inline_and_through_files() {
             json!({"action": "export_bundle", "name": "boat", "path": path}),
         )
         .await;
-    assert!(exists.contains("cannot write"), "{exists}");
+    assert!(exists.contains("already exists"), "{exists}");
     let from_file = target
         .ok(
             "preset_share",

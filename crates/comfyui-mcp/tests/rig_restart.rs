@@ -145,3 +145,81 @@ async fn jobs_survive_kill_9_of_the_server() {
     drop(restarted);
     let _ = std::fs::remove_file(&database);
 }
+
+/// A copy of `prompt` with every `seed` input changed, so ComfyUI runs it afresh.
+fn with_new_seed(prompt: &Value) -> Value {
+    let mut prompt = prompt.clone();
+    if let Some(nodes) = prompt.as_object_mut() {
+        for node in nodes.values_mut() {
+            if let Some(seed) = node.pointer_mut("/inputs/seed") {
+                *seed = json!(rand_seed());
+            }
+        }
+    }
+    prompt
+}
+
+fn rand_seed() -> u64 {
+    u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")) >> 12
+}
+
+/// A kill between writing a job and recording ComfyUI's answer leaves a job with no prompt id.
+/// Such a job that ComfyUI did receive is followed to its result after the restart, never failed;
+/// one that ComfyUI never got is failed with that reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_sent_just_before_a_kill_is_found_in_comfyui() {
+    let url = test_support::comfyui_url();
+    let database = std::env::temp_dir().join(format!("comfyui-mcp-unsent-{}.sqlite", uuid::Uuid::new_v4()));
+    let first = start_server(&url, &database).await;
+    let template = submit(&first, 2).await;
+    assert_eq!(wait_for(&first, &template).await["status"], "succeeded");
+    kill_hard(first.pid);
+    drop(first);
+
+    // Write two jobs as the engine does before its POST; send only one of them to ComfyUI.
+    let store = comfy_store::Store::open(comfy_store::StoreOptions::new(&database))
+        .await
+        .expect("the database");
+    let mut request = store.get_job(&template).await.expect("the template job").request;
+    let insert = async |request: Value| {
+        let id = uuid::Uuid::new_v4().to_string();
+        let job = comfy_store::NewJob {
+            id: id.clone(),
+            workflow: Some("generate_image".to_owned()),
+            client: None,
+            priority: 0,
+            request,
+        };
+        store.insert_job(job).await.expect("insert");
+        id
+    };
+    request["prompt"] = with_new_seed(&request["prompt"]);
+    let received_prompt = request["prompt"].clone();
+    let received = insert(request.clone()).await;
+    request["prompt"] = with_new_seed(&request["prompt"]);
+    let never_sent = insert(request).await;
+    store.close().await;
+    let client = comfy_api::ComfyClient::new(&url, Default::default()).expect("url");
+    let mut post = comfy_api::PromptRequest::new(received_prompt, "restart-test");
+    post.prompt_id = received.clone();
+    client
+        .queue_prompt(&post)
+        .await
+        .expect("ComfyUI takes the prompt");
+    comfyui_idle(&url).await;
+
+    let second = start_server(&url, &database).await;
+    let status = wait_for(&second, &received).await;
+    assert_eq!(status["status"], "succeeded", "{status}");
+    assert_eq!(status["outputs"].as_array().map(Vec::len), Some(1), "{status}");
+    let status = wait_for(&second, &never_sent).await;
+    assert_eq!(status["status"], "failed", "{status}");
+    assert!(
+        status["failure"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("before this job reached ComfyUI")),
+        "{status}"
+    );
+    drop(second);
+    let _ = std::fs::remove_file(&database);
+}

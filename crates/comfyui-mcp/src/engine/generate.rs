@@ -165,8 +165,10 @@ const MODEL_INPUTS: &[&str] = &[
 ];
 
 impl Engine {
-    /// Validates `prompt` against `entry`'s node definitions. Model lists are refreshed once before
-    /// a model name is declared missing (a file may have been added since they were fetched).
+    /// Validates `prompt` against `entry`'s node definitions. A stale cache never rejects a valid
+    /// request: on any error, definitions older than [`REVALIDATE_AFTER`] are fetched again and the
+    /// graph checked once more (a model or input file may have been added since), and model
+    /// errors always refetch once.
     pub async fn validate_prompt(
         &self,
         entry: &BackendEntry,
@@ -181,7 +183,8 @@ impl Engine {
                     .as_deref()
                     .is_some_and(|input| MODEL_INPUTS.contains(&input))
         });
-        if stale_models {
+        let old_cache = entry.object_info_age().is_some_and(|age| age > REVALIDATE_AFTER);
+        if stale_models || (report.has_errors() && old_cache) {
             return Ok(validate(prompt, &*self.object_info(entry, true).await?, &options));
         }
         Ok(report)
@@ -196,6 +199,7 @@ impl Engine {
         mut options: SubmitOptions,
         context: JobContext,
     ) -> Result<SubmittedJob, EngineError> {
+        check_output_prefixes(prompt)?;
         let report = self.validate_prompt(entry, prompt).await?;
         // A rejection without node errors (no output nodes at all) would reach ComfyUI otherwise.
         if report.has_errors() || !report.is_accepted() {
@@ -606,6 +610,48 @@ fn workflow_context(prompt: &ApiPrompt, overrides: &Map<String, Value>) -> JobCo
 }
 
 /// Reads an API-format workflow, with a clear error for UI-format files and other JSON.
+/// Cached definitions younger than this are trusted when a graph fails against them; older ones
+/// are fetched again first. Bounds what a stream of invalid requests costs ComfyUI: one fetch per
+/// this long per backend.
+const REVALIDATE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Longest `filename_prefix` accepted (ComfyUI joins it to its output folder and a counter).
+const MAXIMUM_PREFIX_LENGTH: usize = 200;
+
+/// Why a `filename_prefix` could write outside ComfyUI's output folder, if it could.
+pub fn unsafe_prefix_reason(prefix: &str) -> Option<&'static str> {
+    let windows_drive =
+        prefix.len() >= 2 && prefix.as_bytes()[1] == b':' && prefix.as_bytes()[0].is_ascii_alphabetic();
+    if prefix.starts_with(['/', '\\']) || windows_drive {
+        Some("it is an absolute path")
+    } else if prefix.split(['/', '\\']).any(|part| part.trim() == "..") {
+        Some("it climbs out of the output folder with '..'")
+    } else if prefix.contains('\0') {
+        Some("it contains a NUL character")
+    } else if prefix.chars().count() > MAXIMUM_PREFIX_LENGTH {
+        Some("it is longer than 200 characters")
+    } else {
+        None
+    }
+}
+
+/// Refuses, before anything is recorded or queued, an output prefix that points outside ComfyUI's
+/// output folder; ComfyUI's own check is the last line, not the only one.
+pub fn check_output_prefixes(prompt: &ApiPrompt) -> Result<(), EngineError> {
+    for (id, node) in &prompt.nodes {
+        let Some(Value::String(prefix)) = node.inputs.get("filename_prefix") else {
+            continue;
+        };
+        if let Some(reason) = unsafe_prefix_reason(prefix) {
+            return Err(EngineError::bad_input(format!(
+                "node {id} ({}): filename_prefix {prefix:?} is refused because {reason}; use a relative name such as \"ComfyUI\" or \"project/shot\"",
+                node.class_type
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn parse_api_workflow(workflow: &Value) -> Result<ApiPrompt, EngineError> {
     let Some(object) = workflow.as_object() else {
         return Err(EngineError::bad_input(
@@ -620,6 +666,13 @@ pub fn parse_api_workflow(workflow: &Value) -> Result<ApiPrompt, EngineError> {
     if let Some(inner) = object.get("prompt").filter(|inner| inner.is_object()) {
         return parse_api_workflow(inner);
     }
+    let limit = comfy_workflow::validate::MAXIMUM_GRAPH_NODES;
+    if object.len() > limit {
+        return Err(EngineError::bad_input(format!(
+            "the workflow has {} nodes, more than the {limit} this server validates and queues",
+            object.len()
+        )));
+    }
     for (id, node) in object {
         if node.get("class_type").and_then(Value::as_str).is_none() {
             return Err(EngineError::bad_input(format!(
@@ -629,4 +682,37 @@ pub fn parse_api_workflow(workflow: &Value) -> Result<ApiPrompt, EngineError> {
     }
     serde_json::from_value(workflow.clone())
         .map_err(|error| EngineError::bad_input(format!("the workflow is not a valid API prompt: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_prefixes_stay_inside_the_output_folder() {
+        for bad in [
+            "../../x",
+            "a/../../b",
+            "/etc/x",
+            "\\\\server\\share",
+            "C:\\temp\\x",
+            "..",
+            "a\\..\\..\\b",
+        ] {
+            assert!(unsafe_prefix_reason(bad).is_some(), "{bad:?} was accepted");
+        }
+        for good in ["ComfyUI", "project/shot_01", "a..b", "%date:yyyy-MM-dd%/img", ""] {
+            assert_eq!(unsafe_prefix_reason(good), None, "{good:?} was refused");
+        }
+        assert!(unsafe_prefix_reason(&"x".repeat(201)).is_some());
+        let prompt: ApiPrompt = serde_json::from_value(serde_json::json!({
+            "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "../../escape", "images": ["8", 0]}}
+        }))
+        .unwrap();
+        let error = check_output_prefixes(&prompt).unwrap_err().to_string();
+        assert!(
+            error.contains("node 9 (SaveImage)") && error.contains("'..'"),
+            "{error}"
+        );
+    }
 }

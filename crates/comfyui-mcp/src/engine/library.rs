@@ -108,7 +108,7 @@ pub struct Thumbnail {
 /// Downscales an image so its longest side is at most `longest_side` and encodes it as JPEG, the
 /// way [`media::preview`] does for tool results; `None` when the bytes are not a decodable image.
 pub fn thumbnail(bytes: &[u8], longest_side: u32) -> Option<Thumbnail> {
-    let decoded = image::load_from_memory(bytes).ok()?;
+    let decoded = media::decode(bytes)?;
     let scaled = decoded.thumbnail(longest_side, longest_side).to_rgb8();
     let mut encoded = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, 75)
@@ -289,7 +289,7 @@ impl Engine {
         &self,
         record: &OutputRecord,
         preview: Option<&str>,
-    ) -> Result<Vec<u8>, EngineError> {
+    ) -> Result<bytes::Bytes, EngineError> {
         let backend_name = &record.output.file.backend_id;
         let entry = self
             .backends
@@ -315,7 +315,7 @@ impl Engine {
             ))
         })?
         .map_err(|source| entry.error(source))?;
-        Ok(download.bytes.to_vec())
+        Ok(download.bytes)
     }
 
     /// Outputs matching `query`. Newest first when `newest_first` (with text, among the first
@@ -366,7 +366,7 @@ impl Engine {
             Some(hash) => hash,
             None if record.output.media_type.starts_with("image/") => {
                 let bytes = self.library_file(&record, Some("jpeg;80")).await?;
-                let fingerprint = media::fingerprint(&bytes).ok_or_else(|| {
+                let fingerprint = media::fingerprint_off_the_workers(bytes).await.ok_or_else(|| {
                     EngineError::bad_input(format!("output {id}'s file does not decode as an image"))
                 })?;
                 self.store
@@ -393,13 +393,15 @@ impl Engine {
     /// Outputs that look like an image given as bytes, nearest first.
     pub async fn similar_to_image(
         &self,
-        bytes: &[u8],
+        bytes: Vec<u8>,
         max_distance: u32,
         limit: u32,
     ) -> Result<(media::Fingerprint, Vec<SimilarOutput>), EngineError> {
-        let fingerprint = media::fingerprint(bytes).ok_or_else(|| {
-            EngineError::bad_input("the data is not an image this server can decode (PNG, JPEG)")
-        })?;
+        let fingerprint = media::fingerprint_off_the_workers(bytes.into())
+            .await
+            .ok_or_else(|| {
+                EngineError::bad_input("the data is not an image this server can decode (PNG, JPEG)")
+            })?;
         let similar = self
             .store
             .similar_outputs(fingerprint.hash, max_distance, Some(limit))
@@ -418,7 +420,9 @@ impl Engine {
                     return None;
                 }
                 match self.library_file(&record, Some("jpeg;90")).await {
-                    Ok(bytes) => thumbnail(&bytes, thumbnail_side),
+                    Ok(bytes) => media::off_the_workers(move || thumbnail(&bytes, thumbnail_side))
+                        .await
+                        .flatten(),
                     Err(error) => {
                         tracing::warn!(output = record.id, %error, "no thumbnail for the contact sheet");
                         None

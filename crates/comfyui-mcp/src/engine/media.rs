@@ -1,5 +1,9 @@
 //! Inline previews: an output image re-encoded small enough for an MCP client's limits (Claude
 //! Desktop takes 1 MB per result), always alongside a link to the full file.
+//!
+//! Decoding is CPU-heavy (an 11000 x 11000 PNG takes seconds) and memory-heavy, so every decode
+//! has allocation and size limits, and async callers run it through [`off_the_workers`]: on the
+//! blocking pool, a bounded number at a time, never on the async workers that answer everyone else.
 
 use base64::Engine as _;
 use image::ImageEncoder;
@@ -16,29 +20,87 @@ pub struct Preview {
     pub downscaled: bool,
 }
 
+/// Decodes running at once; more wait their turn (the machine this targets has two cores).
+static DECODERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Largest side of an image this server decodes.
+const MAXIMUM_DECODED_SIDE: u32 = 16_384;
+/// Most memory one decode may allocate.
+const MAXIMUM_DECODE_ALLOCATION: u64 = 512 * 1024 * 1024;
+
+/// Runs CPU-heavy `work` on the blocking pool, at most [`DECODERS`] at a time; `None` when the
+/// runtime is shutting down or the work panicked.
+pub async fn off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _permit = DECODERS.acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
+/// Decodes an image within the size and allocation limits; `None` when it does not decode.
+pub fn decode(bytes: &[u8]) -> Option<image::DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAXIMUM_DECODED_SIDE);
+    limits.max_image_height = Some(MAXIMUM_DECODED_SIDE);
+    limits.max_alloc = Some(MAXIMUM_DECODE_ALLOCATION);
+    reader.limits(limits);
+    reader.decode().ok()
+}
+
+/// The format `bytes` start with, as a MIME type, when it is one a client can show.
+fn sniffed_mime_type(bytes: &[u8]) -> Option<&'static str> {
+    match image::guess_format(bytes).ok()? {
+        image::ImageFormat::Png => Some("image/png"),
+        image::ImageFormat::Jpeg => Some("image/jpeg"),
+        image::ImageFormat::WebP => Some("image/webp"),
+        image::ImageFormat::Gif => Some("image/gif"),
+        _ => None,
+    }
+}
+
+/// [`preview`] off the async workers.
+pub async fn preview_off_the_workers(
+    bytes: bytes::Bytes,
+    mime_type: String,
+    budget: usize,
+) -> Option<Preview> {
+    off_the_workers(move || preview(&bytes, &mime_type, budget))
+        .await
+        .flatten()
+}
+
+/// [`fingerprint`] off the async workers.
+pub async fn fingerprint_off_the_workers(bytes: bytes::Bytes) -> Option<Fingerprint> {
+    off_the_workers(move || fingerprint(&bytes)).await.flatten()
+}
+
 fn base64_length(bytes: usize) -> usize {
     bytes.div_ceil(3) * 4
 }
 
 /// A preview of at most `budget` base64 bytes, or `None` for media that is not a still image this
-/// build can decode.
+/// build can decode. The content decides, not the file name: bytes that are not the image their
+/// name says are never passed on labelled as one.
 pub fn preview(bytes: &[u8], mime_type: &str, budget: usize) -> Option<Preview> {
-    let passable = matches!(mime_type, "image/png" | "image/jpeg" | "image/webp" | "image/gif");
-    if passable && base64_length(bytes.len()) <= budget {
-        let (width, height) = image::ImageReader::new(std::io::Cursor::new(bytes))
+    let sniffed = sniffed_mime_type(bytes);
+    if sniffed.is_some_and(|sniffed| sniffed == mime_type) && base64_length(bytes.len()) <= budget {
+        let dimensions = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
             .ok()
             .and_then(|reader| reader.into_dimensions().ok())
-            .unwrap_or((0, 0));
-        return Some(Preview {
-            base64: base64::engine::general_purpose::STANDARD.encode(bytes),
-            mime_type: mime_type.to_owned(),
-            width,
-            height,
-            downscaled: false,
-        });
+            .filter(|&(width, height)| width > 0 && height > 0);
+        if let Some((width, height)) = dimensions {
+            return Some(Preview {
+                base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+                mime_type: mime_type.to_owned(),
+                width,
+                height,
+                downscaled: false,
+            });
+        }
     }
-    let decoded = image::load_from_memory(bytes).ok()?;
+    let decoded = decode(bytes)?;
     let mut longest = decoded.width().max(decoded.height()).min(1536);
     loop {
         let scaled = decoded.thumbnail(longest, longest).to_rgb8();
@@ -108,6 +170,31 @@ mod tests {
     fn undecodable_media_has_no_preview() {
         assert!(preview(b"not an image", "video/mp4", 1_000).is_none());
     }
+
+    #[test]
+    fn bytes_that_are_not_the_named_image_have_no_preview() {
+        // A text file saved as .png, and a truncated PNG: neither is passed on as image/png.
+        assert!(preview(b"{\"not\": \"a png\"}", "image/png", 700_000).is_none());
+        let png = noisy_png(16);
+        assert!(preview(&png[..20], "image/png", 700_000).is_none());
+        // A JPEG named .png is re-encoded and labelled for what it is.
+        let jpeg = preview(&noisy_png(1024), "image/png", 100_000).unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&jpeg.base64)
+            .unwrap();
+        let relabelled = preview(&decoded, "image/png", 700_000).unwrap();
+        assert_eq!(relabelled.mime_type, "image/jpeg");
+    }
+
+    #[test]
+    fn oversized_images_are_refused_before_decoding() {
+        // A PNG header claiming 100000 x 100000 pixels: refused by the limits, not allocated.
+        let mut png = noisy_png(8);
+        png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        assert!(decode(&png).is_none());
+        assert!(fingerprint(&png).is_none());
+    }
 }
 
 /// Size and perceptual hash of an image.
@@ -122,7 +209,7 @@ pub struct Fingerprint {
 
 /// The fingerprint of an encoded image, or `None` when it does not decode.
 pub fn fingerprint(bytes: &[u8]) -> Option<Fingerprint> {
-    let decoded = image::load_from_memory(bytes).ok()?;
+    let decoded = decode(bytes)?;
     let small = decoded
         .resize_exact(9, 8, image::imageops::FilterType::Triangle)
         .to_luma8();

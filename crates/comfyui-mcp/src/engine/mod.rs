@@ -6,6 +6,7 @@ pub mod generate;
 pub mod insights;
 pub mod jobs;
 pub mod library;
+pub mod local_files;
 pub mod media;
 pub mod models;
 pub mod png_text;
@@ -14,8 +15,11 @@ pub mod records;
 pub mod timestamps;
 pub mod workflows;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
 
 use comfy_api::{Backend, BackendOptions, ClientError, ClientOptions};
 use comfy_workflow::{ObjectInfo, Report};
@@ -48,6 +52,14 @@ pub enum EngineError {
         #[source]
         source: ClientError,
     },
+    /// ComfyUI failed a request that several calls waited on together (one fetch of node
+    /// definitions serves every call that needs them at that moment).
+    #[error("{backend}: {source}")]
+    SharedBackend {
+        backend: String,
+        #[source]
+        source: Arc<ClientError>,
+    },
     #[error("no job {job_id} on any configured ComfyUI")]
     UnknownJob { job_id: String },
     #[error("no backend named {name:?}; configured: {known}")]
@@ -70,11 +82,20 @@ impl EngineError {
     }
 }
 
+/// One fetch of `/object_info` that every caller arriving while it runs shares.
+type ObjectInfoFetch = Shared<BoxFuture<'static, Result<Arc<ObjectInfo>, Arc<ClientError>>>>;
+
 /// One configured ComfyUI with its actor and cached node definitions.
 pub struct BackendEntry {
     pub name: String,
     pub backend: Backend,
     object_info: RwLock<Option<CachedObjectInfo>>,
+    /// The fetch in flight, if any, with the epoch it started in: a hundred calls on a cold cache
+    /// make one request, not a hundred (each 0.2 to 0.6 s of ComfyUI's time).
+    fetching: Mutex<Option<(u64, ObjectInfoFetch)>>,
+    /// Bumped when the definitions are known to have changed (an upload): a fetch that started
+    /// before is neither joined nor cached.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -87,6 +108,46 @@ struct CachedObjectInfo {
 const OBJECT_INFO_TTL: Duration = Duration::from_secs(300);
 
 impl BackendEntry {
+    /// The `/object_info` fetch in flight, or a new one.
+    fn join_object_info_fetch(&self) -> (u64, ObjectInfoFetch) {
+        let mut slot = self
+            .fetching
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some((started, fetch)) = slot.as_ref()
+            && *started == epoch
+        {
+            return (epoch, fetch.clone());
+        }
+        let client = self.backend.client().clone();
+        let fetch = async move {
+            let raw = client.object_info().await.map_err(Arc::new)?;
+            Ok(Arc::new(ObjectInfo::from_json(&raw)))
+        }
+        .boxed()
+        .shared();
+        *slot = Some((epoch, fetch.clone()));
+        (epoch, fetch)
+    }
+
+    /// Drops the cached node definitions, after a change they list (an upload adds a LoadImage
+    /// choice); the next call fetches them again.
+    pub fn forget_object_info(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut guard) = self.object_info.write() {
+            *guard = None;
+        }
+    }
+
+    /// How old the cached node definitions are, if there are any.
+    pub fn object_info_age(&self) -> Option<Duration> {
+        self.object_info
+            .read()
+            .ok()
+            .and_then(|guard| guard.as_ref().map(|cached| cached.fetched.elapsed()))
+    }
+
     fn error(&self, source: ClientError) -> EngineError {
         EngineError::Backend {
             backend: self.label(),
@@ -146,6 +207,8 @@ impl Engine {
                 name: backend_settings.name.clone(),
                 backend,
                 object_info: RwLock::new(None),
+                fetching: Mutex::new(None),
+                epoch: std::sync::atomic::AtomicU64::new(0),
             });
         }
         let workflow_library = workflows::WorkflowLibrary::new(settings.workflows_dir.clone());
@@ -158,6 +221,7 @@ impl Engine {
             workflow_library,
         });
         engine.watch_workflows_directory();
+        engine.prefetch_object_info();
         let reconciling = engine.clone();
         engine.tracker.spawn(async move {
             match reconciling.reconcile_unfinished_jobs().await {
@@ -222,14 +286,28 @@ impl Engine {
         {
             return Ok(cached.info);
         }
-        let raw = entry
-            .backend
-            .client()
-            .object_info()
-            .await
-            .map_err(|source| entry.error(source))?;
-        let info = Arc::new(ObjectInfo::from_json(&raw));
-        if let Ok(mut guard) = entry.object_info.write() {
+        let (epoch, fetch) = entry.join_object_info_fetch();
+        // Bounded by the call's wait, so a slow or silent backend cannot hold a tool call past it;
+        // the shared fetch goes on for whoever asks next.
+        let Ok(result) = tokio::time::timeout(self.settings.wait, fetch.clone()).await else {
+            return Err(EngineError::bad_input(format!(
+                "{} did not send its node definitions (/object_info) within {} s, the longest a call waits; nothing was queued. Check the backend with `status`",
+                entry.label(),
+                self.settings.wait.as_secs_f64()
+            )));
+        };
+        if let Ok(mut slot) = entry.fetching.lock()
+            && slot.as_ref().is_some_and(|(_, current)| current.ptr_eq(&fetch))
+        {
+            *slot = None;
+        }
+        let info = result.map_err(|source| EngineError::SharedBackend {
+            backend: entry.label(),
+            source,
+        })?;
+        if let Ok(mut guard) = entry.object_info.write()
+            && entry.epoch.load(std::sync::atomic::Ordering::SeqCst) == epoch
+        {
             *guard = Some(CachedObjectInfo {
                 info: info.clone(),
                 fetched: Instant::now(),
@@ -238,52 +316,28 @@ impl Engine {
         Ok(info)
     }
 
-    /// Health and versions of every backend.
-    pub async fn status(&self) -> Vec<BackendStatus> {
-        let mut statuses = Vec::new();
-        for entry in &self.backends {
-            let started = Instant::now();
-            let stats = entry.backend.client().system_stats().await;
-            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-            let queue = entry.backend.client().queue().await.ok();
-            let connection = entry.backend.connection();
-            let status = match stats {
-                Ok(stats) => BackendStatus {
-                    name: entry.name.clone(),
-                    url: entry.backend.url().to_owned(),
-                    reachable: true,
-                    error: None,
-                    latency_ms: Some((latency_ms * 10.0).round() / 10.0),
-                    comfyui_version: Some(stats.system.comfyui_version),
-                    python_version: Some(stats.system.python_version),
-                    pytorch_version: Some(stats.system.pytorch_version),
-                    ram_total: Some(stats.system.ram_total),
-                    ram_free: Some(stats.system.ram_free),
-                    devices: stats.devices,
-                    queue_running: queue.as_ref().map(|queue| queue.running.len()),
-                    queue_pending: queue.as_ref().map(|queue| queue.pending.len()),
-                    websocket: connection,
-                },
-                Err(error) => BackendStatus {
-                    name: entry.name.clone(),
-                    url: entry.backend.url().to_owned(),
-                    reachable: false,
-                    error: Some(error.to_string()),
-                    latency_ms: None,
-                    comfyui_version: None,
-                    python_version: None,
-                    pytorch_version: None,
-                    ram_total: None,
-                    ram_free: None,
-                    devices: Vec::new(),
-                    queue_running: None,
-                    queue_pending: None,
-                    websocket: connection,
-                },
-            };
-            statuses.push(status);
+    /// Fetches every backend's node definitions in the background, so the first call of a session
+    /// finds them ready instead of waiting for ComfyUI's largest answer.
+    fn prefetch_object_info(self: &Arc<Self>) {
+        for index in 0..self.backends.len() {
+            let engine = self.clone();
+            let cancel = self.cancel.child_token();
+            self.tracker.spawn(async move {
+                let entry = &engine.backends[index];
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    result = engine.object_info(entry, false) => if let Err(error) = result {
+                        tracing::debug!(backend = %entry.name, %error, "node definitions not prefetched");
+                    },
+                }
+            });
         }
-        statuses
+    }
+
+    /// Health and versions of every backend, asked all at once: one silent backend costs one
+    /// control timeout, not one per backend.
+    pub async fn status(&self) -> Vec<BackendStatus> {
+        futures_util::future::join_all(self.backends.iter().map(backend_status)).await
     }
 
     /// Finds the backend whose actor tracks `job_id`, or whose ComfyUI knows it.
@@ -307,6 +361,52 @@ impl Engine {
         Err(EngineError::UnknownJob {
             job_id: job_id.to_owned(),
         })
+    }
+}
+
+/// One backend's health: its stats, then (when it answered) its queue.
+async fn backend_status(entry: &BackendEntry) -> BackendStatus {
+    let started = Instant::now();
+    let stats = entry.backend.client().system_stats().await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let queue = match stats {
+        Ok(_) => entry.backend.client().queue().await.ok(),
+        Err(_) => None,
+    };
+    let connection = entry.backend.connection();
+    match stats {
+        Ok(stats) => BackendStatus {
+            name: entry.name.clone(),
+            url: entry.backend.url().to_owned(),
+            reachable: true,
+            error: None,
+            latency_ms: Some((latency_ms * 10.0).round() / 10.0),
+            comfyui_version: Some(stats.system.comfyui_version),
+            python_version: Some(stats.system.python_version),
+            pytorch_version: Some(stats.system.pytorch_version),
+            ram_total: Some(stats.system.ram_total),
+            ram_free: Some(stats.system.ram_free),
+            devices: stats.devices,
+            queue_running: queue.as_ref().map(|queue| queue.running.len()),
+            queue_pending: queue.as_ref().map(|queue| queue.pending.len()),
+            websocket: connection,
+        },
+        Err(error) => BackendStatus {
+            name: entry.name.clone(),
+            url: entry.backend.url().to_owned(),
+            reachable: false,
+            error: Some(error.to_string()),
+            latency_ms: None,
+            comfyui_version: None,
+            python_version: None,
+            pytorch_version: None,
+            ram_total: None,
+            ram_free: None,
+            devices: Vec::new(),
+            queue_running: None,
+            queue_pending: None,
+            websocket: connection,
+        },
     }
 }
 

@@ -34,10 +34,9 @@ pub enum PresetError {
         "versions {ours} and {theirs} share no history, so there is no common base to merge from; pass `base` (a version both derive from) explicitly"
     )]
     NoCommonBase { ours: String, theirs: String },
-    #[error("cannot read {path}: {source}")]
-    ReadFile { path: String, source: std::io::Error },
-    #[error("cannot write {path}: {source}")]
-    WriteFile { path: String, source: std::io::Error },
+    /// Reading or writing a bundle file on this machine failed.
+    #[error(transparent)]
+    LocalFile(#[from] super::local_files::LocalFileError),
 }
 
 impl PresetError {
@@ -404,21 +403,7 @@ impl Engine {
         let bundle = self.store.export_preset(name).await?;
         if let Some(path) = path {
             let text = serde_json::to_vec_pretty(&bundle).unwrap_or_default();
-            let write_error = |source| PresetError::WriteFile {
-                path: path.display().to_string(),
-                source,
-            };
-            let mut options = tokio::fs::OpenOptions::new();
-            options.write(true);
-            if overwrite {
-                options.create(true).truncate(true);
-            } else {
-                options.create_new(true);
-            }
-            let mut file = options.open(path).await.map_err(write_error)?;
-            use tokio::io::AsyncWriteExt as _;
-            file.write_all(&text).await.map_err(write_error)?;
-            file.flush().await.map_err(write_error)?;
+            super::local_files::write_atomically(path, text, overwrite).await?;
         }
         Ok(bundle)
     }
@@ -434,12 +419,9 @@ impl Engine {
         let value = match (bundle, path) {
             (Some(bundle), None) => bundle,
             (None, Some(path)) => {
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .map_err(|source| PresetError::ReadFile {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
+                let bytes =
+                    super::local_files::read_bounded(path, super::local_files::MAXIMUM_DOCUMENT_BYTES)
+                        .await?;
                 serde_json::from_slice(&bytes).map_err(|error| {
                     PresetError::bad_input(format!("{} is not JSON: {error}", path.display()))
                 })?

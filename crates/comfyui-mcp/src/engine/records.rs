@@ -113,20 +113,65 @@ impl Engine {
                         }
                     }
                 }
-                _ => {
-                    let reason = "the server stopped before this job was sent to ComfyUI".to_owned();
-                    self.record_update(&record.id, JobUpdate::Failed { error: reason })
-                        .await;
-                }
+                _ => self.reconcile_unsent_job(&record, context).await,
             }
         }
         Ok(count)
+    }
+
+    /// A job recorded without a ComfyUI prompt id: the process stopped between writing it and
+    /// recording ComfyUI's answer, so the POST may or may not have landed. The job id is the prompt
+    /// id, so ComfyUI's queue and history say which; only a backend that answers "unknown" fails it.
+    async fn reconcile_unsent_job(&self, record: &JobRecord, context: JobContext) {
+        let backend_name = record.request.get("backend").and_then(Value::as_str);
+        let Some(entry) = backend_name.and_then(|name| self.backends.iter().find(|entry| entry.name == name))
+        else {
+            let reason = "the server stopped before this job was sent to ComfyUI".to_owned();
+            self.record_update(&record.id, JobUpdate::Failed { error: reason })
+                .await;
+            return;
+        };
+        match backend_knows_prompt(&entry.backend, &record.id).await {
+            Ok(false) => {
+                let reason = "the server stopped before this job reached ComfyUI".to_owned();
+                self.record_update(&record.id, JobUpdate::Failed { error: reason })
+                    .await;
+            }
+            known => {
+                // Known, or the backend cannot say now: follow it; the backend actor reconciles it
+                // once connected and fails it only if ComfyUI does not know it.
+                if let Err(error) = known {
+                    tracing::warn!(job_id = %record.id, backend = %entry.name, %error, "cannot look up a job left unsent; following it");
+                }
+                tracing::info!(job_id = %record.id, backend = %entry.name, "re-attaching a job ComfyUI received before the last stop");
+                let update = JobUpdate::Submitted {
+                    backend_id: entry.name.clone(),
+                    prompt_id: record.id.clone(),
+                };
+                self.record_update(&record.id, update).await;
+                self.spawn_recorder(
+                    entry.name.clone(),
+                    entry.backend.clone(),
+                    record.id.clone(),
+                    context,
+                );
+            }
+        }
     }
 
     /// A job as the store remembers it, when it is final there.
     pub async fn stored_job(&self, job_id: &str) -> Option<JobRecord> {
         self.store.get_job(job_id).await.ok()
     }
+}
+
+/// Whether ComfyUI has `prompt_id` queued, running or in its history.
+async fn backend_knows_prompt(backend: &Backend, prompt_id: &str) -> Result<bool, comfy_api::ClientError> {
+    let queue = backend.client().queue().await?;
+    if queue.is_running(prompt_id) || queue.pending_position(prompt_id).is_some() {
+        return Ok(true);
+    }
+    Ok(backend.client().history_entry(prompt_id).await?.is_some())
 }
 
 fn context_of(record: &JobRecord) -> JobContext {
@@ -309,7 +354,7 @@ async fn index_outputs(
             )
             .await;
             if let Ok(Ok(download)) = download
-                && let Some(fingerprint) = media::fingerprint(&download.bytes)
+                && let Some(fingerprint) = media::fingerprint_off_the_workers(download.bytes).await
             {
                 record.width = Some(fingerprint.width);
                 record.height = Some(fingerprint.height);

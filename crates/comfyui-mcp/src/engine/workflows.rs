@@ -167,20 +167,31 @@ impl OverrideFailure {
 }
 
 /// One line per error diagnostic: node, title, class, input, message, code and suggestion.
-pub fn describe_errors(diagnostics: &[Diagnostic]) -> String {
-    let mut text = String::new();
-    for diagnostic in diagnostics.iter().filter(|diagnostic| diagnostic.is_error()) {
-        text.push_str(&format!(
+pub fn describe_errors<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>) -> String {
+    diagnostics
+        .into_iter()
+        .filter(|diagnostic| diagnostic.is_error())
+        .map(describe_diagnostic)
+        .collect()
+}
+
+/// `\n- node ID 'TITLE' (CLASS), input NAME: MESSAGE [CODE] - SUGGESTION`; findings about the
+/// whole graph (no node) start with `- workflow`.
+fn describe_diagnostic(diagnostic: &Diagnostic) -> String {
+    let mut text = if diagnostic.node_id.is_empty() {
+        "\n- workflow".to_owned()
+    } else {
+        format!(
             "\n- node {} '{}' ({})",
             diagnostic.node_id, diagnostic.title, diagnostic.class_type
-        ));
-        if let Some(input) = &diagnostic.input {
-            text.push_str(&format!(", input {input}"));
-        }
-        text.push_str(&format!(": {} [{}]", diagnostic.message, diagnostic.code));
-        if let Some(suggestion) = &diagnostic.suggestion {
-            text.push_str(&format!(" - {suggestion}"));
-        }
+        )
+    };
+    if let Some(input) = &diagnostic.input {
+        text.push_str(&format!(", input {input}"));
+    }
+    text.push_str(&format!(": {} [{}]", diagnostic.message, diagnostic.code));
+    if let Some(suggestion) = &diagnostic.suggestion {
+        text.push_str(&format!(" - {suggestion}"));
     }
     text
 }
@@ -449,18 +460,11 @@ async fn list_directory(directory: &Path) -> std::io::Result<BTreeMap<String, Li
 
 async fn read_workflow_file(path: &Path) -> Result<Value, EngineError> {
     let shown = path.display().to_string();
-    let metadata = tokio::fs::metadata(path)
+    let bytes = super::local_files::read_bounded(path, MAXIMUM_WORKFLOW_BYTES)
         .await
-        .map_err(|error| EngineError::bad_input(format!("cannot read {shown}: {error}")))?;
-    if metadata.len() > MAXIMUM_WORKFLOW_BYTES {
-        return Err(EngineError::bad_input(format!(
-            "{shown} is {} bytes; workflows larger than {MAXIMUM_WORKFLOW_BYTES} bytes are refused",
-            metadata.len()
-        )));
-    }
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|error| EngineError::bad_input(format!("cannot read {shown}: {error}")))?;
+        .map_err(|error| EngineError::bad_input(error.to_string()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|error| EngineError::bad_input(format!("{shown} is not UTF-8 text: {error}")))?;
     parse_workflow_text(&text, &shown)
 }
 

@@ -12,11 +12,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::render::{engine_error, error_text, job_result, json_result};
-use super::{ComfyServer, ProgressSender, annotations, arguments, read_only, tool, wait_limit};
+use super::{ComfyServer, annotations, arguments, follow_job, read_only, tool, wait_limit};
 use crate::engine::generate::{ControlNetRequest, GenerateRequest, HiresFixRequest, LoraRequest};
 use crate::engine::jobs::WaitOutcome;
-use crate::engine::media;
 use crate::engine::records::snapshot_from_record;
+use crate::engine::{local_files, media};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -438,12 +438,7 @@ async fn generate_image(
         .generate(&request)
         .await
         .map_err(|error| engine_error(&error))?;
-    let progress = ProgressSender::new(context);
-    let outcome = engine
-        .follow(entry, &mut job.subscription, limit, &context.ct, |report| {
-            let progress = progress.clone();
-            async move { progress.send(report).await }
-        })
+    let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
         .await
         .map_err(|error| engine_error(&error))?;
     let parameters = serde_json::to_value(&parameters).ok();
@@ -493,14 +488,10 @@ async fn get_job(
         .job(&arguments.job_id)
         .await
         .map_err(|error| engine_error(&error))?;
-    let progress = ProgressSender::new(context);
     // A client cancelling get_job stops the wait, not the job: cancel_job does that.
     let wait_only = tokio_util::sync::CancellationToken::new();
     let outcome = tokio::select! {
-        outcome = engine.follow(entry, &mut subscription, limit, &wait_only, |report| {
-            let progress = progress.clone();
-            async move { progress.send(report).await }
-        }) => outcome.map_err(|error| engine_error(&error))?,
+        outcome = follow_job(server, entry, &mut subscription, &limit, &wait_only, context) => outcome.map_err(|error| engine_error(&error))?,
         () = context.ct.cancelled() => return Err(error_text("the wait was cancelled; the job goes on")),
     };
     Ok(job_result(entry, &outcome, None, engine.settings.preview_bytes).await)
@@ -567,9 +558,13 @@ async fn get_output(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcom
         "url": entry.backend.client().view_url(&file),
         "resource_uri": super::render::output_uri(&entry.name, &file),
     });
-    let preview = media::preview(&download.bytes, media_type, budget);
+    let preview = media::preview_off_the_workers(download.bytes.clone(), media_type.to_owned(), budget).await;
     if let Some(preview) = &preview {
         summary["preview"] = json!({"width": preview.width, "height": preview.height, "downscaled": preview.downscaled, "mime_type": preview.mime_type});
+    } else if media_type.starts_with("image/") {
+        summary["preview"] = json!(format!(
+            "no inline preview: the file's content does not decode as {media_type} (its name says it is one); read the resource or open the URL"
+        ));
     } else {
         summary["preview"] =
             json!("no inline preview for this media type; read the resource or open the URL");
@@ -604,9 +599,10 @@ async fn upload_image(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutc
                     "reading local files is disabled on this server (set COMFYUI_MCP_ALLOW_LOCAL_FILES=true to allow it); send data_base64 instead",
                 ));
             }
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|error| error_text(format!("cannot read {path}: {error}")))?;
+            let bytes =
+                local_files::read_bounded(std::path::Path::new(path), local_files::MAXIMUM_IMAGE_BYTES)
+                    .await
+                    .map_err(|error| error_text(error.to_string()))?;
             let name = std::path::Path::new(path).file_name().map_or_else(
                 || "upload.png".to_owned(),
                 |name| name.to_string_lossy().into_owned(),
@@ -658,6 +654,8 @@ async fn upload_image(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutc
             source,
         })
     })?;
+    // LoadImage's choices list the input folder: the cached definitions no longer do.
+    entry.forget_object_info();
     Ok(json_result(&json!({
         "name": uploaded.node_value(),
         "filename": uploaded.name,

@@ -7,7 +7,7 @@ use comfy_store::{
     AuditOutcome, AuditQuery, AuditRecord, JobMetrics, MetricGrouping, MetricQuery, MetricSummary,
 };
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, JsonObject, Tool};
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -108,17 +108,6 @@ struct AuditLogArguments {
     limit: Option<u32>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct PruneAuditLogArguments {
-    /// Delete entries recorded before this time: an age such as 90d (90 days ago), an RFC 3339
-    /// date or date-time, or milliseconds since 1970.
-    before: TimeArgument,
-    /// Only count what would be deleted (default false).
-    #[serde(default)]
-    dry_run: bool,
-}
-
 pub fn tools() -> Vec<Tool> {
     vec![
         tool::<JobMetricsArguments>(
@@ -136,15 +125,6 @@ pub fn tools() -> Vec<Tool> {
             "The audit log of tool calls, newest first: time, client, tool, a digest of the (redacted) arguments, outcome, duration and a short failure detail. Filter by time range, tool, client and outcome.",
             read_only(),
         ),
-        tool::<PruneAuditLogArguments>(
-            "prune_audit_log",
-            "Retention for the audit log: permanently delete entries recorded before a time (dry_run only counts them).",
-            ToolAnnotations::new()
-                .read_only(false)
-                .destructive(true)
-                .idempotent(true)
-                .open_world(false),
-        ),
     ]
 }
 
@@ -159,7 +139,6 @@ pub async fn call(
         "job_metrics" => job_metrics(server, raw).await,
         "estimate_generation_time" => estimate_generation_time(server, raw).await,
         "audit_log" => audit_log(server, raw).await,
-        "prune_audit_log" => prune_audit_log(server, raw).await,
         _ => return None,
     };
     Some(outcome.unwrap_or_else(|error| error))
@@ -317,58 +296,23 @@ async fn audit_log(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome
     Ok(json_result(&answer))
 }
 
-async fn prune_audit_log(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: PruneAuditLogArguments = arguments("prune_audit_log", raw)?;
-    let now = comfy_store::now_ms();
-    let before = arguments.before.resolve("before", now)?;
-    let store = &server.engine.store;
-    let answer = if arguments.dry_run {
-        let doomed = store
-            .query_audit(AuditQuery {
-                until_ms: Some(before),
-                ..AuditQuery::default()
-            })
-            .await
-            .map_err(store_failure)?;
-        json!({
-            "dry_run": true,
-            "before": format_rfc3339(before),
-            "would_delete": doomed.len(),
-            "note": "nothing was deleted; call again with dry_run=false",
-        })
-    } else {
-        let deleted = store.prune_audit(before).await.map_err(store_failure)?;
-        json!({
-            "dry_run": false,
-            "before": format_rfc3339(before),
-            "deleted": deleted,
-            "note": "this call itself is recorded in the audit log after it ends",
-        })
-    };
-    Ok(json_result(&answer))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn prune_is_marked_destructive_and_the_rest_read_only() {
+    fn every_insight_is_read_only_and_pruning_is_no_tool() {
+        // Erasing the audit log is the operator's `comfyui-mcp audit-prune`, never a client's call.
         for tool in tools() {
             let annotations = tool.annotations.clone().unwrap();
-            if tool.name == "prune_audit_log" {
-                assert_eq!(annotations.destructive_hint, Some(true));
-                assert_eq!(annotations.read_only_hint, Some(false));
-            } else {
-                assert_eq!(annotations.read_only_hint, Some(true), "{}", tool.name);
-            }
+            assert_eq!(annotations.read_only_hint, Some(true), "{}", tool.name);
+            assert!(!tool.name.contains("prune"), "{}", tool.name);
         }
     }
 
     #[test]
     fn arguments_are_strict() {
         assert!(serde_json::from_value::<AuditLogArguments>(json!({"outcome": "maybe"})).is_err());
-        assert!(serde_json::from_value::<PruneAuditLogArguments>(json!({})).is_err());
         assert!(serde_json::from_value::<EstimateArguments>(json!({"steps": -1})).is_err());
         let parsed: AuditLogArguments =
             serde_json::from_value(json!({"outcome": "rate_limited", "since": "1h"})).unwrap();

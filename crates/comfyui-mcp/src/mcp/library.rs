@@ -15,14 +15,11 @@ use serde_json::{Value, json};
 
 use super::render::{engine_error, error_text, json_result, output_uri};
 use super::{ComfyServer, annotations, arguments, tool};
-use crate::engine::EngineError;
 use crate::engine::library::{NEWEST_FIRST_WINDOW, image_metadata, library_error};
 use crate::engine::timestamps::{format_rfc3339, parse_time};
+use crate::engine::{EngineError, local_files, media};
 
 type ToolOutcome = Result<CallToolResult, CallToolResult>;
-
-/// Largest local file an image tool reads.
-const MAXIMUM_LOCAL_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Most outputs one cleanup answer lists one by one (counts cover all of them).
 const MAXIMUM_LISTED_CLEANUP_OUTPUTS: usize = 200;
@@ -204,6 +201,8 @@ struct ExportCatalogArguments {
     thumbnail_size: Option<u32>,
     /// html: the page title.
     title: Option<String>,
+    /// Replace an existing file at `path` (default false: an existing file is an error).
+    overwrite: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -341,18 +340,10 @@ async fn given_image(
                     "{LOCAL_FILES_DISABLED}; send data_base64 instead"
                 )));
             }
-            let size = tokio::fs::metadata(path)
-                .await
-                .map_err(|error| error_text(format!("cannot read {path}: {error}")))?
-                .len();
-            if size > MAXIMUM_LOCAL_FILE_BYTES {
-                return Err(error_text(format!(
-                    "{path} is {size} bytes, more than the {MAXIMUM_LOCAL_FILE_BYTES} this tool reads"
-                )));
-            }
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|error| error_text(format!("cannot read {path}: {error}")))?;
+            let bytes =
+                local_files::read_bounded(std::path::Path::new(path), local_files::MAXIMUM_IMAGE_BYTES)
+                    .await
+                    .map_err(|error| error_text(error.to_string()))?;
             Ok(Some(bytes))
         }
         (Some(_), Some(_)) => Err(error_text("give data_base64 or path, not both")),
@@ -437,7 +428,7 @@ async fn find_similar_images(server: &ComfyServer, raw: Option<JsonObject>) -> T
         }
         (None, Some(bytes)) => {
             let (fingerprint, similar) = engine
-                .similar_to_image(&bytes, max_distance, limit)
+                .similar_to_image(bytes, max_distance, limit)
                 .await
                 .map_err(|error| engine_error(&error))?;
             (
@@ -486,7 +477,7 @@ async fn image_metadata_tool(server: &ComfyServer, raw: Option<JsonObject>) -> T
                 .library_file(&record, None)
                 .await
                 .map_err(|error| engine_error(&error))?;
-            (output_item(server, &record, false), bytes)
+            (output_item(server, &record, false), bytes.to_vec())
         }
         (None, Some(filename), None) => {
             let entry = engine
@@ -529,7 +520,12 @@ async fn image_metadata_tool(server: &ComfyServer, raw: Option<JsonObject>) -> T
             ));
         }
     };
-    let mut metadata = image_metadata(&bytes).map_err(|error| engine_error(&error))?;
+    let size_bytes = bytes.len();
+    // Inflating text chunks and reading headers is CPU work: off the async workers.
+    let mut metadata = media::off_the_workers(move || image_metadata(&bytes))
+        .await
+        .ok_or_else(|| error_text("the image could not be read (the server is shutting down)"))?
+        .map_err(|error| engine_error(&error))?;
     if !arguments.include_workflow.unwrap_or(true) && metadata.workflow.take().is_some() {
         metadata
             .notes
@@ -537,7 +533,7 @@ async fn image_metadata_tool(server: &ComfyServer, raw: Option<JsonObject>) -> T
     }
     let mut answer = serde_json::to_value(&metadata).unwrap_or(Value::Null);
     answer["source"] = source;
-    answer["size_bytes"] = json!(bytes.len());
+    answer["size_bytes"] = json!(size_bytes);
     Ok(json_result(&answer))
 }
 
@@ -745,9 +741,10 @@ async fn export_catalog(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
         ));
     }
     if let Some(path) = &arguments.path {
-        tokio::fs::write(path, catalog.as_bytes())
+        let overwrite = arguments.overwrite.unwrap_or(false);
+        local_files::write_atomically(std::path::Path::new(path), catalog.into_bytes(), overwrite)
             .await
-            .map_err(|error| error_text(format!("cannot write {path}: {error}")))?;
+            .map_err(|error| error_text(error.to_string()))?;
         summary["path"] = json!(path);
         return Ok(json_result(&summary));
     }

@@ -10,6 +10,7 @@ mod workflows;
 
 use std::sync::Arc;
 
+use futures_util::FutureExt as _;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
@@ -110,6 +111,31 @@ impl ComfyServer {
     }
 }
 
+/// Largest tool result sent, all content blocks together (previews have their own, smaller budget):
+/// past it the answer is an error that says how to ask for less, not megabytes a client may choke on.
+const MAXIMUM_RESULT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Bytes of a result's content blocks as they will be sent (text and base64 data).
+fn result_size(result: &CallToolResult) -> usize {
+    result
+        .content
+        .iter()
+        .map(|block| serde_json::to_string(block).map_or(0, |text| text.len()))
+        .sum()
+}
+
+/// `result`, or an error in its place when it is over [`MAXIMUM_RESULT_BYTES`].
+fn bounded(tool: &str, result: CallToolResult) -> CallToolResult {
+    let size = result_size(&result);
+    if size <= MAXIMUM_RESULT_BYTES {
+        return result;
+    }
+    render::error_text(format!(
+        "the result of {tool} would be {size} bytes, more than the {MAXIMUM_RESULT_BYTES} this server sends in one answer; \
+         ask for less (a smaller limit, narrower filters, fewer nodes) or write it to a file where local files are allowed"
+    ))
+}
+
 /// Argument keys whose values never reach the audit log.
 const SECRET_KEYS: &[&str] = &[
     "password",
@@ -120,13 +146,56 @@ const SECRET_KEYS: &[&str] = &[
     "authorization",
 ];
 
+fn is_secret_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    SECRET_KEYS.iter().any(|secret| lower.contains(secret))
+}
+
+/// Every value under a secret key, as text (a password sent as a number is still a password).
+fn secret_values(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                if is_secret_key(key) {
+                    collect_scalars(value, found);
+                } else {
+                    secret_values(value, found);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| secret_values(item, found)),
+        _ => {}
+    }
+}
+
+fn collect_scalars(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::String(text) if !text.is_empty() => found.push(text.clone()),
+        Value::Number(number) => found.push(number.to_string()),
+        Value::Bool(_) | Value::Null | Value::String(_) => {}
+        Value::Array(items) => items.iter().for_each(|item| collect_scalars(item, found)),
+        Value::Object(map) => map.values().for_each(|item| collect_scalars(item, found)),
+    }
+}
+
+/// `text` with every secret argument value cut out, for what is stored (an error message may quote
+/// the value it could not parse).
+fn redact_text(text: &str, arguments: &Value) -> String {
+    let mut secrets = Vec::new();
+    secret_values(arguments, &mut secrets);
+    // Longest first, so a secret that contains another is cut whole.
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    secrets.iter().fold(text.to_owned(), |text, secret| {
+        text.replace(secret.as_str(), "<redacted>")
+    })
+}
+
 fn redact(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(key, value)| {
-                    let lower = key.to_ascii_lowercase();
-                    if SECRET_KEYS.iter().any(|secret| lower.contains(secret)) {
+                    if is_secret_key(key) {
                         (key.clone(), Value::String("<redacted>".to_owned()))
                     } else {
                         (key.clone(), redact(value))
@@ -139,15 +208,61 @@ fn redact(value: &Value) -> Value {
     }
 }
 
-/// A tool whose input schema is derived from `T`.
+/// A tool whose input schema is derived from `T`, made portable.
 pub(crate) fn tool<T: JsonSchema + 'static>(
     name: &'static str,
     description: &'static str,
     annotations: ToolAnnotations,
 ) -> Tool {
-    Tool::new(name, description, Arc::new(JsonObject::new()))
+    let mut tool = Tool::new(name, description, Arc::new(JsonObject::new()))
         .with_input_schema::<T>()
-        .with_annotations(annotations)
+        .with_annotations(annotations);
+    let mut schema = Value::Object(tool.input_schema.as_ref().clone());
+    portable_schema(&mut schema);
+    if let Value::Object(schema) = schema {
+        tool.input_schema = Arc::new(schema);
+    }
+    tool
+}
+
+/// Rewrites a schema so every client's schema handling takes it: an optional argument is simply
+/// not `required`, so `"type": [T, "null"]`, `anyOf: [S, {"type": "null"}]`, null enum members and
+/// `"default": null` (which schemars writes for `Option`) say nothing a client needs and trip some.
+pub(crate) fn portable_schema(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::Array(kinds)) = map.get_mut("type") {
+                kinds.retain(|kind| kind != "null");
+                if kinds.len() == 1 {
+                    let only = kinds.remove(0);
+                    map.insert("type".to_owned(), only);
+                }
+            }
+            if let Some(Value::Array(choices)) = map.get_mut("enum") {
+                choices.retain(|choice| !choice.is_null());
+            }
+            if map.get("default").is_some_and(Value::is_null) {
+                map.remove("default");
+            }
+            for key in ["anyOf", "oneOf"] {
+                let Some(Value::Array(alternatives)) = map.get_mut(key) else {
+                    continue;
+                };
+                alternatives.retain(|alternative| alternative.get("type").is_none_or(|kind| kind != "null"));
+                if alternatives.len() == 1
+                    && let Some(Value::Object(only)) = alternatives.pop()
+                {
+                    map.remove(key);
+                    for (inner, value) in only {
+                        map.entry(inner).or_insert(value);
+                    }
+                }
+            }
+            map.values_mut().for_each(portable_schema);
+        }
+        Value::Array(items) => items.iter_mut().for_each(portable_schema),
+        _ => {}
+    }
 }
 
 /// Tool hints; every tool here acts only on the configured backends and database (closed world).
@@ -171,18 +286,47 @@ impl ComfyServer {
     }
 }
 
+/// When one call's bounded wait ends. It starts when the call does, so the work before a job is
+/// queued (node definitions, validation, recording) counts against it, not only the follow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitBound {
+    deadline: std::time::Instant,
+}
+
+impl WaitBound {
+    fn new(limit: std::time::Duration) -> Self {
+        WaitBound {
+            deadline: std::time::Instant::now() + limit,
+        }
+    }
+
+    /// What is left of the wait now (zero once it has passed).
+    pub(crate) fn remaining(&self) -> std::time::Duration {
+        self.deadline.saturating_duration_since(std::time::Instant::now())
+    }
+}
+
 /// The bounded wait of one call: what the caller asked for (or `default`), never more than the
 /// configured limit.
 pub(crate) fn wait_limit(
     server: &ComfyServer,
     requested: Option<f64>,
     default: std::time::Duration,
+) -> Result<WaitBound, CallToolResult> {
+    wait_duration(server.engine.settings.wait, requested, default).map(WaitBound::new)
+}
+
+fn wait_duration(
+    limit: std::time::Duration,
+    requested: Option<f64>,
+    default: std::time::Duration,
 ) -> Result<std::time::Duration, CallToolResult> {
     match requested {
-        None => Ok(default.min(server.engine.settings.wait)),
-        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-            Ok(std::time::Duration::from_secs_f64(seconds).min(server.engine.settings.wait))
-        }
+        None => Ok(default.min(limit)),
+        // Clamped before the conversion: `Duration::from_secs_f64` panics past about 1.8e19.
+        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(std::time::Duration::from_secs_f64(
+            seconds.min(limit.as_secs_f64()),
+        )),
         Some(seconds) => Err(render::error_text(format!(
             "wait_seconds must be a number of seconds >= 0, got {seconds}"
         ))),
@@ -193,6 +337,45 @@ pub(crate) fn wait_limit(
 fn arguments<T: DeserializeOwned>(tool: &str, raw: Option<Map<String, Value>>) -> Result<T, CallToolResult> {
     serde_json::from_value(Value::Object(raw.unwrap_or_default()))
         .map_err(|error| render::error_text(format!("invalid arguments for {tool}: {error}")))
+}
+
+/// Follows a job until it ends or the call's wait is over, sending the client progress
+/// notifications (when it asked for them) that name the running node.
+pub(crate) async fn follow_job(
+    server: &ComfyServer,
+    entry: &crate::engine::BackendEntry,
+    subscription: &mut comfy_api::JobSubscription,
+    limit: &WaitBound,
+    cancel: &tokio_util::sync::CancellationToken,
+    context: &RequestContext<RoleServer>,
+) -> Result<crate::engine::jobs::WaitOutcome, crate::engine::EngineError> {
+    let progress = ProgressSender::new(context);
+    let report = |report| {
+        let progress = progress.clone();
+        async move { progress.send(report).await }
+    };
+    server
+        .engine
+        .follow(entry, subscription, limit.remaining(), cancel, report)
+        .await
+}
+
+/// The address an HTTP connection comes from; the HTTP transport puts it in each request's
+/// extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddress(pub std::net::SocketAddr);
+
+/// What limits on guessing count against: the connection, never the client's self-declared name
+/// (a client can call itself anything, including another client's name). Over HTTP the peer's IP
+/// address, whatever session it opens; over stdio this process, which serves one local user.
+pub(crate) fn connection_key(context: &RequestContext<RoleServer>) -> String {
+    match context.extensions.get::<http::request::Parts>() {
+        Some(parts) => match parts.extensions.get::<PeerAddress>() {
+            Some(PeerAddress(address)) => format!("http {}", address.ip()),
+            None => "http (peer unknown)".to_owned(),
+        },
+        None => format!("stdio process {}", std::process::id()),
+    }
 }
 
 /// Sends MCP progress notifications for a request that asked for them.
@@ -303,21 +486,33 @@ impl ServerHandler for ComfyServer {
         }
         let name = request.name.to_string();
         let started = std::time::Instant::now();
-        let digest = comfy_store::content_hash(&redact(&Value::Object(
-            request.arguments.clone().unwrap_or_default(),
-        )));
-        let mut result = None;
-        for toolset in TOOLSETS {
-            if let Some(answer) = (toolset.call)(self, &name, request.arguments.clone(), &context).await {
-                result = Some(answer);
-                break;
+        let raw_arguments = Value::Object(request.arguments.clone().unwrap_or_default());
+        let digest = comfy_store::content_hash(&redact(&raw_arguments));
+        let dispatch = async {
+            for toolset in TOOLSETS {
+                if let Some(answer) = (toolset.call)(self, &name, request.arguments.clone(), &context).await {
+                    return Some(answer);
+                }
             }
-        }
-        if result.is_none() && !listed {
-            result = workflows::call_saved_workflow(self, &name, request.arguments.clone(), &context).await;
-        }
+            if listed {
+                return None;
+            }
+            workflows::call_saved_workflow(self, &name, request.arguments.clone(), &context).await
+        };
+        // Input is checked at the boundary; this is the net under a bug that slipped past it: one
+        // call fails, the server and every other session go on.
+        let result = match std::panic::AssertUnwindSafe(dispatch).catch_unwind().await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(tool = %name, "a tool call panicked; answered with an error");
+                Some(render::error_text(format!(
+                    "internal error in {name}: this is a bug in comfyui-mcp (the server keeps running); please report it with the arguments"
+                )))
+            }
+        };
         let result = result
             .unwrap_or_else(|| render::error_text(format!("tool {name:?} has no handler in this build")));
+        let result = bounded(&name, result);
         let failed = result.is_error.unwrap_or(false);
         let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         tracing::info!(tool = %name, error = failed, elapsed_ms, "tool call");
@@ -327,9 +522,12 @@ impl ServerHandler for ComfyServer {
             .map(|info| format!("{} {}", info.client_info.name, info.client_info.version));
         let detail = if failed {
             result.content.iter().find_map(|block| {
-                block
-                    .as_text()
-                    .map(|text| text.text.chars().take(300).collect::<String>())
+                block.as_text().map(|text| {
+                    redact_text(&text.text, &raw_arguments)
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                })
             })
         } else {
             None
@@ -429,6 +627,22 @@ mod tests {
     }
 
     #[test]
+    fn waits_of_any_size_are_bounded_without_panicking() {
+        let limit = std::time::Duration::from_secs(45);
+        let zero = std::time::Duration::ZERO;
+        for huge in [1e20, f64::MAX, 1.8e19, 45.000_001] {
+            assert_eq!(wait_duration(limit, Some(huge), zero).ok(), Some(limit), "{huge}");
+        }
+        assert_eq!(
+            wait_duration(limit, Some(1.5), zero).ok(),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        for bad in [-1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(wait_duration(limit, Some(bad), zero).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn secrets_never_reach_the_audit_digest() {
         let arguments = json!({"name": "p", "password": "hunter2", "nested": [{"access_code": "ABCD"}], "data_base64": "xx"});
         let redacted = redact(&arguments);
@@ -438,5 +652,46 @@ mod tests {
             "{text}"
         );
         assert_eq!(redacted["name"], "p");
+    }
+
+    #[test]
+    fn schemas_have_no_null_unions() {
+        let mut all = Vec::new();
+        for toolset in TOOLSETS {
+            all.extend((toolset.tools)());
+        }
+        for tool in all {
+            let text = serde_json::to_string(tool.input_schema.as_ref()).unwrap();
+            assert!(!text.contains("\"null\""), "{}: {text}", tool.name);
+            assert!(!text.contains("\"default\":null"), "{}: {text}", tool.name);
+        }
+        let mut schema = json!({"anyOf": [{"$ref": "#/$defs/X"}, {"type": "null"}], "description": "d"});
+        portable_schema(&mut schema);
+        assert_eq!(schema, json!({"$ref": "#/$defs/X", "description": "d"}));
+    }
+
+    #[test]
+    fn oversized_results_become_errors() {
+        let small = CallToolResult::success(vec![rmcp::model::ContentBlock::text("ok")]);
+        assert_eq!(bounded("t", small).is_error, Some(false));
+        let huge = CallToolResult::success(vec![rmcp::model::ContentBlock::text(
+            "x".repeat(MAXIMUM_RESULT_BYTES + 1),
+        )]);
+        let answer = bounded("validate_workflow", huge);
+        assert_eq!(answer.is_error, Some(true));
+        assert!(result_size(&answer) < 1024);
+    }
+
+    #[test]
+    fn secrets_are_cut_from_stored_error_text() {
+        let arguments =
+            json!({"action": "import_code", "code": "ABCD-EFGH", "password": 123456789, "name": "p"});
+        let error = "invalid arguments for preset_share: invalid type: integer `123456789`, expected a string; code ABCD-EFGH";
+        let stored = redact_text(error, &arguments);
+        assert!(
+            !stored.contains("123456789") && !stored.contains("ABCD-EFGH"),
+            "{stored}"
+        );
+        assert!(stored.contains("preset_share"), "{stored}");
     }
 }

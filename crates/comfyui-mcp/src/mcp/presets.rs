@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::render::{engine_error, error_text, job_result, json_result};
-use super::{ComfyServer, ProgressSender, annotations, arguments, tool, wait_limit};
+use super::{ComfyServer, annotations, arguments, follow_job, tool, wait_limit};
 use crate::engine::presets::{MergeOutcome, MergeRequest, PresetError, PresetSaveRequest, short_id};
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -419,12 +419,7 @@ async fn preset(
                 )
                 .await
                 .map_err(failed)?;
-            let progress = ProgressSender::new(context);
-            let outcome = engine
-                .follow(entry, &mut job.subscription, limit, &context.ct, |report| {
-                    let progress = progress.clone();
-                    async move { progress.send(report).await }
-                })
+            let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
                 .await
                 .map_err(|error| engine_error(&error))?;
             let parameters = json!({
@@ -796,6 +791,7 @@ async fn preset_share(
                 code: code.clone(),
                 password: arguments.password.clone(),
                 client: client_identity(context),
+                connection: super::connection_key(context),
             };
             let preset = store
                 .import_shared_preset(redemption, arguments.name.clone())

@@ -28,19 +28,7 @@ pub fn engine_error(error: &EngineError) -> CallToolResult {
         if let Some(rejection) = &report.rejection {
             text.push_str(&format!("\n{} ({})", rejection.message, rejection.code));
         }
-        for diagnostic in report.errors() {
-            text.push_str(&format!(
-                "\n- node {} '{}' ({})",
-                diagnostic.node_id, diagnostic.title, diagnostic.class_type
-            ));
-            if let Some(input) = &diagnostic.input {
-                text.push_str(&format!(", input {input}"));
-            }
-            text.push_str(&format!(": {} [{}]", diagnostic.message, diagnostic.code));
-            if let Some(suggestion) = &diagnostic.suggestion {
-                text.push_str(&format!(" - {suggestion}"));
-            }
-        }
+        text.push_str(&crate::engine::workflows::describe_errors(report.errors()));
     }
     error_text(text)
 }
@@ -208,7 +196,10 @@ pub async fn job_result(
         for output in images {
             match entry.backend.client().view(&output.file, None).await {
                 Ok(download) => {
-                    if let Some(preview) = media::preview(&download.bytes, output.media_type(), per_image) {
+                    let mime_type = output.media_type().to_owned();
+                    if let Some(preview) =
+                        media::preview_off_the_workers(download.bytes, mime_type, per_image).await
+                    {
                         content.push(ContentBlock::image(preview.base64, preview.mime_type));
                     }
                 }

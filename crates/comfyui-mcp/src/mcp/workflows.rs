@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::render::{engine_error, error_text, job_result, json_result};
-use super::{ComfyServer, ProgressSender, arguments, read_only, tool, wait_limit};
+use super::{ComfyServer, arguments, follow_job, read_only, tool, wait_limit};
 use crate::engine::Engine;
 use crate::engine::workflows::{
     SavedWorkflow, TOOL_PREFIX, WorkflowSource, conversion_json, current_time, diagnostics_json, format_name,
@@ -206,12 +206,7 @@ pub async fn run_and_report(
         .await
         .map_err(|error| engine_error(&error))?;
     let (entry, mut job) = (started.entry, started.job);
-    let progress = ProgressSender::new(context);
-    let outcome = engine
-        .follow(entry, &mut job.subscription, limit, &context.ct, |report| {
-            let progress = progress.clone();
-            async move { progress.send(report).await }
-        })
+    let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
         .await
         .map_err(|error| engine_error(&error))?;
     let mut result = job_result(entry, &outcome, None, engine.settings.preview_bytes).await;
