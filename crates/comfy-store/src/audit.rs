@@ -4,9 +4,9 @@
 use rusqlite::{Row, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Store;
 use crate::error::{StoreError, invalid};
 use crate::query::{Conditions, limit_value, text};
+use crate::store::Store;
 
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::jobs::JobState;
+use crate::job_state::JobState;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +105,7 @@ pub enum StoreError {
 }
 
 impl From<rusqlite::Error> for StoreError {
-    /// Query code uses `?` on SQLite errors; the engine replaces the empty path with the database path
+    /// Query code uses `?` on SQLite errors; the store replaces the empty path with the database path
     /// and sorts the error into its kind (corrupt, busy, disk full) before any caller sees it.
     fn from(source: rusqlite::Error) -> Self {
         StoreError::Sqlite {

@@ -10,9 +10,9 @@
 mod access_code;
 mod audit;
 mod clock;
-mod engine;
 mod error;
 mod hashing;
+mod job_state;
 mod jobs;
 mod metrics;
 mod migrations;
@@ -21,11 +21,11 @@ mod paths;
 mod presets;
 mod query;
 mod sharing;
+mod store;
 
 pub use access_code::{ACCESS_CODE_SYMBOLS, AccessCode};
 pub use audit::{AuditEntry, AuditOutcome, AuditQuery, AuditRecord};
 pub use clock::now_ms;
-pub use engine::{Store, StoreOptions};
 pub use error::StoreError;
 pub use hashing::{canonical_json, content_hash, sha256_hex};
 pub use jobs::{JobQuery, JobRecord, JobState, JobUpdate, NewJob};
@@ -41,3 +41,4 @@ pub use sharing::{
     BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, BundleVersion, CreatedShare, PresetBundle, Redemption,
     SHARE_AUDIT_TOOL, ShareRecord, ShareRequest,
 };
+pub use store::{Store, StoreOptions};

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Store;
 use crate::error::StoreError;
 use crate::query::{Conditions, limit_value, text};
+use crate::store::Store;
 
 /// The timings of one finished job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::now_ms;
-use crate::engine::Store;
 use crate::error::{StoreError, invalid};
 use crate::presets::{clean_name, clean_tags};
 use crate::query::{Conditions, limit_value, text};
+use crate::store::Store;
 
 /// Where a file is, in ComfyUI's terms.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

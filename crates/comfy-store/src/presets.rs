@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::clock::now_ms;
-use crate::engine::Store;
 use crate::error::{StoreError, invalid};
 use crate::hashing::{canonical_json, sha256_hex};
+use crate::store::Store;
 
 /// Saves a new preset, or a new version of an existing one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,13 +14,13 @@ use serde_json::Value;
 use crate::access_code::{self, AccessCode};
 use crate::audit::{self, AuditEntry, AuditOutcome};
 use crate::clock::now_ms;
-use crate::engine::Store;
 use crate::error::{StoreError, invalid};
 use crate::hashing::{content_hash, sha256_hex};
 use crate::presets::{
     self, Preset, clean_name, clean_tags, create_preset, full_preset, history, insert_version_with_id,
     require_preset, resolve_version, store_content, version_id,
 };
+use crate::store::Store;
 
 /// The `format` field of every bundle.
 pub const BUNDLE_FORMAT: &str = "comfyui-mcp/preset-bundle";

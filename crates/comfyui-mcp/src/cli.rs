@@ -174,23 +174,26 @@ pub async fn generate(engine: Arc<Engine>, arguments: GenerateArguments) -> anyh
         parameters.seed
     );
     let cancel = CancellationToken::new();
-    let interrupt = cancel.clone();
-    let watcher = tokio::spawn(async move {
+    // Ctrl-C cancels the follow, which cancels the ComfyUI job; the watcher then waits for the
+    // follow to say so.
+    let watcher = async {
         if tokio::signal::ctrl_c().await.is_ok() {
-            interrupt.cancel();
+            cancel.cancel();
         }
-    });
+        std::future::pending::<()>().await;
+    };
     let limit = Duration::from_secs_f64(arguments.timeout.clamp(1.0, MAXIMUM_TIMEOUT_SECONDS));
-    let outcome = engine
-        .follow(
-            entry,
-            &mut job.subscription,
-            limit,
-            &cancel,
-            |report| async move { draw_bar(report.percent, &report.message) },
-        )
-        .await;
-    watcher.abort();
+    let follow = engine.follow(
+        entry,
+        &mut job.subscription,
+        limit,
+        &cancel,
+        |report| async move { draw_bar(report.percent, &report.message) },
+    );
+    let outcome = tokio::select! {
+        outcome = follow => outcome,
+        () = watcher => unreachable!("the watcher never ends"),
+    };
     eprintln!();
     let snapshot = match outcome.map_err(explain)? {
         WaitOutcome::Finished(snapshot) => snapshot,

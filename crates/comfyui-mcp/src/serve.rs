@@ -80,6 +80,8 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 struct LineTransport<W> {
     incoming: mpsc::Receiver<ClientJsonRpcMessage>,
     output: Arc<Mutex<W>>,
+    /// Stops the reader task when the transport goes away.
+    _reader: tokio_util::sync::DropGuard,
 }
 
 impl<W: AsyncWrite + Send + Unpin + 'static> LineTransport<W> {
@@ -88,8 +90,20 @@ impl<W: AsyncWrite + Send + Unpin + 'static> LineTransport<W> {
         // A small buffer: a client that floods stdin waits for the server instead of filling memory.
         let (sender, incoming) = mpsc::channel(16);
         let lines = BoundedLines::new(input, max_line_bytes);
-        tokio::spawn(read_messages(lines, output.clone(), sender));
-        LineTransport { incoming, output }
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let reader = read_messages(lines, output.clone(), sender);
+        TaskTracker::new().spawn(async move {
+            tokio::select! {
+                () = stopped.cancelled() => {}
+                () = reader => {}
+            }
+        });
+        LineTransport {
+            incoming,
+            output,
+            _reader: stop.drop_guard(),
+        }
     }
 }
 
@@ -439,12 +453,17 @@ pub async fn http(engine: Arc<Engine>, address: SocketAddr) -> anyhow::Result<()
     // The one line a launcher reads to learn the port (stderr: stdout is not the protocol here, but
     // keep all human output on stderr anyway).
     eprintln!("comfyui-mcp listening on http://{bound}/mcp");
-    let signal_watch = shutdown.clone();
-    tokio::spawn(async move {
+    let serving = serve_connections(listener, router, limits, shutdown.clone());
+    let signal_watch = async {
         shutdown_signal().await;
-        signal_watch.cancel();
-    });
-    serve_connections(listener, router, limits, shutdown).await;
+        shutdown.cancel();
+        // Stay pending: the serving future decides when everything has ended.
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = serving => {}
+        () = signal_watch => {}
+    }
     Ok(())
 }
 

@@ -36,6 +36,8 @@ pub mod env {
     pub const ALLOW_LOCAL_FILES: &str = "COMFYUI_MCP_ALLOW_LOCAL_FILES";
     /// Log filter (`info`, `debug`, `comfy_api=debug`...); logs go to stderr.
     pub const LOG: &str = "COMFYUI_MCP_LOG";
+    /// Directory for what may be thrown away (each backend's node definitions); empty: none.
+    pub const CACHE_DIR: &str = "COMFYUI_MCP_CACHE_DIR";
     /// `1` lets rmcp's debug logs through, whole MCP messages (passwords, access codes) included.
     pub const LOG_PROTOCOL: &str = "COMFYUI_MCP_LOG_PROTOCOL";
     /// Path of the SQLite database (jobs, presets, outputs library, metrics, audit).
@@ -167,6 +169,8 @@ pub struct Settings {
     pub database: Option<PathBuf>,
     /// Saved workflows exposed as tools; `None`: no workflow tools.
     pub workflows_dir: Option<PathBuf>,
+    /// Where node definitions are kept between processes; `None`: not kept.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -182,6 +186,7 @@ impl std::fmt::Debug for Settings {
             .field("http_token", &self.http_token.as_ref().map(|_| "<redacted>"))
             .field("allowed_origins", &self.allowed_origins)
             .field("database", &self.database)
+            .field("cache_dir", &self.cache_dir)
             .field("workflows_dir", &self.workflows_dir)
             .finish()
     }
@@ -401,6 +406,11 @@ impl Settings {
                 .or_else(|| environment(env::DATABASE).map(PathBuf::from))
                 .or(file.database),
             workflows_dir: workflows_dir.map(|(path, _)| path),
+            cache_dir: match environment(env::CACHE_DIR) {
+                Some(path) if path.trim().is_empty() => None,
+                Some(path) => Some(PathBuf::from(path)),
+                None => default_cache_directory(),
+            },
         })
     }
 
@@ -431,6 +441,25 @@ fn http_token(
         });
     }
     Ok(Some(token.to_owned()))
+}
+
+/// The platform's cache directory for this program: `$XDG_CACHE_HOME/comfyui-mcp` (or
+/// `~/.cache/comfyui-mcp`), `~/Library/Caches/comfyui-mcp` on macOS, `%LOCALAPPDATA%\comfyui-mcp`
+/// on Windows.
+pub fn default_cache_directory() -> Option<PathBuf> {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    let base = if cfg!(target_os = "windows") {
+        absolute("LOCALAPPDATA")
+    } else if cfg!(target_os = "macos") {
+        absolute("HOME").map(|home| home.join("Library").join("Caches"))
+    } else {
+        absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+    }?;
+    Some(base.join("comfyui-mcp"))
 }
 
 /// `$XDG_CONFIG_HOME/comfyui-mcp/config.toml` (or `~/.config/...`).

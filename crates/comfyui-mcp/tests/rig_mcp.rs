@@ -592,3 +592,37 @@ async fn generate_image_edits_uploaded_images() {
         text_of(&half)
     );
 }
+
+/// A disk copy of the node definitions from before a model was added must not refuse that model:
+/// a graph that fails against an unconfirmed copy is checked again against ComfyUI's own. And a
+/// fetch leaves a fresh copy for the next process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_definitions_cache_never_rejects_a_valid_request() {
+    let url = comfyui_url();
+    let directory = std::env::temp_dir().join(format!("comfyui-mcp-cache-{}", uuid::Uuid::new_v4()));
+    let file = comfyui_mcp::engine::definitions::disk_file(&url, &directory);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let client = ComfyClient::new(&url, Default::default()).unwrap();
+    let mut stale = client.object_info().await.expect("/object_info");
+    stale["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] =
+        json!(["an-old-model.safetensors"]);
+    std::fs::write(&file, serde_json::to_vec(&stale).unwrap()).unwrap();
+
+    let mut settings = settings_for(&url, 120.0);
+    settings.cache_dir = Some(directory.clone());
+    let harness = connect_with(settings).await;
+    let result = harness
+        .call(
+            "generate_image",
+            json!({"prompt": unique_prompt("stale cache"), "checkpoint": CHECKPOINT, "width": 64, "height": 64, "steps": 1}),
+        )
+        .await;
+    assert!(!is_error(&result), "{}", text_of(&result));
+    let cached: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let choices = cached["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0].to_string();
+    assert!(
+        choices.contains(CHECKPOINT),
+        "the copy on disk was refreshed: {choices}"
+    );
+    std::fs::remove_dir_all(&directory).ok();
+}

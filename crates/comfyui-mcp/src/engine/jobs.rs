@@ -169,9 +169,7 @@ impl Engine {
                 .store
                 .list_jobs(query)
                 .await
-                .map_err(|error| EngineError::Store {
-                    message: error.to_string(),
-                })?;
+                .map_err(|error| EngineError::Store { source: error })?;
             let recent: Vec<Value> = recorded
                 .iter()
                 .map(|job| {

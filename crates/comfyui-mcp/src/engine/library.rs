@@ -32,9 +32,7 @@ pub fn library_error(error: StoreError) -> EngineError {
         StoreError::OutputNotFound { .. }
         | StoreError::CollectionNotFound { .. }
         | StoreError::InvalidInput { .. } => EngineError::bad_input(error.to_string()),
-        other => EngineError::Store {
-            message: other.to_string(),
-        },
+        other => EngineError::Store { source: other },
     }
 }
 

@@ -2,6 +2,7 @@
 //! generation, jobs and outputs. Front ends parse arguments, call the engine and render; they never
 //! speak HTTP to ComfyUI or edit graphs themselves.
 
+pub mod definitions;
 pub mod generate;
 pub mod insights;
 pub mod jobs;
@@ -15,11 +16,8 @@ pub mod records;
 pub mod timestamps;
 pub mod workflows;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use futures_util::FutureExt as _;
-use futures_util::future::{BoxFuture, Shared};
 
 use comfy_api::{Backend, BackendOptions, ClientError, ClientOptions};
 use comfy_workflow::{ObjectInfo, Report};
@@ -65,8 +63,11 @@ pub enum EngineError {
     #[error("no backend named {name:?}; configured: {known}")]
     UnknownBackend { name: String, known: String },
     /// The database failed (full disk, locked by another process past the timeout...).
-    #[error("database: {message}")]
-    Store { message: String },
+    #[error("database: {source}")]
+    Store {
+        #[source]
+        source: comfy_store::StoreError,
+    },
     /// A UI workflow could not be converted faithfully to an API prompt: nothing was queued.
     #[error("the UI workflow cannot be converted faithfully, nothing was queued:{}", workflows::describe_errors(.diagnostics))]
     Unconvertible {
@@ -82,70 +83,25 @@ impl EngineError {
     }
 }
 
-/// One fetch of `/object_info` that every caller arriving while it runs shares.
-type ObjectInfoFetch = Shared<BoxFuture<'static, Result<Arc<ObjectInfo>, Arc<ClientError>>>>;
-
 /// One configured ComfyUI with its actor and cached node definitions.
 pub struct BackendEntry {
     pub name: String,
     pub backend: Backend,
-    object_info: RwLock<Option<CachedObjectInfo>>,
-    /// The fetch in flight, if any, with the epoch it started in: a hundred calls on a cold cache
-    /// make one request, not a hundred (each 0.2 to 0.6 s of ComfyUI's time).
-    fetching: Mutex<Option<(u64, ObjectInfoFetch)>>,
-    /// Bumped when the definitions are known to have changed (an upload): a fetch that started
-    /// before is neither joined nor cached.
-    epoch: std::sync::atomic::AtomicU64,
+    /// Its node definitions: in memory, on disk, and the fetch in flight.
+    definitions: definitions::Definitions,
 }
-
-#[derive(Clone)]
-struct CachedObjectInfo {
-    info: Arc<ObjectInfo>,
-    fetched: Instant,
-}
-
-/// How long node definitions are trusted before being fetched again (model lists change).
-const OBJECT_INFO_TTL: Duration = Duration::from_secs(300);
 
 impl BackendEntry {
-    /// The `/object_info` fetch in flight, or a new one.
-    fn join_object_info_fetch(&self) -> (u64, ObjectInfoFetch) {
-        let mut slot = self
-            .fetching
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let epoch = self.epoch.load(std::sync::atomic::Ordering::SeqCst);
-        if let Some((started, fetch)) = slot.as_ref()
-            && *started == epoch
-        {
-            return (epoch, fetch.clone());
-        }
-        let client = self.backend.client().clone();
-        let fetch = async move {
-            let raw = client.object_info().await.map_err(Arc::new)?;
-            Ok(Arc::new(ObjectInfo::from_json(&raw)))
-        }
-        .boxed()
-        .shared();
-        *slot = Some((epoch, fetch.clone()));
-        (epoch, fetch)
-    }
-
     /// Drops the cached node definitions, after a change they list (an upload adds a LoadImage
     /// choice); the next call fetches them again.
     pub fn forget_object_info(&self) {
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if let Ok(mut guard) = self.object_info.write() {
-            *guard = None;
-        }
+        self.definitions.forget();
     }
 
-    /// How old the cached node definitions are, if there are any.
+    /// How old the cached node definitions are, if there are any ([`Duration::MAX`] for a copy
+    /// read from disk that no fetch has confirmed yet).
     pub fn object_info_age(&self) -> Option<Duration> {
-        self.object_info
-            .read()
-            .ok()
-            .and_then(|guard| guard.as_ref().map(|cached| cached.fetched.elapsed()))
+        self.definitions.age()
     }
 
     fn error(&self, source: ClientError) -> EngineError {
@@ -178,15 +134,12 @@ impl Engine {
     pub async fn start(settings: Settings) -> Result<Arc<Engine>, EngineError> {
         let options = match &settings.database {
             Some(path) => comfy_store::StoreOptions::new(path.clone()),
-            None => comfy_store::StoreOptions::at_default_path().map_err(|error| EngineError::Store {
-                message: error.to_string(),
-            })?,
+            None => comfy_store::StoreOptions::at_default_path()
+                .map_err(|error| EngineError::Store { source: error })?,
         };
         let store = comfy_store::Store::open(options)
             .await
-            .map_err(|error| EngineError::Store {
-                message: error.to_string(),
-            })?;
+            .map_err(|error| EngineError::Store { source: error })?;
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let mut backends = Vec::new();
@@ -206,9 +159,10 @@ impl Engine {
             backends.push(BackendEntry {
                 name: backend_settings.name.clone(),
                 backend,
-                object_info: RwLock::new(None),
-                fetching: Mutex::new(None),
-                epoch: std::sync::atomic::AtomicU64::new(0),
+                definitions: definitions::Definitions::new(
+                    &backend_settings.url,
+                    settings.cache_dir.as_deref(),
+                ),
             });
         }
         let workflow_library = workflows::WorkflowLibrary::new(settings.workflows_dir.clone());
@@ -274,59 +228,52 @@ impl Engine {
             .ok_or_else(|| EngineError::bad_input("no ComfyUI backend is configured"))
     }
 
-    /// The backend's node definitions, fetched once and cached; `refresh` forces a new fetch.
+    /// The backend's node definitions: from memory (or the disk copy) unless `refresh`, else
+    /// fetched, sharing a fetch already in flight.
     pub async fn object_info(
         &self,
         entry: &BackendEntry,
         refresh: bool,
     ) -> Result<Arc<ObjectInfo>, EngineError> {
-        if !refresh
-            && let Some(cached) = entry.object_info.read().ok().and_then(|guard| guard.clone())
-            && cached.fetched.elapsed() < OBJECT_INFO_TTL
-        {
-            return Ok(cached.info);
+        if !refresh {
+            // A call in the first milliseconds waits for the disk copy rather than the network.
+            entry.definitions.load_from_disk().await;
+            if let Some(info) = entry.definitions.current() {
+                return Ok(info);
+            }
         }
-        let (epoch, fetch) = entry.join_object_info_fetch();
-        // Bounded by the call's wait, so a slow or silent backend cannot hold a tool call past it;
-        // the shared fetch goes on for whoever asks next.
-        let Ok(result) = tokio::time::timeout(self.settings.wait, fetch.clone()).await else {
-            return Err(EngineError::bad_input(format!(
+        // Bounded by the call's wait, so a slow or silent backend cannot hold a tool call past it.
+        match entry
+            .definitions
+            .fetch(entry.backend.client(), self.settings.wait)
+            .await
+        {
+            Ok(Some(info)) => Ok(info),
+            Ok(None) => Err(EngineError::bad_input(format!(
                 "{} did not send its node definitions (/object_info) within {} s, the longest a call waits; nothing was queued. Check the backend with `status`",
                 entry.label(),
                 self.settings.wait.as_secs_f64()
-            )));
-        };
-        if let Ok(mut slot) = entry.fetching.lock()
-            && slot.as_ref().is_some_and(|(_, current)| current.ptr_eq(&fetch))
-        {
-            *slot = None;
+            ))),
+            Err(source) => Err(EngineError::SharedBackend {
+                backend: entry.label(),
+                source,
+            }),
         }
-        let info = result.map_err(|source| EngineError::SharedBackend {
-            backend: entry.label(),
-            source,
-        })?;
-        if let Ok(mut guard) = entry.object_info.write()
-            && entry.epoch.load(std::sync::atomic::Ordering::SeqCst) == epoch
-        {
-            *guard = Some(CachedObjectInfo {
-                info: info.clone(),
-                fetched: Instant::now(),
-            });
-        }
-        Ok(info)
     }
 
-    /// Fetches every backend's node definitions in the background, so the first call of a session
-    /// finds them ready instead of waiting for ComfyUI's largest answer.
+    /// Puts every backend's node definitions from disk in memory and then fetches them afresh, in
+    /// the background: the first call of a session finds them ready instead of waiting for
+    /// ComfyUI's largest answer, and the disk copy is replaced as soon as ComfyUI sends its own.
     fn prefetch_object_info(self: &Arc<Self>) {
         for index in 0..self.backends.len() {
             let engine = self.clone();
             let cancel = self.cancel.child_token();
             self.tracker.spawn(async move {
                 let entry = &engine.backends[index];
+                entry.definitions.load_from_disk().await;
                 tokio::select! {
                     () = cancel.cancelled() => {}
-                    result = engine.object_info(entry, false) => if let Err(error) = result {
+                    result = engine.object_info(entry, true) => if let Err(error) = result {
                         tracing::debug!(backend = %entry.name, %error, "node definitions not prefetched");
                     },
                 }

@@ -24,9 +24,7 @@ pub struct JobContext {
 }
 
 fn store_error(error: comfy_store::StoreError) -> EngineError {
-    EngineError::Store {
-        message: error.to_string(),
-    }
+    EngineError::Store { source: error }
 }
 
 impl Engine {

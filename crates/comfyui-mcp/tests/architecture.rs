@@ -1,0 +1,205 @@
+//! The layering rules of ARCHITECTURE.md, checked on the sources: a rule that breaks fails here,
+//! in milliseconds, before anyone has to notice it in review.
+//!
+//! Each rule names what may use a thing; everything else may not. The checks read manifests and
+//! source text (comments and string literals are not told apart from code, so the patterns are
+//! chosen to be unmistakable).
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every `.rs` file under `directory`, as (path relative to the root, text).
+fn sources(directory: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut pending = vec![root().join(directory)];
+    while let Some(folder) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&folder).unwrap_or_else(|error| panic!("{}: {error}", folder.display()))
+        {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a source file");
+                let relative = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
+                found.push((relative.replace("/./", "/").replace("../", ""), text));
+            }
+        }
+    }
+    found
+}
+
+/// The `[dependencies]` names of a crate's manifest.
+fn dependencies(krate: &str) -> Vec<String> {
+    let manifest =
+        std::fs::read_to_string(root().join("crates").join(krate).join("Cargo.toml")).expect("a manifest");
+    let mut names = Vec::new();
+    let mut inside = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == "[dependencies]";
+            continue;
+        }
+        if inside && let Some((name, _)) = line.split_once('=') {
+            names.push(name.trim().trim_end_matches(".workspace").to_owned());
+        }
+    }
+    names
+}
+
+fn crates() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("crates"))
+        .expect("crates/")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Lines of `text` containing `pattern`, outside `//` comments.
+fn uses<'a>(text: &'a str, pattern: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .filter(|line| line.contains(pattern))
+        .collect()
+}
+
+#[test]
+fn comfy_workflow_is_pure() {
+    let allowed = ["serde", "serde_json", "thiserror"];
+    for name in dependencies("comfy-workflow") {
+        assert!(
+            allowed.contains(&name.as_str()),
+            "comfy-workflow depends on {name}; it must stay pure"
+        );
+    }
+    for (path, text) in sources("crates/comfy-workflow/src") {
+        for pattern in [
+            "std::fs",
+            "std::net",
+            "std::process",
+            "tokio",
+            "async fn",
+            ".await",
+        ] {
+            assert!(
+                uses(&text, pattern).is_empty(),
+                "{path} uses {pattern}: comfy-workflow does no IO and no async"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_comfy_store_speaks_sql() {
+    for krate in crates() {
+        if krate != "comfy-store" {
+            assert!(
+                !dependencies(&krate).contains(&"rusqlite".to_owned()),
+                "{krate} depends on rusqlite"
+            );
+            for (path, text) in sources(&format!("crates/{krate}/src")) {
+                assert!(uses(&text, "rusqlite").is_empty(), "{path} uses rusqlite");
+            }
+        }
+    }
+}
+
+#[test]
+fn only_comfy_api_speaks_to_comfyui() {
+    // The benchmark's independent direct client is the one deliberate exception: it measures
+    // ComfyUI without going through our stack.
+    for krate in crates() {
+        if ["comfy-api", "bench"].contains(&krate.as_str()) {
+            continue;
+        }
+        for forbidden in ["reqwest", "tokio-tungstenite"] {
+            assert!(
+                !dependencies(&krate).contains(&forbidden.to_owned()),
+                "{krate} depends on {forbidden}"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_the_front_end_knows_rmcp() {
+    for krate in crates() {
+        if ["comfyui-mcp", "bench"].contains(&krate.as_str()) {
+            continue;
+        }
+        assert!(
+            !dependencies(&krate).contains(&"rmcp".to_owned()),
+            "{krate} depends on rmcp"
+        );
+    }
+    for (path, text) in sources("crates/comfyui-mcp/src") {
+        let front_end =
+            path.contains("/src/mcp/") || path.contains("/src/serve") || path.ends_with("/main.rs");
+        if !front_end {
+            let lines = uses(&text, "rmcp::");
+            assert!(
+                lines.is_empty(),
+                "{path} uses rmcp outside the front end: {lines:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_task_has_an_owner() {
+    // Spawned tasks belong to a TaskTracker and stop on a CancellationToken; a bare spawn outlives
+    // shutdown and cannot be waited for.
+    for krate in crates() {
+        if ["bench", "test-support"].contains(&krate.as_str()) {
+            continue;
+        }
+        for (path, text) in sources(&format!("crates/{krate}/src")) {
+            for pattern in ["tokio::spawn(", "std::thread::spawn("] {
+                let lines = uses(&text, pattern);
+                assert!(lines.is_empty(), "{path}: {pattern} outside a tracker: {lines:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_code_map_names_every_module() {
+    let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut missing = Vec::new();
+    for krate in crates() {
+        if !map.contains(&format!("crates/{krate}")) {
+            missing.push(format!("crates/{krate}"));
+        }
+        for (path, _) in sources(&format!("crates/{krate}/src")) {
+            let file = Path::new(&path);
+            let name = file
+                .file_name()
+                .expect("a file name")
+                .to_string_lossy()
+                .into_owned();
+            if ["lib.rs", "main.rs", "mod.rs", "tests.rs"].contains(&name.as_str()) {
+                continue;
+            }
+            let module = file.file_stem().expect("a stem").to_string_lossy().into_owned();
+            if !map.contains(&format!("{module}.rs")) && !map.contains(&format!("`{module}/`")) {
+                missing.push(path);
+            }
+        }
+    }
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's code map misses {missing:#?}"
+    );
+}
