@@ -116,6 +116,7 @@ fn run(arguments: Arguments) -> anyhow::Result<()> {
         binary: binary.clone(),
         comfyui_url: comfyui_url.clone(),
         database: scratch.join("comfyui-mcp.sqlite3"),
+        cache_dir: Some(scratch.join("cache")),
     };
     let plan = Plan {
         runs: usize::from(arguments.runs),

@@ -140,6 +140,55 @@ pub struct Measurements {
     pub session_peak_resident_bytes: Option<u64>,
     /// Diagnostic runs through the timing proxy, or why there are none.
     pub probed: Result<Vec<ProbedRun>, String>,
+    /// The first `generate_image` of a freshly spawned server (node definitions on disk from an
+    /// earlier process), paired with a direct run.
+    pub first_calls: Vec<FirstCall>,
+    /// The same without a disk cache: what the first session on a machine meets.
+    pub first_calls_without_cache: Vec<FirstCall>,
+}
+
+/// One pair of the first-call measure, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstCall {
+    pub direct: f64,
+    pub server: f64,
+}
+
+/// `runs` pairs: a direct run, and the first call of a server spawned for it (spawn and
+/// initialize untimed, as a client does them before the user asks), alternating which goes first.
+async fn first_calls(
+    server: &ServerCommand,
+    direct: &mut DirectClient,
+    runs: usize,
+) -> anyhow::Result<Vec<FirstCall>> {
+    let mut calls = Vec::new();
+    for index in 0..runs {
+        let graph = workload::graph(&workload::distinct_prompt());
+        let prompt = workload::distinct_prompt();
+        let mut direct_time = None;
+        if index % 2 == 0 {
+            direct_time = Some(direct.run(&graph).await?.0.elapsed);
+        }
+        let (mut session, _) = server.start(None).await?;
+        let server_time = session.generate(&prompt).await?.timed.elapsed;
+        session.stop().await;
+        let direct_time = match direct_time {
+            Some(time) => time,
+            None => direct.run(&graph).await?.0.elapsed,
+        };
+        let call = FirstCall {
+            direct: milliseconds(direct_time),
+            server: milliseconds(server_time),
+        };
+        eprintln!(
+            "  first call {}: direct {:.0} ms, server {:.0} ms",
+            index + 1,
+            call.direct,
+            call.server
+        );
+        calls.push(call);
+    }
+    Ok(calls)
 }
 
 fn milliseconds(duration: Duration) -> f64 {
@@ -250,6 +299,17 @@ pub async fn run(server: &ServerCommand, comfyui_url: &str, plan: Plan) -> anyho
     let session_peak_resident_bytes = process_memory_bytes(session.process_id(), "VmHWM").ok();
     session.stop().await;
 
+    eprintln!(
+        "first call in a fresh process: {} pairs with node definitions on disk, {} without",
+        plan.runs, plan.runs
+    );
+    let first_calls_measured = first_calls(server, &mut direct, plan.runs).await?;
+    let without_cache = ServerCommand {
+        cache_dir: None,
+        ..server.clone()
+    };
+    let first_calls_without_cache = first_calls(&without_cache, &mut direct, plan.runs).await?;
+
     let probed = if comfyui_url.starts_with("http://") {
         Ok(probe(server, comfyui_url, &direct, plan.runs.min(PROBED_RUNS)).await?)
     } else {
@@ -273,6 +333,8 @@ pub async fn run(server: &ServerCommand, comfyui_url: &str, plan: Plan) -> anyho
         session_resident_bytes,
         session_peak_resident_bytes,
         probed,
+        first_calls: first_calls_measured,
+        first_calls_without_cache,
     })
 }
 

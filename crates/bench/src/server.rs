@@ -36,6 +36,9 @@ pub struct ServerCommand {
     pub comfyui_url: String,
     /// The server's job database: a fresh one for the bench, not the user's.
     pub database: PathBuf,
+    /// The server's cache directory (node definitions kept between processes); `None`: no disk
+    /// cache, so each process starts with nothing.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The tools one server lists.
@@ -97,6 +100,10 @@ impl ServerCommand {
         }
         command.env("XDG_CONFIG_HOME", "/nonexistent/comfyui-mcp-bench");
         command.env("COMFYUI_MCP_DATABASE", &self.database);
+        match &self.cache_dir {
+            Some(directory) => command.env("COMFYUI_MCP_CACHE_DIR", directory),
+            None => command.env("COMFYUI_MCP_CACHE_DIR", ""),
+        };
         // `info` is the server's default; it carries the per-call `tool call ... elapsed_ms` line.
         command.env("COMFYUI_MCP_LOG", "info");
 

@@ -1,7 +1,7 @@
 //! Turns the measurements into what the bench prints: a few lines on the conditions (machine
 //! load, run counts, the job), the results beside their targets, and where the time goes.
 
-use crate::measure::{Measurements, PairedRun, ProbedRun, WARMUP_SPAWNS};
+use crate::measure::{FirstCall, Measurements, PairedRun, ProbedRun, WARMUP_SPAWNS};
 use crate::report::{Table, Verdict, kilobytes, mebibytes, milliseconds, signed_milliseconds};
 use crate::statistics::{median, percentile, range};
 use crate::workload;
@@ -95,6 +95,26 @@ fn column(pairs: &[PairedRun], value: impl Fn(&PairedRun) -> f64) -> Vec<f64> {
 
 fn median_text(values: &[f64]) -> String {
     median(values).map_or_else(|| "n/a".to_owned(), milliseconds)
+}
+
+/// One row for a first-call measure: the paired overhead and ratio, against the overhead target
+/// (what a user feels is the first call of each session).
+fn push_first_calls(results: &mut Table, label: &str, calls: &[FirstCall]) {
+    let overheads: Vec<f64> = calls.iter().map(|call| call.server - call.direct).collect();
+    let ratios: Vec<f64> = calls.iter().map(|call| call.server / call.direct).collect();
+    let overhead = median(&overheads);
+    results.push_measure(
+        label,
+        format!(
+            "median {} (x{}; direct {}, server {})",
+            overhead.map_or_else(|| "n/a".to_owned(), signed_milliseconds),
+            median(&ratios).map_or_else(|| "n/a".to_owned(), |ratio| format!("{ratio:.3}")),
+            median_text(&calls.iter().map(|call| call.direct).collect::<Vec<_>>()),
+            median_text(&calls.iter().map(|call| call.server).collect::<Vec<_>>()),
+        ),
+        &format!("<= {OVERHEAD_TARGET_MILLISECONDS:.0} ms"),
+        Verdict::from_check(overhead.is_some_and(|value| value <= OVERHEAD_TARGET_MILLISECONDS)),
+    );
 }
 
 pub fn summarize(measurements: &Measurements, conditions: &Conditions) -> Summary {
@@ -247,6 +267,16 @@ pub fn summarize(measurements: &Measurements, conditions: &Conditions) -> Summar
         ),
         &format!("<= {OVERHEAD_TARGET_MILLISECONDS:.0} ms"),
         Verdict::from_check(outside_median.is_some_and(|value| value <= OVERHEAD_TARGET_MILLISECONDS)),
+    );
+    push_first_calls(
+        &mut results,
+        "first call in a fresh process, definitions on disk",
+        &measurements.first_calls,
+    );
+    push_first_calls(
+        &mut results,
+        "first call in a fresh process, no disk cache",
+        &measurements.first_calls_without_cache,
     );
     let ratio_median = median(&ratios);
     results.push_measure(

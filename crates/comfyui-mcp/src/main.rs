@@ -126,6 +126,10 @@ fn main() -> ExitCode {
         }
         other => other,
     };
+    if let Err(message) = comfyui_mcp::mcp::check_tool_choices(&settings) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     runtime.block_on(async move {
         let engine = match engine::Engine::start(settings).await {
             Ok(engine) => engine,

@@ -488,7 +488,7 @@ fn mcp_router(
     }
     let sessions = Arc::new(LocalSessionManager::default());
     let server = ComfyServer::new(engine, false);
-    let service = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), config);
+    let service = StreamableHttpService::new(move || Ok(server.for_session()), sessions.clone(), config);
     let gate = Arc::new(RequestGate {
         sessions,
         limits,

@@ -34,6 +34,14 @@ pub mod env {
     pub const ALLOWED_ORIGINS: &str = "COMFYUI_MCP_ALLOWED_ORIGINS";
     /// Whether tools may read files from this machine's disk (`upload_image` with `path`).
     pub const ALLOW_LOCAL_FILES: &str = "COMFYUI_MCP_ALLOW_LOCAL_FILES";
+    /// Only these tools, comma separated (of the enabled toolsets).
+    pub const TOOLS: &str = "COMFYUI_MCP_TOOLS";
+    /// Tools to leave out, comma separated.
+    pub const EXCLUDE_TOOLS: &str = "COMFYUI_MCP_EXCLUDE_TOOLS";
+    /// `true` leaves out every tool marked destructive.
+    pub const NO_DESTRUCTIVE_TOOLS: &str = "COMFYUI_MCP_NO_DESTRUCTIVE_TOOLS";
+    /// `true` starts with only the toolset tools; the client enables toolsets as it needs them.
+    pub const DYNAMIC_TOOLSETS: &str = "COMFYUI_MCP_DYNAMIC_TOOLSETS";
     /// Log filter (`info`, `debug`, `comfy_api=debug`...); logs go to stderr.
     pub const LOG: &str = "COMFYUI_MCP_LOG";
     /// Directory for what may be thrown away (each backend's node definitions); empty: none.
@@ -74,6 +82,10 @@ pub struct FileSettings {
     #[serde(default)]
     pub backends: Vec<FileBackend>,
     pub toolsets: Option<Vec<String>>,
+    pub tools: Option<Vec<String>>,
+    pub exclude_tools: Option<Vec<String>>,
+    pub no_destructive_tools: Option<bool>,
+    pub dynamic_toolsets: Option<bool>,
     pub wait_seconds: Option<f64>,
     pub preview_bytes: Option<usize>,
     pub default_checkpoint: Option<String>,
@@ -114,6 +126,19 @@ pub struct CommandLineSettings {
     /// Toolsets to expose, comma separated, or `all` [env: COMFYUI_MCP_TOOLSETS]
     #[arg(long, global = true)]
     pub toolsets: Option<String>,
+    /// Only these tools, comma separated, from the enabled toolsets [env: COMFYUI_MCP_TOOLS]
+    #[arg(long, global = true)]
+    pub tools: Option<String>,
+    /// Leave these tools out, comma separated [env: COMFYUI_MCP_EXCLUDE_TOOLS]
+    #[arg(long, global = true)]
+    pub exclude_tools: Option<String>,
+    /// Leave out every tool marked destructive [env: COMFYUI_MCP_NO_DESTRUCTIVE_TOOLS]
+    #[arg(long, global = true)]
+    pub no_destructive_tools: bool,
+    /// Start with only the toolset tools; the client enables toolsets as it needs them
+    /// [env: COMFYUI_MCP_DYNAMIC_TOOLSETS]
+    #[arg(long, global = true)]
+    pub dynamic_toolsets: bool,
     /// Longest wait for a job inside one tool call, in seconds [env: COMFYUI_MCP_WAIT_SECONDS]
     #[arg(long, global = true)]
     pub wait_seconds: Option<f64>,
@@ -159,6 +184,14 @@ impl std::fmt::Debug for BackendSettings {
 pub struct Settings {
     pub backends: Vec<BackendSettings>,
     pub toolsets: Vec<String>,
+    /// Only these tools (of the enabled toolsets); `None`: all of them.
+    pub tools: Option<Vec<String>>,
+    /// Tools left out.
+    pub exclude_tools: Vec<String>,
+    /// Whether tools marked destructive are left out.
+    pub no_destructive_tools: bool,
+    /// Whether toolsets are enabled at run time by the client (`enable_toolset`).
+    pub dynamic_toolsets: bool,
     pub wait: Duration,
     pub preview_bytes: usize,
     pub default_checkpoint: Option<String>,
@@ -179,6 +212,10 @@ impl std::fmt::Debug for Settings {
             .debug_struct("Settings")
             .field("backends", &self.backends)
             .field("toolsets", &self.toolsets)
+            .field("tools", &self.tools)
+            .field("exclude_tools", &self.exclude_tools)
+            .field("no_destructive_tools", &self.no_destructive_tools)
+            .field("dynamic_toolsets", &self.dynamic_toolsets)
             .field("wait", &self.wait)
             .field("preview_bytes", &self.preview_bytes)
             .field("default_checkpoint", &self.default_checkpoint)
@@ -394,6 +431,31 @@ impl Settings {
         Ok(Settings {
             backends,
             toolsets,
+            tools: command_line
+                .tools
+                .as_deref()
+                .map(split_list)
+                .or_else(|| environment(env::TOOLS).map(|value| split_list(&value)))
+                .or(file.tools),
+            exclude_tools: command_line
+                .exclude_tools
+                .as_deref()
+                .map(split_list)
+                .or_else(|| environment(env::EXCLUDE_TOOLS).map(|value| split_list(&value)))
+                .or(file.exclude_tools)
+                .unwrap_or_default(),
+            no_destructive_tools: flag(
+                command_line.no_destructive_tools,
+                environment(env::NO_DESTRUCTIVE_TOOLS),
+                file.no_destructive_tools,
+                env::NO_DESTRUCTIVE_TOOLS,
+            )?,
+            dynamic_toolsets: flag(
+                command_line.dynamic_toolsets,
+                environment(env::DYNAMIC_TOOLSETS),
+                file.dynamic_toolsets,
+                env::DYNAMIC_TOOLSETS,
+            )?,
             wait: Duration::from_secs_f64(wait_seconds),
             preview_bytes,
             default_checkpoint: environment(env::DEFAULT_CHECKPOINT).or(file.default_checkpoint),
@@ -441,6 +503,31 @@ fn http_token(
         });
     }
     Ok(Some(token.to_owned()))
+}
+
+/// A switch: set on the command line, else `true`/`false` (or 1/0, yes/no) in the environment, else
+/// the file's value, else off.
+fn flag(
+    command_line: bool,
+    environment: Option<String>,
+    file: Option<bool>,
+    name: &str,
+) -> Result<bool, SettingsError> {
+    if command_line {
+        return Ok(true);
+    }
+    match environment.as_deref().map(str::trim) {
+        None => Ok(file.unwrap_or(false)),
+        Some(value) => match value.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" | "" => Ok(false),
+            _ => Err(SettingsError::Invalid {
+                source_name: name.to_owned(),
+                value: value.to_owned(),
+                reason: "use true or false".to_owned(),
+            }),
+        },
+    }
 }
 
 /// The platform's cache directory for this program: `$XDG_CACHE_HOME/comfyui-mcp` (or

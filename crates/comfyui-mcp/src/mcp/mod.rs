@@ -1,6 +1,7 @@
 //! The MCP face of the engine: one rmcp `ServerHandler` that lists the enabled toolsets' tools,
 //! dispatches calls to them, and serves full-size outputs as resources. Only this module knows rmcp.
 
+mod catalog;
 mod core;
 mod insights;
 mod library;
@@ -35,7 +36,10 @@ missing and suggest close matches.";
 #[derive(Clone)]
 pub struct ComfyServer {
     engine: Arc<Engine>,
-    tools: Arc<Vec<Tool>>,
+    /// Every tool the operator lets through, with its toolset.
+    catalog: Arc<catalog::Catalog>,
+    /// The toolsets this session enabled (dynamic mode); one set per session.
+    enabled: Arc<std::sync::RwLock<std::collections::BTreeSet<String>>>,
     /// Whether tools may read this machine's files (true for stdio unless configured otherwise).
     local_files: bool,
     /// Sessions told when the saved workflows (and so the tools) change.
@@ -55,6 +59,8 @@ type Dispatch = for<'a> fn(
 
 struct Toolset {
     name: &'static str,
+    /// What the toolset is for, as `list_toolsets` tells a client.
+    description: &'static str,
     tools: fn() -> Vec<Tool>,
     call: Dispatch,
 }
@@ -62,26 +68,31 @@ struct Toolset {
 const TOOLSETS: &[Toolset] = &[
     Toolset {
         name: "core",
+        description: "Generate images, run workflows, follow and cancel jobs, models and nodes, outputs and uploads.",
         tools: core::tools,
         call: |server, name, raw, context| Box::pin(core::call(server, name, raw, context)),
     },
     Toolset {
         name: "workflows",
+        description: "Convert, validate and inspect workflows; presets with versions and sharing.",
         tools: presets::tools,
         call: |server, name, raw, context| Box::pin(presets::call(server, name, raw, context)),
     },
     Toolset {
         name: "workflows",
+        description: "Convert, validate and inspect workflows; presets with versions and sharing.",
         tools: workflows::tools,
         call: |server, name, raw, context| Box::pin(workflows::call(server, name, raw, context)),
     },
     Toolset {
         name: "library",
+        description: "Search, compare, tag and export the outputs this server produced; retention.",
         tools: library::tools,
         call: |server, name, raw, context| Box::pin(library::call(server, name, raw, context)),
     },
     Toolset {
         name: "insights",
+        description: "Job timings, generation-time estimates and the audit log.",
         tools: insights::tools,
         call: |server, name, raw, context| Box::pin(insights::call(server, name, raw, context)),
     },
@@ -94,21 +105,103 @@ pub fn toolset_names() -> Vec<&'static str> {
 
 impl ComfyServer {
     pub fn new(engine: Arc<Engine>, local_files: bool) -> Self {
-        let mut tools = Vec::new();
-        for toolset in TOOLSETS {
-            if engine.settings.toolset_enabled(toolset.name) {
-                tools.extend((toolset.tools)());
-            }
-        }
+        let catalog = Arc::new(catalog::Catalog::new(&engine.settings, TOOLSETS));
         let list_changed = Arc::new(workflows::ListChangedPeers::default());
         workflows::forward_list_changes(&engine, list_changed.clone());
         ComfyServer {
             engine,
-            tools: Arc::new(tools),
+            catalog,
+            enabled: Arc::default(),
             local_files,
             list_changed,
         }
     }
+
+    /// A server for a new session: the same engine and tools, its own enabled toolsets.
+    pub fn for_session(&self) -> Self {
+        ComfyServer {
+            enabled: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    fn enabled_toolsets(&self) -> std::collections::BTreeSet<String> {
+        self.enabled
+            .read()
+            .map(|enabled| enabled.clone())
+            .unwrap_or_default()
+    }
+
+    /// The tools this session sees now (saved workflows aside).
+    fn visible_tools(&self) -> Vec<Tool> {
+        self.catalog.visible(&self.enabled_toolsets())
+    }
+
+    /// `list_toolsets` and `enable_toolset`, the dynamic mode's own tools.
+    async fn call_catalog_tool(
+        &self,
+        name: &str,
+        raw: Option<Map<String, Value>>,
+        context: &RequestContext<RoleServer>,
+    ) -> Option<CallToolResult> {
+        let answer = match name {
+            catalog::LIST_TOOLSETS => arguments::<catalog::ListToolsetsArguments>(name, raw)
+                .map(|_| render::json_result(&self.catalog.describe(&self.enabled_toolsets()))),
+            catalog::ENABLE_TOOLSET => match arguments::<catalog::EnableToolsetArguments>(name, raw) {
+                Err(error) => Err(error),
+                Ok(arguments) => Ok(self.enable_toolset(&arguments.toolset, context).await),
+            },
+            _ => return None,
+        };
+        Some(answer.unwrap_or_else(|error| error))
+    }
+
+    async fn enable_toolset(&self, toolset: &str, context: &RequestContext<RoleServer>) -> CallToolResult {
+        let Some(known) = self.catalog.toolset(toolset) else {
+            return render::error_text(format!(
+                "no toolset {toolset:?} on this server; list_toolsets names them"
+            ));
+        };
+        let added = self
+            .enabled
+            .write()
+            .map(|mut enabled| enabled.insert(known.to_owned()))
+            .unwrap_or(false);
+        if added && let Err(error) = context.peer.notify_tool_list_changed().await {
+            tracing::debug!(%error, "tools/list_changed not delivered");
+        }
+        let tools: Vec<String> = self
+            .visible_tools()
+            .iter()
+            .map(|tool| tool.name.to_string())
+            .collect();
+        render::json_result(&serde_json::json!({"enabled": known, "newly": added, "tools": tools}))
+    }
+}
+
+/// Checks the operator's tool choices against the tools this build has, so a typo in `--tools`
+/// fails at start instead of silently hiding a tool.
+pub fn check_tool_choices(settings: &crate::settings::Settings) -> Result<(), String> {
+    let known = catalog::Catalog::known_names(TOOLSETS);
+    let chosen = settings.tools.iter().flatten().chain(&settings.exclude_tools);
+    let unknown: Vec<&String> = chosen.filter(|name| !known.contains(*name)).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let suggestions: Vec<String> = unknown
+        .iter()
+        .map(|name| {
+            let close = comfy_workflow::suggest::closest_matches(name, known.iter().map(String::as_str), 1);
+            match close.first() {
+                Some(close) => format!("{name:?} (did you mean {close:?}?)"),
+                None => format!("{name:?}"),
+            }
+        })
+        .collect();
+    Err(format!(
+        "unknown tools in --tools/--exclude-tools: {}",
+        suggestions.join(", ")
+    ))
 }
 
 /// Largest tool result sent, all content blocks together (previews have their own, smaller budget):
@@ -407,8 +500,9 @@ impl ProgressSender {
 impl ServerHandler for ComfyServer {
     fn get_info(&self) -> ServerConfig {
         let mut capabilities = ServerCapabilities::builder().enable_tools();
-        // Saved workflows are tools, so a workflows directory makes the tool list change.
-        if self.engine.workflows_directory().is_some() {
+        // Saved workflows are tools, so a workflows directory makes the tool list change; so does
+        // enabling a toolset.
+        if self.engine.workflows_directory().is_some() || self.catalog.is_dynamic() {
             capabilities = capabilities.enable_tool_list_changed();
         }
         ServerConfig::new(capabilities.enable_resources().build())
@@ -421,16 +515,15 @@ impl ServerHandler for ComfyServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let mut tools = self.tools.as_ref().clone();
+        let mut tools = self.visible_tools();
         tools.extend(workflows::saved_workflow_tools(self).await);
         Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools
-            .iter()
+        self.visible_tools()
+            .into_iter()
             .find(|tool| tool.name == name)
-            .cloned()
             .or_else(|| workflows::cached_saved_workflow_tool(self, name))
     }
 
@@ -477,7 +570,7 @@ impl ServerHandler for ComfyServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let listed = self.tools.iter().any(|tool| tool.name == request.name);
+        let listed = self.catalog.is_visible(&request.name, &self.enabled_toolsets());
         if !listed && !workflows::is_saved_workflow_tool(self, &request.name).await {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool {:?}", request.name),
@@ -489,6 +582,12 @@ impl ServerHandler for ComfyServer {
         let raw_arguments = Value::Object(request.arguments.clone().unwrap_or_default());
         let digest = comfy_store::content_hash(&redact(&raw_arguments));
         let dispatch = async {
+            if let Some(answer) = self
+                .call_catalog_tool(&name, request.arguments.clone(), &context)
+                .await
+            {
+                return Some(answer);
+            }
             for toolset in TOOLSETS {
                 if let Some(answer) = (toolset.call)(self, &name, request.arguments.clone(), &context).await {
                     return Some(answer);
