@@ -626,3 +626,61 @@ async fn a_stale_definitions_cache_never_rejects_a_valid_request() {
     );
     std::fs::remove_dir_all(&directory).ok();
 }
+
+/// A burst of calls on a cold cache makes one `/object_info` request, not one per call: counted
+/// as connections through a proxy in front of the real ComfyUI (the backend's websocket is one
+/// more; without sharing there would be one fetch, and so one connection, per call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_share_one_fetch_of_node_definitions() {
+    let url = comfyui_url();
+    let target: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the rig listens on an IP address");
+    let proxy = FaultProxy::start(target).await.expect("proxy");
+    let mut settings = settings_for(&proxy.url(), 120.0);
+    settings.cache_dir = None;
+    let harness = connect_with(settings).await;
+    let calls = (0..12).map(|_| harness.call("describe_node", json!({"class_type": "KSampler"})));
+    for result in futures_util::future::join_all(calls).await {
+        assert!(!is_error(&result), "{}", text_of(&result));
+    }
+    let connections = proxy.connections_accepted();
+    assert!(
+        connections <= 3,
+        "{connections} connections for 12 calls on a cold cache"
+    );
+}
+
+/// The bound on a call covers the work before a job is queued: a ComfyUI that accepts and never
+/// answers costs one wait, and the error says who did not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_backend_costs_one_wait_and_says_so() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut settings = settings_for(&format!("http://{address}"), 2.0);
+    settings.cache_dir = None;
+    let harness = connect_with(settings).await;
+    let started = std::time::Instant::now();
+    let result = harness
+        .call(
+            "generate_image",
+            json!({"prompt": "anything", "checkpoint": CHECKPOINT}),
+        )
+        .await;
+    let elapsed = started.elapsed();
+    assert!(is_error(&result));
+    let text = text_of(&result);
+    assert!(
+        text.contains("did not") && text.contains(&address.to_string()),
+        "{text}"
+    );
+    // Generous: the point is one wait (2 s), not the 120 s of a default HTTP timeout.
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}: {text}");
+}

@@ -186,6 +186,35 @@ mod tests {
         assert_eq!(relabelled.mime_type, "image/jpeg");
     }
 
+    /// On a runtime with a single worker, a decode that ran on the worker would hold every other
+    /// task until it ended; off the workers, a short timer set after the decode started fires
+    /// first. An order, not a time limit.
+    #[test]
+    fn decoding_leaves_the_async_workers_free() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let png = noisy_png(2048);
+        runtime.block_on(async {
+            let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let decode_order = order.clone();
+            let decode = async move {
+                let preview = preview_off_the_workers(png.into(), "image/png".to_owned(), 20_000).await;
+                decode_order.lock().unwrap().push("decode");
+                preview
+            };
+            let timer_order = order.clone();
+            let timer = async move {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                timer_order.lock().unwrap().push("timer");
+            };
+            let (preview, ()) = tokio::join!(decode, timer);
+            assert!(preview.is_some());
+            assert_eq!(*order.lock().unwrap(), ["timer", "decode"]);
+        });
+    }
+
     #[test]
     fn oversized_images_are_refused_before_decoding() {
         // A PNG header claiming 100000 x 100000 pixels: refused by the limits, not allocated.
