@@ -203,3 +203,78 @@ fn the_code_map_names_every_module() {
         "ARCHITECTURE.md's code map misses {missing:#?}"
     );
 }
+
+/// The modules of `directory` (file stems of its `.rs` files) and, for each, the siblings it names
+/// through `super::NAME` or `crate::...::NAME`.
+fn sibling_references(directory: &Path) -> Vec<(String, Vec<String>)> {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return Vec::new();
+    };
+    // `crate::engine::` for crates/NAME/src/engine, `crate::` for crates/NAME/src.
+    let text = directory.display().to_string();
+    let Some((_, inside)) = text.split_once("/src") else {
+        return Vec::new();
+    };
+    let prefix = format!("crate{}::", inside.replace('/', "::"));
+    let files: Vec<PathBuf> = entries
+        .map(|entry| entry.expect("an entry").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "rs"))
+        .collect();
+    let stems: Vec<String> = files
+        .iter()
+        .map(|path| path.file_stem().expect("a stem").to_string_lossy().into_owned())
+        .filter(|stem| !["mod", "lib", "main", "tests"].contains(&stem.as_str()))
+        .collect();
+    files
+        .iter()
+        .filter_map(|path| {
+            let stem = path.file_stem()?.to_string_lossy().into_owned();
+            if !stems.contains(&stem) {
+                return None;
+            }
+            let text = std::fs::read_to_string(path).ok()?;
+            // Test modules may use anything; only the code itself counts.
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let named: Vec<String> = stems
+                .iter()
+                .filter(|other| **other != stem)
+                .filter(|other| {
+                    code.contains(&format!("super::{other}::"))
+                        || code.contains(&format!("super::{other};"))
+                        || code.contains(&format!("super::{{{other}"))
+                        || code.contains(&format!("{prefix}{other}::"))
+                        || code.contains(&format!("{prefix}{other};"))
+                        || code.contains(&format!("{prefix}{{{other}"))
+                })
+                .cloned()
+                .collect();
+            Some((stem, named))
+        })
+        .collect()
+}
+
+#[test]
+fn no_two_sibling_modules_import_each_other() {
+    let mut circles = Vec::new();
+    let mut folders = vec![root().join("crates")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("a folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() && !path.ends_with("target") {
+                folders.push(path);
+            }
+        }
+        let references = sibling_references(&folder);
+        for (module, named) in &references {
+            for other in named {
+                let back = references
+                    .iter()
+                    .any(|(candidate, names)| candidate == other && names.contains(module));
+                if back && module < other {
+                    circles.push(format!("{}: {module} <-> {other}", folder.display()));
+                }
+            }
+        }
+    }
+    assert!(circles.is_empty(), "modules that import each other: {circles:#?}");
+}

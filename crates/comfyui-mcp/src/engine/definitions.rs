@@ -4,7 +4,8 @@
 //! - fetched once at a time: every call that needs them while a fetch runs shares it;
 //! - kept in memory for [`TTL`], and dropped when we know they changed (an upload);
 //! - kept on disk per backend URL, so a new process (MCP clients start one per session) has them
-//!   at once; a copy from disk is revalidated in the background at start and never trusted to
+//!   at once; a copy from disk is revalidated in the background a little after start (not at once:
+//!   serving `/object_info` costs ComfyUI CPU that the first job needs) and is never trusted to
 //!   reject a request: a graph that fails against it is checked again against a fresh fetch.
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ use serde_json::Value;
 
 /// How long fetched definitions are trusted before being fetched again (model lists change).
 pub const TTL: Duration = Duration::from_secs(300);
+/// How long after start a disk copy is revalidated in the background, when no validation failure
+/// has refetched it before: late enough not to slow the session's first job.
+pub const REVALIDATE_DISK_COPY_AFTER: Duration = Duration::from_secs(20);
 
 /// One fetch that every caller arriving while it runs shares.
 type Fetch = Shared<BoxFuture<'static, Result<Arc<ObjectInfo>, Arc<ClientError>>>>;

@@ -125,6 +125,8 @@ pub struct Engine {
     cancel: CancellationToken,
     tracker: TaskTracker,
     workflow_library: workflows::WorkflowLibrary,
+    /// Whether [`Engine::prefetch_object_info`] ran.
+    prefetched: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -173,9 +175,9 @@ impl Engine {
             cancel,
             tracker,
             workflow_library,
+            prefetched: std::sync::atomic::AtomicBool::new(false),
         });
         engine.watch_workflows_directory();
-        engine.prefetch_object_info();
         let reconciling = engine.clone();
         engine.tracker.spawn(async move {
             match reconciling.reconcile_unfinished_jobs().await {
@@ -264,13 +266,27 @@ impl Engine {
     /// Puts every backend's node definitions from disk in memory and then fetches them afresh, in
     /// the background: the first call of a session finds them ready instead of waiting for
     /// ComfyUI's largest answer, and the disk copy is replaced as soon as ComfyUI sends its own.
-    fn prefetch_object_info(self: &Arc<Self>) {
+    ///
+    /// Called by a front end once its client is connected (MCP: after `initialize`), so reading and
+    /// parsing megabytes never competes with the handshake; later calls do nothing.
+    pub fn prefetch_object_info(self: &Arc<Self>) {
+        if self.prefetched.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         for index in 0..self.backends.len() {
             let engine = self.clone();
             let cancel = self.cancel.child_token();
             self.tracker.spawn(async move {
                 let entry = &engine.backends[index];
-                entry.definitions.load_from_disk().await;
+                // With a disk copy the fetch can wait: serving /object_info takes ComfyUI's own
+                // CPU (0.2 to 0.6 s), which would slow the session's first job; a copy that is
+                // out of date meanwhile is refetched by the first validation it fails.
+                if entry.definitions.load_from_disk().await {
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(definitions::REVALIDATE_DISK_COPY_AFTER) => {}
+                    }
+                }
                 tokio::select! {
                     () = cancel.cancelled() => {}
                     result = engine.object_info(entry, true) => if let Err(error) = result {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use comfy_api::SubmittedJob;
+use comfy_api::{SubmitOptions, SubmittedJob};
 use comfy_workflow::diagnostic::compare_node_ids;
 use comfy_workflow::{
     ApiPrompt, ConvertOptions, Diagnostic, Format, LocalDateTime, ObjectInfo, OverrideError, Parameter,
@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::generate::parse_api_workflow;
+use super::records::JobContext;
 use super::{BackendEntry, Engine, EngineError};
 
 /// How often the workflows directory is listed.
@@ -881,6 +882,88 @@ async fn saved_workflow(
     let parameters = discover_parameters(&loaded.prompt, info);
     let schema = parameters.json_schema();
     Ok((loaded, schema, parameters.parameters))
+}
+
+impl Engine {
+    /// Runs a workflow in API or UI format (UI workflows are converted with the backend's node
+    /// definitions; conversion errors refuse the run) with overrides keyed by parameter name
+    /// (`prompt`, `seed`, `steps`...) or `NODE_ID.INPUT`, validated before it is queued.
+    /// Conversion warnings are logged; [`Engine::run_workflow_as`] returns them.
+    pub async fn run_workflow(
+        &self,
+        workflow: &Value,
+        overrides: &Map<String, Value>,
+        backend: Option<&str>,
+    ) -> Result<(&BackendEntry, SubmittedJob), EngineError> {
+        let started = self
+            .run_workflow_as("run_workflow", workflow, overrides, backend)
+            .await?;
+        for warning in &started.conversion {
+            tracing::info!(node = %warning.node_id, code = %warning.code, message = %warning.message, "workflow conversion warning");
+        }
+        Ok((started.entry, started.job))
+    }
+
+    /// Like [`Engine::run_workflow`], recorded under `label` (`run_workflow`, a saved workflow's
+    /// tool name...), and returning the conversion warnings too.
+    pub async fn run_workflow_as(
+        &self,
+        label: &str,
+        workflow: &Value,
+        overrides: &Map<String, Value>,
+        backend: Option<&str>,
+    ) -> Result<StartedWorkflow<'_>, EngineError> {
+        let prepared = self.prepare_workflow(workflow, backend, &run_options()).await?;
+        let (entry, loaded) = (prepared.entry, prepared.loaded);
+        if loaded.conversion_errors().next().is_some() {
+            return Err(EngineError::Unconvertible {
+                diagnostics: loaded.conversion,
+            });
+        }
+        let prompt = self
+            .overridden_prompt(entry, &loaded.prompt, prepared.info, overrides)
+            .await?;
+        let mut context = workflow_context(&prompt, overrides);
+        context.workflow = Some(label.to_owned());
+        let job = self
+            .submit(entry, &prompt, SubmitOptions::default(), context)
+            .await?;
+        Ok(StartedWorkflow {
+            entry,
+            job,
+            format: loaded.format,
+            conversion: loaded.conversion,
+        })
+    }
+}
+
+/// What the library records for an arbitrary workflow: its text prompts, model and seed where the
+/// graph has the usual nodes.
+fn workflow_context(prompt: &ApiPrompt, overrides: &Map<String, Value>) -> JobContext {
+    let texts: Vec<&str> = prompt
+        .nodes
+        .values()
+        .filter(|node| node.class_type.starts_with("CLIPTextEncode"))
+        .filter_map(|node| node.inputs.get("text").and_then(Value::as_str))
+        .collect();
+    let model = prompt.nodes.values().find_map(|node| {
+        ["ckpt_name", "unet_name"]
+            .iter()
+            .find_map(|input| node.inputs.get(*input).and_then(Value::as_str))
+            .map(str::to_owned)
+    });
+    let seed = prompt.nodes.values().find_map(|node| {
+        ["seed", "noise_seed"]
+            .iter()
+            .find_map(|input| node.inputs.get(*input).and_then(Value::as_u64))
+    });
+    JobContext {
+        workflow: Some("run_workflow".to_owned()),
+        model,
+        prompt_text: texts.join("\n"),
+        parameters: Value::Object(overrides.clone()),
+        seed,
+    }
 }
 
 #[cfg(test)]

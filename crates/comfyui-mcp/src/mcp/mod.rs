@@ -528,6 +528,7 @@ impl ServerHandler for ComfyServer {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.engine.prefetch_object_info();
         if self.engine.workflows_directory().is_some() {
             self.list_changed.register(context.peer);
         }
