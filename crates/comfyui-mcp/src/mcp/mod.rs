@@ -182,6 +182,10 @@ impl ComfyServer {
 /// Checks the operator's tool choices against the tools this build has, so a typo in `--tools`
 /// fails at start instead of silently hiding a tool.
 pub fn check_tool_choices(settings: &crate::settings::Settings) -> Result<(), String> {
+    if settings.tools.is_none() && settings.exclude_tools.is_empty() {
+        // Nothing to check, and building every tool's schema would only slow the start.
+        return Ok(());
+    }
     let known = catalog::Catalog::known_names(TOOLSETS);
     let chosen = settings.tools.iter().flatten().chain(&settings.exclude_tools);
     let unknown: Vec<&String> = chosen.filter(|name| !known.contains(*name)).collect();
