@@ -157,6 +157,20 @@ impl Store {
         .await
     }
 
+    /// How many entries [`Store::prune_audit`] with the same `before_ms` would delete, counted in
+    /// SQL rather than read.
+    pub async fn count_audit_before(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.read(move |transaction| {
+            let count: i64 = transaction.query_row(
+                "SELECT count(*) FROM audit_log WHERE at < ?1",
+                [before_ms],
+                |row| row.get(0),
+            )?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+        .await
+    }
+
     /// Retention: deletes entries older than `before_ms` and returns how many went.
     pub async fn prune_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
         self.write(move |transaction| {

@@ -55,13 +55,10 @@ async fn prune_entries(
         .map_err(|error| error.to_string())?;
     let summary = if arguments.dry_run {
         let doomed = store
-            .query_audit(comfy_store::AuditQuery {
-                until_ms: Some(before),
-                ..comfy_store::AuditQuery::default()
-            })
+            .count_audit_before(before)
             .await
             .map_err(|error| error.to_string())?;
-        json!({"dry_run": true, "before": format_rfc3339(before), "would_delete": doomed.len()})
+        json!({"dry_run": true, "before": format_rfc3339(before), "would_delete": doomed})
     } else {
         let deleted = store
             .prune_audit(before)

@@ -38,7 +38,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::engine::Engine;
 use crate::mcp::{ComfyServer, PeerAddress};
-use crate::settings::{SettingsError, env};
 
 /// Serves MCP on stdin/stdout until the client closes the stream or a signal arrives.
 pub async fn stdio(engine: Arc<Engine>) -> anyhow::Result<()> {
@@ -353,13 +352,6 @@ impl<R: AsyncRead + Unpin> BoundedLines<R> {
 // ---------------------------------------------------------------------------------------------
 // Streamable HTTP.
 
-/// Live MCP sessions at most, unless [`env::HTTP_MAX_SESSIONS`] says otherwise. A session costs
-/// about 55 KB, so the default bounds them near 55 MB. Idle sessions still expire after rmcp's
-/// 5 minutes: shorter would cut off clients that think between tool calls.
-const DEFAULT_MAX_SESSIONS: usize = 1_000;
-/// Time a client has to send a request's headers, unless [`env::HTTP_HEADER_TIMEOUT_SECONDS`] says
-/// otherwise. Hyper also applies it to an idle keep-alive connection waiting for its next request.
-const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client has to send a request's body once its headers are in: 4 MiB (rmcp's body limit)
 /// at 140 KB/s.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -379,50 +371,16 @@ struct HttpLimits {
 }
 
 impl HttpLimits {
-    /// The limits, with the overrides found in `environment` (blank values count as unset).
-    fn from_environment(environment: &dyn Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let read = |name: &str| environment(name).filter(|value| !value.trim().is_empty());
-        let max_sessions = match read(env::HTTP_MAX_SESSIONS) {
-            Some(raw) => parse_limit(&raw, env::HTTP_MAX_SESSIONS, "at least 1", |value: usize| {
-                value >= 1
-            })?,
-            None => DEFAULT_MAX_SESSIONS,
-        };
-        let header_timeout = match read(env::HTTP_HEADER_TIMEOUT_SECONDS) {
-            Some(raw) => Duration::from_secs_f64(parse_limit(
-                &raw,
-                env::HTTP_HEADER_TIMEOUT_SECONDS,
-                "between 0.1 and 3600",
-                |value: f64| (0.1..=3600.0).contains(&value),
-            )?),
-            None => DEFAULT_HEADER_TIMEOUT,
-        };
-        Ok(HttpLimits {
-            max_sessions,
-            header_timeout,
+    /// The limits: the configured session cap and header timeout, the fixed rest.
+    fn from_settings(settings: &crate::settings::Settings) -> Self {
+        HttpLimits {
+            max_sessions: settings.http_max_sessions,
+            header_timeout: settings.http_header_timeout,
             body_timeout: BODY_TIMEOUT,
             max_connections: MAX_CONNECTIONS,
             max_body_bytes: StreamableHttpServerConfig::default().max_request_body_bytes,
-        })
+        }
     }
-}
-
-fn parse_limit<T: std::str::FromStr + Copy>(
-    raw: &str,
-    source_name: &str,
-    range: &str,
-    acceptable: impl Fn(T) -> bool,
-) -> Result<T, SettingsError> {
-    let reason = match raw.trim().parse::<T>() {
-        Ok(value) if acceptable(value) => return Ok(value),
-        Ok(_) => format!("must be {range}"),
-        Err(_) => "not a number".to_owned(),
-    };
-    Err(SettingsError::Invalid {
-        source_name: source_name.to_owned(),
-        value: raw.to_owned(),
-        reason,
-    })
 }
 
 /// Origins a local browser page may come from; anything else is refused with 403.
@@ -440,7 +398,7 @@ fn default_origins(address: &SocketAddr) -> Vec<String> {
 
 /// Serves MCP over Streamable HTTP at `/mcp` on `address`.
 pub async fn http(engine: Arc<Engine>, address: SocketAddr) -> anyhow::Result<()> {
-    let limits = HttpLimits::from_environment(&|name| std::env::var(name).ok())?;
+    let limits = HttpLimits::from_settings(&engine.settings);
     if !address.ip().is_loopback() && engine.settings.http_token.is_none() {
         tracing::warn!(%address, "listening beyond loopback without COMFYUI_MCP_HTTP_TOKEN: anyone who can reach this port can use your ComfyUI");
     }
@@ -884,24 +842,6 @@ mod tests {
             (second["id"].clone(), second["error"]["code"].clone()),
             (json!(8), json!(PARSE_ERROR))
         );
-    }
-
-    #[test]
-    fn limits_come_from_the_environment() {
-        let defaults = HttpLimits::from_environment(&|_| None).unwrap();
-        assert_eq!(defaults.max_sessions, DEFAULT_MAX_SESSIONS);
-        assert_eq!(defaults.header_timeout, DEFAULT_HEADER_TIMEOUT);
-        let tuned = HttpLimits::from_environment(&|name| match name {
-            env::HTTP_MAX_SESSIONS => Some("3".to_owned()),
-            env::HTTP_HEADER_TIMEOUT_SECONDS => Some("1.5".to_owned()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!(tuned.max_sessions, 3);
-        assert_eq!(tuned.header_timeout, Duration::from_millis(1500));
-        let zero =
-            HttpLimits::from_environment(&|name| (name == env::HTTP_MAX_SESSIONS).then(|| "0".to_owned()));
-        assert!(zero.unwrap_err().to_string().contains(env::HTTP_MAX_SESSIONS));
     }
 
     #[test]

@@ -204,6 +204,10 @@ pub struct Settings {
     pub workflows_dir: Option<PathBuf>,
     /// Where node definitions are kept between processes; `None`: not kept.
     pub cache_dir: Option<PathBuf>,
+    /// Most live MCP sessions on the HTTP endpoint.
+    pub http_max_sessions: usize,
+    /// Time an HTTP client has to send a request's headers.
+    pub http_header_timeout: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -428,6 +432,7 @@ impl Settings {
                 reason: "not a directory".to_owned(),
             });
         }
+        let (http_max_sessions, http_header_timeout) = http_limits(environment)?;
         Ok(Settings {
             backends,
             toolsets,
@@ -468,6 +473,8 @@ impl Settings {
                 .or_else(|| environment(env::DATABASE).map(PathBuf::from))
                 .or(file.database),
             workflows_dir: workflows_dir.map(|(path, _)| path),
+            http_max_sessions,
+            http_header_timeout,
             cache_dir: match environment(env::CACHE_DIR) {
                 Some(path) if path.trim().is_empty() => None,
                 Some(path) => Some(PathBuf::from(path)),
@@ -503,6 +510,52 @@ fn http_token(
         });
     }
     Ok(Some(token.to_owned()))
+}
+
+/// Live MCP sessions at most, unless [`env::HTTP_MAX_SESSIONS`] says otherwise. A session costs
+/// about 55 KB, so the default bounds them near 55 MB. Idle sessions still expire after rmcp's
+/// 5 minutes: shorter would cut off clients that think between tool calls.
+pub const DEFAULT_MAX_SESSIONS: usize = 1_000;
+/// Time a client has to send a request's headers, unless [`env::HTTP_HEADER_TIMEOUT_SECONDS`] says
+/// otherwise. Hyper also applies it to an idle keep-alive connection waiting for its next request.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The HTTP session cap and header timeout from the environment (blank values count as unset).
+fn http_limits(environment: &dyn Fn(&str) -> Option<String>) -> Result<(usize, Duration), SettingsError> {
+    let read = |name: &str| environment(name).filter(|value| !value.trim().is_empty());
+    let max_sessions = match read(env::HTTP_MAX_SESSIONS) {
+        Some(raw) => parse_limit(&raw, env::HTTP_MAX_SESSIONS, "at least 1", |value: usize| {
+            value >= 1
+        })?,
+        None => DEFAULT_MAX_SESSIONS,
+    };
+    let header_timeout = match read(env::HTTP_HEADER_TIMEOUT_SECONDS) {
+        Some(raw) => Duration::from_secs_f64(parse_limit(
+            &raw,
+            env::HTTP_HEADER_TIMEOUT_SECONDS,
+            "between 0.1 and 3600",
+            |value: f64| (0.1..=3600.0).contains(&value),
+        )?),
+        None => DEFAULT_HEADER_TIMEOUT,
+    };
+    Ok((max_sessions, header_timeout))
+}
+
+fn parse_limit<T: std::str::FromStr + Copy>(
+    raw: &str,
+    source_name: &str,
+    range: &str,
+    acceptable: impl Fn(T) -> bool,
+) -> Result<T, SettingsError> {
+    let reason = match raw.trim().parse::<T>() {
+        Ok(value) if acceptable(value) => return Ok(value),
+        Ok(_) => format!("must be {range}"),
+        Err(_) => "not a number".to_owned(),
+    };
+    Err(SettingsError::Invalid {
+        source_name: source_name.to_owned(),
+        value: raw.to_owned(),
+        reason,
+    })
 }
 
 /// A switch: set on the command line, else `true`/`false` (or 1/0, yes/no) in the environment, else
@@ -578,7 +631,11 @@ fn move_credentials_to_header(url: &mut url::Url, headers: &mut Vec<(String, Str
     if url.username().is_empty() && url.password().is_none() {
         return false;
     }
-    let decode = |text: &str| percent_decode(text);
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     let credentials = format!(
         "{}:{}",
         decode(url.username()),
@@ -595,26 +652,6 @@ fn move_credentials_to_header(url: &mut url::Url, headers: &mut Vec<(String, Str
     let _ = url.set_username("");
     let _ = url.set_password(None);
     true
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |at: usize| bytes.get(at).and_then(|byte| (*byte as char).to_digit(16));
-        match (bytes[index], hex(index + 1), hex(index + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                decoded.push((high * 16 + low) as u8);
-                index += 3;
-            }
-            (byte, _, _) => {
-                decoded.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
@@ -964,5 +1001,21 @@ mod tests {
         std::fs::remove_file(&path).ok();
         assert!(!error.contains("hunter2"), "{error}");
         assert!(error.contains("line 3"), "{error}");
+    }
+    #[test]
+    fn limits_come_from_the_environment() {
+        let defaults = http_limits(&|_| None).unwrap();
+        assert_eq!(defaults.0, DEFAULT_MAX_SESSIONS);
+        assert_eq!(defaults.1, DEFAULT_HEADER_TIMEOUT);
+        let tuned = http_limits(&|name| match name {
+            env::HTTP_MAX_SESSIONS => Some("3".to_owned()),
+            env::HTTP_HEADER_TIMEOUT_SECONDS => Some("1.5".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(tuned.0, 3);
+        assert_eq!(tuned.1, Duration::from_millis(1500));
+        let zero = http_limits(&|name| (name == env::HTTP_MAX_SESSIONS).then(|| "0".to_owned()));
+        assert!(zero.unwrap_err().to_string().contains(env::HTTP_MAX_SESSIONS));
     }
 }

@@ -251,11 +251,12 @@ impl Engine {
             .await
         {
             Ok(Some(info)) => Ok(info),
-            Ok(None) => Err(EngineError::bad_input(format!(
-                "{} did not send its node definitions (/object_info) within {} s, the longest a call waits; nothing was queued. Check the backend with `status`",
-                entry.label(),
-                self.settings.wait.as_secs_f64()
-            ))),
+            // The call's wait ran out first: the same typed timeout a slow backend gives.
+            Ok(None) => Err(entry.error(ClientError::Timeout {
+                url: entry.backend.url().to_owned(),
+                call: "GET /object_info (node definitions; nothing was queued)".to_owned(),
+                limit: self.settings.wait,
+            })),
             Err(source) => Err(EngineError::SharedBackend {
                 backend: entry.label(),
                 source,

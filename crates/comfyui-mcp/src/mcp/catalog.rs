@@ -94,6 +94,17 @@ impl Catalog {
         visible
     }
 
+    /// The tool `name`, if a session with `enabled` toolsets sees it.
+    pub(crate) fn find(&self, name: &str, enabled: &BTreeSet<String>) -> Option<Tool> {
+        if !self.is_visible(name, enabled) {
+            return None;
+        }
+        match self.tools.iter().find(|(_, tool)| tool.name == name) {
+            Some((_, tool)) => Some(tool.clone()),
+            None => management_tools().into_iter().find(|tool| tool.name == name),
+        }
+    }
+
     /// Whether `name` is among the tools a session with `enabled` toolsets sees.
     pub(crate) fn is_visible(&self, name: &str, enabled: &BTreeSet<String>) -> bool {
         if self.dynamic && (name == LIST_TOOLSETS || name == ENABLE_TOOLSET) {

@@ -212,12 +212,17 @@ pub fn check_tool_choices(settings: &crate::settings::Settings) -> Result<(), St
 /// past it the answer is an error that says how to ask for less, not megabytes a client may choke on.
 const MAXIMUM_RESULT_BYTES: usize = 8 * 1024 * 1024;
 
-/// Bytes of a result's content blocks as they will be sent (text and base64 data).
+/// Bytes of a result's content: text and base64 data counted as they are, so the check costs no
+/// copy of a result that may hold a preview; other blocks (links) are small and serialized.
 fn result_size(result: &CallToolResult) -> usize {
     result
         .content
         .iter()
-        .map(|block| serde_json::to_string(block).map_or(0, |text| text.len()))
+        .map(|block| match (block.as_text(), block.as_image()) {
+            (Some(text), _) => text.text.len(),
+            (_, Some(image)) => image.data.len(),
+            _ => serde_json::to_string(block).map_or(0, |text| text.len()),
+        })
         .sum()
 }
 
@@ -525,9 +530,8 @@ impl ServerHandler for ComfyServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.visible_tools()
-            .into_iter()
-            .find(|tool| tool.name == name)
+        self.catalog
+            .find(name, &self.enabled_toolsets())
             .or_else(|| workflows::cached_saved_workflow_tool(self, name))
     }
 
