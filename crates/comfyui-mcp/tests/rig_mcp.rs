@@ -684,3 +684,61 @@ async fn a_silent_backend_costs_one_wait_and_says_so() {
     // Generous: the point is one wait (2 s), not the 120 s of a default HTTP timeout.
     assert!(elapsed < Duration::from_secs(20), "{elapsed:?}: {text}");
 }
+
+/// A `filename_prefix` that leaves ComfyUI's output folder is refused before anything is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_prefixes_outside_the_output_folder_are_refused_before_queueing() {
+    let url = comfyui_url();
+    let client = ComfyClient::new(&url, Default::default()).unwrap();
+    wait_until_idle(&client).await;
+    let before = history_size(&client).await;
+    let harness = connect(&url).await;
+    for prefix in ["../../escape", "/tmp/escape"] {
+        let result = harness
+            .call(
+                "generate_image",
+                json!({"prompt": unique_prompt("prefix"), "checkpoint": CHECKPOINT, "width": 64, "height": 64, "steps": 1, "filename_prefix": prefix}),
+            )
+            .await;
+        assert!(
+            is_error(&result) && text_of(&result).contains("filename_prefix"),
+            "{}",
+            text_of(&result)
+        );
+    }
+    let queue = client.queue().await.unwrap();
+    assert!(queue.running.is_empty() && queue.pending.is_empty());
+    assert_eq!(history_size(&client).await, before, "nothing ran");
+}
+
+/// A file whose content is not the image its name says is never passed on as that image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_output_of_a_non_image_sends_no_image() {
+    let url = comfyui_url();
+    let client = ComfyClient::new(&url, Default::default()).unwrap();
+    let name = format!("not-an-image-{}.png", uuid::Uuid::new_v4());
+    client
+        .upload_image(
+            b"{\"this is\": \"json\"}".to_vec(),
+            &name,
+            "",
+            comfy_api::UploadKind::Input,
+            true,
+        )
+        .await
+        .expect("ComfyUI stores the file");
+    let harness = connect(&url).await;
+    let result = harness
+        .call("get_output", json!({"filename": name, "type": "input"}))
+        .await;
+    assert!(!is_error(&result), "{}", text_of(&result));
+    assert!(
+        result.content.iter().all(|block| block.as_image().is_none()),
+        "no image block"
+    );
+    assert!(
+        text_of(&result).contains("does not decode"),
+        "{}",
+        text_of(&result)
+    );
+}
