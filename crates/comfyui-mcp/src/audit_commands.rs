@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use crate::engine::timestamps::{format_rfc3339, parse_time};
 use crate::settings::Settings;
+use comfy_engine::timestamps::{format_rfc3339, parse_time};
 
 #[derive(Debug, clap::Args)]
 pub struct AuditPruneArguments {
@@ -44,28 +44,16 @@ async fn prune_entries(
     arguments: &AuditPruneArguments,
     settings: &Settings,
 ) -> Result<serde_json::Value, String> {
-    let now = comfy_store::now_ms();
+    let now = comfy_engine::types::now_ms();
     let before = parse_time(&arguments.before, now).map_err(|reason| format!("--before: {reason}"))?;
-    let options = match &settings.database {
-        Some(path) => comfy_store::StoreOptions::new(path.clone()),
-        None => comfy_store::StoreOptions::at_default_path().map_err(|error| error.to_string())?,
-    };
-    let store = comfy_store::Store::open(options)
-        .await
-        .map_err(|error| error.to_string())?;
+    let counted =
+        comfy_engine::stored::prune_audit_log(settings.engine.database.as_deref(), before, arguments.dry_run)
+            .await
+            .map_err(|error| error.to_string())?;
     let summary = if arguments.dry_run {
-        let doomed = store
-            .count_audit_before(before)
-            .await
-            .map_err(|error| error.to_string())?;
-        json!({"dry_run": true, "before": format_rfc3339(before), "would_delete": doomed})
+        json!({"dry_run": true, "before": format_rfc3339(before), "would_delete": counted})
     } else {
-        let deleted = store
-            .prune_audit(before)
-            .await
-            .map_err(|error| error.to_string())?;
-        json!({"dry_run": false, "before": format_rfc3339(before), "deleted": deleted})
+        json!({"dry_run": false, "before": format_rfc3339(before), "deleted": counted})
     };
-    store.close().await;
     Ok(summary)
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::generate::{GenerateRequest, LoraRequest};
-use crate::engine::jobs::WaitOutcome;
-use crate::engine::{Engine, EngineError};
+use comfy_engine::generate::{GenerateRequest, LoraRequest};
+use comfy_engine::jobs::WaitOutcome;
+use comfy_engine::{Engine, EngineError};
 
 /// Arguments of `comfyui-mcp generate`.
 #[derive(Debug, clap::Args)]
@@ -198,7 +198,7 @@ pub async fn generate(engine: Arc<Engine>, arguments: GenerateArguments) -> anyh
     let snapshot = match outcome.map_err(explain)? {
         WaitOutcome::Finished(snapshot) => snapshot,
         WaitOutcome::StillRunning(snapshot) => {
-            let _ = entry.backend.cancel(&snapshot.prompt_id).await;
+            let _ = engine.cancel_job(&snapshot.prompt_id).await;
             bail!(
                 "job {} did not finish within {:.0} s; it was cancelled",
                 snapshot.prompt_id,
@@ -230,19 +230,9 @@ pub async fn generate(engine: Arc<Engine>, arguments: GenerateArguments) -> anyh
     }
     let mut written = Vec::new();
     for (index, output) in images.iter().enumerate() {
-        let download = entry
-            .backend
-            .client()
-            .view(&output.file, None)
-            .await
-            .map_err(|source| {
-                explain(EngineError::Backend {
-                    backend: entry.label(),
-                    source,
-                })
-            })?;
+        let bytes = engine.download(entry, &output.file).await.map_err(explain)?;
         let path = numbered(&arguments.output, index);
-        write_atomically(&path, &download.bytes)?;
+        write_atomically(&path, &bytes)?;
         written.push(path.display().to_string());
     }
     let summary = serde_json::json!({
@@ -274,7 +264,7 @@ fn explain(error: EngineError) -> anyhow::Error {
 }
 
 /// Runs `doctor`: true when every backend is usable.
-pub async fn doctor(engine: Arc<Engine>) -> bool {
+pub async fn doctor(engine: Arc<Engine>, settings: &crate::settings::Settings) -> bool {
     let mut healthy = true;
     let mut report = |ok: bool, line: String| {
         healthy &= ok;
@@ -284,13 +274,12 @@ pub async fn doctor(engine: Arc<Engine>) -> bool {
         true,
         format!(
             "configuration: {} backend(s), toolsets {}",
-            engine.settings.backends.len(),
-            engine.settings.toolsets.join(",")
+            engine.config.backends.len(),
+            settings.toolsets.join(",")
         ),
     );
     for entry in engine.backends() {
-        let client = entry.backend.client();
-        match client.system_stats().await {
+        match entry.system_stats().await {
             Ok(stats) => report(
                 true,
                 format!(
@@ -320,7 +309,7 @@ pub async fn doctor(engine: Arc<Engine>) -> bool {
                 continue;
             }
         }
-        let connected = entry.backend.wait_connected(Duration::from_secs(5)).await;
+        let connected = entry.wait_connected(Duration::from_secs(5)).await;
         report(
             connected,
             format!(
@@ -329,10 +318,7 @@ pub async fn doctor(engine: Arc<Engine>) -> bool {
                 if connected {
                     "connected".to_owned()
                 } else {
-                    format!(
-                        "not connected: {}",
-                        entry.backend.connection().last_error.unwrap_or_default()
-                    )
+                    format!("not connected: {}", entry.connection_error().unwrap_or_default())
                 }
             ),
         );

@@ -4,8 +4,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use comfy_engine as engine;
 use comfyui_mcp::settings::{self, CommandLineSettings, Settings};
-use comfyui_mcp::{audit_commands, cli, engine, serve, workflow_commands};
+use comfyui_mcp::{audit_commands, cli, serve, workflow_commands};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -130,8 +131,9 @@ fn main() -> ExitCode {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }
+    let settings = std::sync::Arc::new(settings);
     runtime.block_on(async move {
-        let engine = match engine::Engine::start(settings).await {
+        let engine = match engine::Engine::start(settings.engine.clone()).await {
             Ok(engine) => engine,
             Err(error) => {
                 eprintln!("error: {error}");
@@ -139,14 +141,14 @@ fn main() -> ExitCode {
             }
         };
         let result = match command {
-            Command::Serve { http: None } => serve::stdio(engine.clone()).await,
+            Command::Serve { http: None } => serve::stdio(engine.clone(), settings.clone()).await,
             Command::Serve { http: Some(address) } => match settings::parse_listen_address(&address) {
-                Ok(address) => serve::http(engine.clone(), address).await,
+                Ok(address) => serve::http(engine.clone(), settings.clone(), address).await,
                 Err(error) => Err(error.into()),
             },
             Command::Generate(arguments) => cli::generate(engine.clone(), arguments).await,
             Command::Doctor => {
-                let healthy = cli::doctor(engine.clone()).await;
+                let healthy = cli::doctor(engine.clone(), &settings).await;
                 engine.shutdown().await;
                 return if healthy {
                     ExitCode::SUCCESS

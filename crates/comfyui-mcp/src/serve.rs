@@ -36,12 +36,13 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::engine::Engine;
 use crate::mcp::{ComfyServer, PeerAddress};
+use crate::settings::Settings;
+use comfy_engine::Engine;
 
 /// Serves MCP on stdin/stdout until the client closes the stream or a signal arrives.
-pub async fn stdio(engine: Arc<Engine>) -> anyhow::Result<()> {
-    let server = ComfyServer::new(engine, true);
+pub async fn stdio(engine: Arc<Engine>, settings: Arc<Settings>) -> anyhow::Result<()> {
+    let server = ComfyServer::new(engine, settings, true);
     // The pipe flavour keeps a pending stdin read cancellable, so a signal ends the process even
     // while the client is silent.
     let (input, output) = rmcp::transport::stdio_pipes();
@@ -397,13 +398,13 @@ fn default_origins(address: &SocketAddr) -> Vec<String> {
 }
 
 /// Serves MCP over Streamable HTTP at `/mcp` on `address`.
-pub async fn http(engine: Arc<Engine>, address: SocketAddr) -> anyhow::Result<()> {
-    let limits = HttpLimits::from_settings(&engine.settings);
-    if !address.ip().is_loopback() && engine.settings.http_token.is_none() {
+pub async fn http(engine: Arc<Engine>, settings: Arc<Settings>, address: SocketAddr) -> anyhow::Result<()> {
+    let limits = HttpLimits::from_settings(&settings);
+    if !address.ip().is_loopback() && settings.http_token.is_none() {
         tracing::warn!(%address, "listening beyond loopback without COMFYUI_MCP_HTTP_TOKEN: anyone who can reach this port can use your ComfyUI");
     }
     let shutdown = CancellationToken::new();
-    let router = mcp_router(engine, &address, limits, shutdown.child_token());
+    let router = mcp_router(engine, settings, &address, limits, shutdown.child_token());
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
@@ -428,13 +429,14 @@ pub async fn http(engine: Arc<Engine>, address: SocketAddr) -> anyhow::Result<()
 /// `/mcp` behind the token check (outermost) and the body and session limits.
 fn mcp_router(
     engine: Arc<Engine>,
+    settings: Arc<Settings>,
     address: &SocketAddr,
     limits: HttpLimits,
     cancel: CancellationToken,
 ) -> axum::Router {
-    let token = engine.settings.http_token.clone();
+    let token = settings.http_token.clone();
     let mut origins = default_origins(address);
-    origins.extend(engine.settings.allowed_origins.iter().cloned());
+    origins.extend(settings.allowed_origins.iter().cloned());
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_origins(origins)
         .enforce_origin_validation()
@@ -445,7 +447,7 @@ fn mcp_router(
         config = config.disable_allowed_hosts();
     }
     let sessions = Arc::new(LocalSessionManager::default());
-    let server = ComfyServer::new(engine, false);
+    let server = ComfyServer::new(engine, settings, false);
     let service = StreamableHttpService::new(move || Ok(server.for_session()), sessions.clone(), config);
     let gate = Arc::new(RequestGate {
         sessions,

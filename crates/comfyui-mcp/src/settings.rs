@@ -150,39 +150,13 @@ pub struct CommandLineSettings {
     pub workflows_dir: Option<PathBuf>,
 }
 
-/// One ComfyUI server.
-#[derive(Clone)]
-pub struct BackendSettings {
-    pub name: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    /// ComfyUI's output directory as seen from this machine, when the operator configured it.
-    pub output_dir: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for BackendSettings {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("BackendSettings")
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .field(
-                "headers",
-                &self
-                    .headers
-                    .iter()
-                    .map(|(name, _)| format!("{name}: <redacted>"))
-                    .collect::<Vec<_>>(),
-            )
-            .field("output_dir", &self.output_dir)
-            .finish()
-    }
-}
+pub use comfy_engine::{BackendSettings, EngineConfig};
 
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Settings {
-    pub backends: Vec<BackendSettings>,
+    /// What the engine's services need: backends, waits, paths.
+    pub engine: EngineConfig,
     pub toolsets: Vec<String>,
     /// Only these tools (of the enabled toolsets); `None`: all of them.
     pub tools: Option<Vec<String>>,
@@ -192,18 +166,9 @@ pub struct Settings {
     pub no_destructive_tools: bool,
     /// Whether toolsets are enabled at run time by the client (`enable_toolset`).
     pub dynamic_toolsets: bool,
-    pub wait: Duration,
-    pub preview_bytes: usize,
-    pub default_checkpoint: Option<String>,
     pub allow_local_files: Option<bool>,
     pub http_token: Option<String>,
     pub allowed_origins: Vec<String>,
-    /// `None`: the platform data directory.
-    pub database: Option<PathBuf>,
-    /// Saved workflows exposed as tools; `None`: no workflow tools.
-    pub workflows_dir: Option<PathBuf>,
-    /// Where node definitions are kept between processes; `None`: not kept.
-    pub cache_dir: Option<PathBuf>,
     /// Most live MCP sessions on the HTTP endpoint.
     pub http_max_sessions: usize,
     /// Time an HTTP client has to send a request's headers.
@@ -214,21 +179,15 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("Settings")
-            .field("backends", &self.backends)
+            .field("engine", &self.engine)
             .field("toolsets", &self.toolsets)
             .field("tools", &self.tools)
             .field("exclude_tools", &self.exclude_tools)
             .field("no_destructive_tools", &self.no_destructive_tools)
             .field("dynamic_toolsets", &self.dynamic_toolsets)
-            .field("wait", &self.wait)
-            .field("preview_bytes", &self.preview_bytes)
-            .field("default_checkpoint", &self.default_checkpoint)
             .field("allow_local_files", &self.allow_local_files)
             .field("http_token", &self.http_token.as_ref().map(|_| "<redacted>"))
             .field("allowed_origins", &self.allowed_origins)
-            .field("database", &self.database)
-            .field("cache_dir", &self.cache_dir)
-            .field("workflows_dir", &self.workflows_dir)
             .finish()
     }
 }
@@ -434,7 +393,19 @@ impl Settings {
         }
         let (http_max_sessions, http_header_timeout) = http_limits(environment)?;
         Ok(Settings {
-            backends,
+            engine: EngineConfig {
+                backends,
+                wait: Duration::from_secs_f64(wait_seconds),
+                preview_bytes,
+                default_checkpoint: environment(env::DEFAULT_CHECKPOINT).or(file.default_checkpoint),
+                database: command_line
+                    .database
+                    .clone()
+                    .or_else(|| environment(env::DATABASE).map(PathBuf::from))
+                    .or(file.database),
+                workflows_dir: workflows_dir.map(|(path, _)| path),
+                cache_dir: cache_directory(environment),
+            },
             toolsets,
             tools: command_line
                 .tools
@@ -461,25 +432,11 @@ impl Settings {
                 file.dynamic_toolsets,
                 env::DYNAMIC_TOOLSETS,
             )?,
-            wait: Duration::from_secs_f64(wait_seconds),
-            preview_bytes,
-            default_checkpoint: environment(env::DEFAULT_CHECKPOINT).or(file.default_checkpoint),
             allow_local_files,
             http_token: http_token(environment(env::HTTP_TOKEN), http.token)?,
             allowed_origins,
-            database: command_line
-                .database
-                .clone()
-                .or_else(|| environment(env::DATABASE).map(PathBuf::from))
-                .or(file.database),
-            workflows_dir: workflows_dir.map(|(path, _)| path),
             http_max_sessions,
             http_header_timeout,
-            cache_dir: match environment(env::CACHE_DIR) {
-                Some(path) if path.trim().is_empty() => None,
-                Some(path) => Some(PathBuf::from(path)),
-                None => default_cache_directory(),
-            },
         })
     }
 
@@ -580,6 +537,15 @@ fn flag(
                 reason: "use true or false".to_owned(),
             }),
         },
+    }
+}
+
+/// `COMFYUI_MCP_CACHE_DIR`, where an empty value turns the disk copy of definitions off.
+fn cache_directory(environment: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    match environment(env::CACHE_DIR) {
+        Some(path) if path.trim().is_empty() => None,
+        Some(path) => Some(PathBuf::from(path)),
+        None => default_cache_directory(),
     }
 }
 
@@ -794,9 +760,9 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(settings.backends.len(), 2);
-        assert_eq!(settings.backends[1].url, "http://b:2");
-        assert_eq!(settings.wait, Duration::from_secs(3));
+        assert_eq!(settings.engine.backends.len(), 2);
+        assert_eq!(settings.engine.backends[1].url, "http://b:2");
+        assert_eq!(settings.engine.wait, Duration::from_secs(3));
         let settings = resolve(
             &[(env::COMFYUI_URL, "http://a:1")],
             CommandLineSettings {
@@ -805,7 +771,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(settings.backends[0].url, "http://c:3");
+        assert_eq!(settings.engine.backends[0].url, "http://c:3");
     }
 
     #[test]
@@ -827,9 +793,9 @@ mod tests {
             CommandLineSettings::default(),
         )
         .unwrap();
-        assert_eq!(settings.backends[0].url, DEFAULT_COMFYUI_URL);
+        assert_eq!(settings.engine.backends[0].url, DEFAULT_COMFYUI_URL);
         assert_eq!(settings.toolsets, ["core"]);
-        assert_eq!(settings.wait, Duration::from_secs(45));
+        assert_eq!(settings.engine.wait, Duration::from_secs(45));
         let shown = format!("{settings:?}");
         assert!(
             !shown.contains("secret-token") && !shown.contains("other-secret"),
@@ -865,7 +831,7 @@ mod tests {
         let path = directory.to_str().unwrap();
         let single = resolve(&[(env::OUTPUT_DIR, path)], CommandLineSettings::default()).unwrap();
         assert_eq!(
-            single.backends[0].output_dir.as_deref(),
+            single.engine.backends[0].output_dir.as_deref(),
             Some(directory.as_path())
         );
         let pairs = format!("backend-2={path}");
@@ -877,9 +843,9 @@ mod tests {
             CommandLineSettings::default(),
         )
         .unwrap();
-        assert_eq!(several.backends[0].output_dir, None);
+        assert_eq!(several.engine.backends[0].output_dir, None);
         assert_eq!(
-            several.backends[1].output_dir.as_deref(),
+            several.engine.backends[1].output_dir.as_deref(),
             Some(directory.as_path())
         );
         let ambiguous = resolve(
@@ -916,9 +882,9 @@ mod tests {
         )
         .unwrap();
         std::fs::remove_file(&path).ok();
-        assert_eq!(settings.backends[0].name, "gpu");
+        assert_eq!(settings.engine.backends[0].name, "gpu");
         assert_eq!(
-            settings.backends[0].headers,
+            settings.engine.backends[0].headers,
             vec![("X-Key".to_owned(), "k".to_owned())]
         );
         assert_eq!(settings.toolsets, KNOWN_TOOLSETS);
@@ -945,10 +911,14 @@ mod tests {
             CommandLineSettings::default(),
         )
         .unwrap();
-        assert_eq!(settings.workflows_dir.as_deref(), Some(directory.as_path()));
+        assert_eq!(
+            settings.engine.workflows_dir.as_deref(),
+            Some(directory.as_path())
+        );
         assert_eq!(
             resolve(&[], CommandLineSettings::default())
                 .unwrap()
+                .engine
                 .workflows_dir,
             None
         );
@@ -968,7 +938,7 @@ mod tests {
             CommandLineSettings::default(),
         )
         .unwrap();
-        let backend = &settings.backends[0];
+        let backend = &settings.engine.backends[0];
         assert_eq!(backend.url, "http://gpu:8188/base");
         use base64::Engine as _;
         let expected = format!(

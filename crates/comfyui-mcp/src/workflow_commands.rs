@@ -8,16 +8,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use comfy_api::{ClientOptions, ComfyClient};
 use comfy_workflow::{ConvertOptions, Diagnostic, Format, ObjectInfo, ValidationOptions, validate};
 use serde_json::{Value, json};
 
-use crate::engine::EngineError;
-use crate::engine::workflows::{
+use crate::settings::Settings;
+use comfy_engine::EngineError;
+use comfy_engine::workflows::{
     CheckedWorkflow, LoadedWorkflow, conversion_json, current_time, load_workflow, parameter_options,
     parameters_json, parse_date, parse_workflow_text, validation_json,
 };
-use crate::settings::Settings;
 
 /// Where node definitions come from.
 #[derive(Debug, Clone, clap::Args)]
@@ -103,30 +102,22 @@ async fn node_definitions(
     }
     let backend = match &arguments.backend {
         Some(name) => settings
+            .engine
             .backends
             .iter()
             .find(|backend| &backend.name == name)
             .ok_or_else(|| input_error(format!("no backend named {name:?}")))?,
         None => settings
+            .engine
             .backends
             .first()
             .ok_or_else(|| input_error("no ComfyUI backend is configured"))?,
     };
-    let client = ComfyClient::new(
-        &backend.url,
-        ClientOptions {
-            headers: backend.headers.clone(),
-            ..ClientOptions::default()
-        },
-    )
-    .map_err(|error| input_error(format!("{}: {error}", backend.name)))?;
-    let raw = client.object_info().await.map_err(|error| {
+    comfy_engine::definitions::fetch_once(backend).await.map_err(|error| {
         input_error(format!(
-            "cannot fetch node definitions from {} ({}): {error}; start ComfyUI, pass --comfyui-url, or use --object-info FILE",
-            backend.name, backend.url
+            "cannot fetch node definitions: {error}; start ComfyUI, pass --comfyui-url, or use --object-info FILE"
         ))
-    })?;
-    Ok(ObjectInfo::from_json(&raw))
+    })
 }
 
 async fn read_workflow(path: &Path) -> Result<Value, CommandError> {

@@ -157,6 +157,55 @@ fn only_the_front_end_knows_rmcp() {
 }
 
 #[test]
+fn the_engine_knows_no_front_end() {
+    for forbidden in [
+        "rmcp",
+        "clap",
+        "axum",
+        "hyper",
+        "hyper-util",
+        "tracing-subscriber",
+        "schemars",
+    ] {
+        assert!(
+            !dependencies("comfy-engine").contains(&forbidden.to_owned()),
+            "comfy-engine depends on {forbidden}: the engine serves every front end and knows none"
+        );
+    }
+}
+
+#[test]
+fn front_ends_reach_comfyui_and_the_database_only_through_the_engine() {
+    for forbidden in ["comfy-api", "comfy-store", "reqwest", "rusqlite", "image"] {
+        assert!(
+            !dependencies("comfyui-mcp").contains(&forbidden.to_owned()),
+            "comfyui-mcp depends on {forbidden}: front ends call engine services"
+        );
+    }
+    for (path, text) in sources("crates/comfyui-mcp/src") {
+        for pattern in ["comfy_api::", "comfy_store::", ".client()"] {
+            let lines = uses(&text, pattern);
+            assert!(
+                lines.is_empty(),
+                "{path} reaches past the engine ({pattern}): {lines:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn rendering_is_pure() {
+    for (path, text) in sources("crates/comfyui-mcp/src/mcp") {
+        if path.ends_with("/render.rs") {
+            for pattern in ["async fn", ".await", "tokio::", "std::fs"] {
+                let lines = uses(&text, pattern);
+                assert!(lines.is_empty(), "{path} does IO or waits ({pattern}): {lines:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn every_task_has_an_owner() {
     // Spawned tasks belong to a TaskTracker and stop on a CancellationToken; a bare spawn outlives
     // shutdown and cannot be waited for.
@@ -210,7 +259,7 @@ fn sibling_references(directory: &Path) -> Vec<(String, Vec<String>)> {
     let Ok(entries) = std::fs::read_dir(directory) else {
         return Vec::new();
     };
-    // `crate::engine::` for crates/NAME/src/engine, `crate::` for crates/NAME/src.
+    // `comfy_engine::` for crates/NAME/src/engine, `crate::` for crates/NAME/src.
     let text = directory.display().to_string();
     let Some((_, inside)) = text.split_once("/src") else {
         return Vec::new();

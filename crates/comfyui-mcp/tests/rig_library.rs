@@ -22,9 +22,9 @@ const CHECKPOINT: &str = "tiny-sd15-micro.ckpt";
 async fn library_harness(url: &str, output_dir: Option<PathBuf>) -> Harness {
     let mut settings = settings_for(url, 120.0);
     settings.toolsets = ["core", "library", "insights"].map(str::to_owned).to_vec();
-    settings.database =
+    settings.engine.database =
         Some(std::env::temp_dir().join(format!("comfyui-mcp-library-{}.sqlite", uuid::Uuid::new_v4())));
-    settings.backends[0].output_dir = output_dir;
+    settings.engine.backends[0].output_dir = output_dir;
     connect_with(settings).await
 }
 
@@ -848,7 +848,7 @@ async fn metrics_estimate_and_audit_log_after_real_jobs() {
         tools.iter().all(|tool| !tool.name.contains("prune")),
         "no client may erase the audit log"
     );
-    let database = harness.engine.settings.database.clone().expect("a database file");
+    let database = harness.engine.config.database.clone().expect("a database file");
     let prune = |dry_run: bool| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_comfyui-mcp"));
         command

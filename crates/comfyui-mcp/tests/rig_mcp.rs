@@ -274,7 +274,7 @@ async fn a_websocket_cut_mid_job_loses_nothing() {
         Some(1),
         "one output, reported once: {summary}"
     );
-    let backend = &harness.engine.backends()[0].backend;
+    let backend = &harness.engine.backends()[0];
     assert!(
         backend.connection().reconnects >= 1,
         "the websocket was re-opened: {:?}",
@@ -600,7 +600,7 @@ async fn generate_image_edits_uploaded_images() {
 async fn a_stale_definitions_cache_never_rejects_a_valid_request() {
     let url = comfyui_url();
     let directory = std::env::temp_dir().join(format!("comfyui-mcp-cache-{}", uuid::Uuid::new_v4()));
-    let file = comfyui_mcp::engine::definitions::disk_file(&url, &directory);
+    let file = comfy_engine::definitions::disk_file(&url, &directory);
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     let client = ComfyClient::new(&url, Default::default()).unwrap();
     let mut stale = client.object_info().await.expect("/object_info");
@@ -609,7 +609,7 @@ async fn a_stale_definitions_cache_never_rejects_a_valid_request() {
     std::fs::write(&file, serde_json::to_vec(&stale).unwrap()).unwrap();
 
     let mut settings = settings_for(&url, 120.0);
-    settings.cache_dir = Some(directory.clone());
+    settings.engine.cache_dir = Some(directory.clone());
     let harness = connect_with(settings).await;
     let result = harness
         .call(
@@ -639,7 +639,7 @@ async fn concurrent_calls_share_one_fetch_of_node_definitions() {
         .expect("the rig listens on an IP address");
     let proxy = FaultProxy::start(target).await.expect("proxy");
     let mut settings = settings_for(&proxy.url(), 120.0);
-    settings.cache_dir = None;
+    settings.engine.cache_dir = None;
     let harness = connect_with(settings).await;
     let calls = (0..12).map(|_| harness.call("describe_node", json!({"class_type": "KSampler"})));
     for result in futures_util::future::join_all(calls).await {
@@ -665,7 +665,7 @@ async fn a_silent_backend_costs_one_wait_and_says_so() {
         }
     });
     let mut settings = settings_for(&format!("http://{address}"), 2.0);
-    settings.cache_dir = None;
+    settings.engine.cache_dir = None;
     let harness = connect_with(settings).await;
     let started = std::time::Instant::now();
     let result = harness

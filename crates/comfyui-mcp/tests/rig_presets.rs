@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use comfy_engine::Engine;
 use comfy_workflow::builders::{BuiltGraph, TextToImage};
-use comfyui_mcp::engine::Engine;
 use comfyui_mcp::mcp::ComfyServer;
+use comfyui_mcp::settings::Settings;
 use common::{is_error, json_of, settings_for, text_of, unique_prompt};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::RunningService;
@@ -61,6 +62,7 @@ impl Drop for Database {
 /// One MCP session (client `name`) with the presets toolset enabled.
 struct Session {
     engine: Arc<Engine>,
+    settings: Arc<Settings>,
     client: RunningService<RoleClient, NamedClient>,
     /// Kept so the database file outlives every session that uses it.
     _database: Arc<Database>,
@@ -71,14 +73,21 @@ impl Session {
     async fn start(name: &str, database: Arc<Database>) -> Session {
         let mut settings = settings_for(&comfyui_url(), 120.0);
         settings.toolsets = vec!["core".to_owned(), "workflows".to_owned()];
-        settings.database = Some(database.path.clone());
-        let engine = Engine::start(settings).await.expect("engine starts");
-        Session::attach(name, engine, database).await
+        settings.engine.database = Some(database.path.clone());
+        let engine = Engine::start(settings.engine.clone())
+            .await
+            .expect("engine starts");
+        Session::attach(name, engine, Arc::new(settings), database).await
     }
 
     /// A client `name` of the server that `engine` drives.
-    async fn attach(name: &str, engine: Arc<Engine>, database: Arc<Database>) -> Session {
-        let server = ComfyServer::new(engine.clone(), true);
+    async fn attach(
+        name: &str,
+        engine: Arc<Engine>,
+        settings: Arc<Settings>,
+        database: Arc<Database>,
+    ) -> Session {
+        let server = ComfyServer::new(engine.clone(), settings.clone(), true);
         let (server_side, client_side) = tokio::io::duplex(1 << 20);
         tokio::spawn(async move {
             if let Ok(service) = server.serve(server_side).await {
@@ -93,6 +102,7 @@ impl Session {
         .expect("MCP initialize");
         Session {
             engine,
+            settings,
             client,
             _database: database,
         }
@@ -100,7 +110,13 @@ impl Session {
 
     /// Another client of the same server (same engine and database).
     async fn another_client(&self, name: &str) -> Session {
-        Session::attach(name, self.engine.clone(), self._database.clone()).await
+        Session::attach(
+            name,
+            self.engine.clone(),
+            self.settings.clone(),
+            self._database.clone(),
+        )
+        .await
     }
 
     async fn call(&self, tool: &str, arguments: Value) -> CallToolResult {
@@ -246,7 +262,7 @@ async fn presets_are_saved_listed_by_tag_and_applied_with_overrides() {
 
     // The overrides reached the queued graph.
     let job_id = summary["job_id"].as_str().expect("job id");
-    let record = session.engine.store.get_job(job_id).await.expect("job recorded");
+    let record = session.engine.stored_job(job_id).await.expect("job recorded");
     assert_eq!(record.workflow.as_deref(), Some("preset:tiny boat"));
     assert_eq!(record.request["prompt"][sampler]["inputs"]["seed"], 4242);
     assert_eq!(
@@ -601,7 +617,6 @@ async fn access_codes_work_once_need_the_password_and_can_be_revoked() {
     assert!(!wrong.contains("sesame") && !wrong.contains(&code), "{wrong}");
     let audit = owner
         .engine
-        .store
         .query_audit(comfy_store::AuditQuery {
             tool: Some(comfy_store::SHARE_AUDIT_TOOL.to_owned()),
             client: Some("importer".to_owned()),

@@ -11,12 +11,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::render::{engine_error, error_text, job_result, json_result};
-use super::{ComfyServer, annotations, arguments, follow_job, read_only, tool, wait_limit};
-use crate::engine::generate::{ControlNetRequest, GenerateRequest, HiresFixRequest, LoraRequest};
-use crate::engine::jobs::WaitOutcome;
-use crate::engine::records::snapshot_from_record;
-use crate::engine::{local_files, media};
+use super::render::{engine_error, error_text, json_result};
+use super::{ComfyServer, annotations, arguments, follow_job, job_answer, read_only, tool, wait_limit};
+use comfy_engine::generate::{ControlNetRequest, GenerateRequest, HiresFixRequest, LoraRequest};
+use comfy_engine::jobs::WaitOutcome;
+use comfy_engine::local_files;
+use comfy_engine::outputs::UploadRequest;
+use comfy_engine::records::snapshot_from_record;
+use comfy_engine::types::{FileRef, OutputFile};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -383,7 +385,7 @@ async fn generate_image(
     context: &RequestContext<RoleServer>,
 ) -> ToolOutcome {
     let arguments: GenerateImageArguments = arguments("generate_image", raw)?;
-    let limit = wait_limit(server, arguments.wait_seconds, server.engine.settings.wait)?;
+    let limit = wait_limit(server, arguments.wait_seconds, server.engine.config.wait)?;
     let request = GenerateRequest {
         prompt: arguments.prompt,
         negative_prompt: arguments.negative_prompt,
@@ -442,7 +444,7 @@ async fn generate_image(
         .await
         .map_err(|error| engine_error(&error))?;
     let parameters = serde_json::to_value(&parameters).ok();
-    Ok(job_result(entry, &outcome, parameters, engine.settings.preview_bytes).await)
+    Ok(job_answer(server, entry, &outcome, parameters).await)
 }
 
 async fn run_workflow(
@@ -482,7 +484,7 @@ async fn get_job(
             .get("parameters")
             .cloned()
             .filter(|value| !value.is_null());
-        return Ok(job_result(entry, &outcome, parameters, engine.settings.preview_bytes).await);
+        return Ok(job_answer(server, entry, &outcome, parameters).await);
     }
     let (entry, mut subscription) = engine
         .job(&arguments.job_id)
@@ -494,7 +496,7 @@ async fn get_job(
         outcome = follow_job(server, entry, &mut subscription, &limit, &wait_only, context) => outcome.map_err(|error| engine_error(&error))?,
         () = context.ct.cancelled() => return Err(error_text("the wait was cancelled; the job goes on")),
     };
-    Ok(job_result(entry, &outcome, None, engine.settings.preview_bytes).await)
+    Ok(job_answer(server, entry, &outcome, None).await)
 }
 
 async fn cancel_job(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
@@ -523,42 +525,27 @@ async fn list_jobs(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome
 
 async fn get_output(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
     let arguments: GetOutputArguments = arguments("get_output", raw)?;
-    let engine = &server.engine;
-    let entry = engine
-        .pick_backend(arguments.backend.as_deref())
-        .map_err(|error| engine_error(&error))?;
-    let file = comfy_api::FileRef {
+    let file = FileRef {
         filename: arguments.filename,
         subfolder: arguments.subfolder,
         kind: arguments.kind.unwrap_or_else(|| "output".to_owned()),
     };
-    let download = entry.backend.client().view(&file, None).await.map_err(|source| {
-        engine_error(&crate::engine::EngineError::Backend {
-            backend: entry.label(),
-            source,
-        })
-    })?;
-    let media_type = comfy_api::media_type_for(&file.filename);
-    let budget = arguments
-        .max_preview_bytes
-        .unwrap_or(engine.settings.preview_bytes)
-        .clamp(1024, engine.settings.preview_bytes.max(1024));
-    let output = comfy_api::OutputFile {
-        node_id: String::new(),
-        key: "file".to_owned(),
-        file: file.clone(),
-        animated: false,
-    };
+    let fetched = server
+        .engine
+        .fetch_output(arguments.backend.as_deref(), file, arguments.max_preview_bytes)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let media_type = fetched.media_type;
     let mut summary = json!({
-        "filename": file.filename,
-        "subfolder": file.subfolder,
-        "type": file.kind,
+        "filename": fetched.file.filename,
+        "subfolder": fetched.file.subfolder,
+        "type": fetched.file.kind,
         "media_type": media_type,
-        "size_bytes": download.bytes.len(),
-        "url": entry.backend.client().view_url(&file),
-        "resource_uri": super::render::output_uri(&entry.name, &file),
+        "size_bytes": fetched.size_bytes,
+        "url": fetched.url,
+        "resource_uri": super::render::output_uri(&fetched.backend, &fetched.file),
     });
-    let preview = media::preview_off_the_workers(download.bytes.clone(), media_type.to_owned(), budget).await;
+    let preview = fetched.preview;
     if let Some(preview) = &preview {
         summary["preview"] = json!({"width": preview.width, "height": preview.height, "downscaled": preview.downscaled, "mime_type": preview.mime_type});
     } else if media_type.starts_with("image/") {
@@ -575,15 +562,22 @@ async fn get_output(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcom
     if let Some(preview) = preview {
         content.push(ContentBlock::image(preview.base64, preview.mime_type));
     }
-    content.push(ContentBlock::resource_link(super::render::output_resource(
-        entry, &output,
+    let output = OutputFile {
+        node_id: String::new(),
+        key: "file".to_owned(),
+        file: fetched.file,
+        animated: false,
+    };
+    content.push(ContentBlock::resource_link(super::render::resource(
+        &fetched.backend,
+        &fetched.url,
+        &output,
     )));
     Ok(CallToolResult::success(content))
 }
 
 async fn upload_image(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
     let arguments: UploadImageArguments = arguments("upload_image", raw)?;
-    let engine = &server.engine;
     let allow_local = server.local_files_allowed();
     let (bytes, default_name) = match (&arguments.data_base64, &arguments.path) {
         (Some(data), None) => {
@@ -611,57 +605,24 @@ async fn upload_image(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutc
         }
         _ => return Err(error_text("give exactly one of data_base64 or path")),
     };
-    if bytes.is_empty() {
-        return Err(error_text("the image is empty"));
-    }
-    if image::guess_format(&bytes).is_err() {
-        return Err(error_text(
-            "the data is not an image this server recognises (PNG, JPEG, WebP, GIF...)",
-        ));
-    }
-    let filename = arguments.filename.unwrap_or(default_name);
-    let entry = engine
-        .pick_backend(arguments.backend.as_deref())
-        .map_err(|error| engine_error(&error))?;
-    let client = entry.backend.client();
-    let uploaded = match &arguments.mask_for {
-        None => {
-            client
-                .upload_image(
-                    bytes,
-                    &filename,
-                    &arguments.subfolder,
-                    comfy_api::UploadKind::Input,
-                    arguments.overwrite,
-                )
-                .await
-        }
-        Some(original) => {
-            let (subfolder, name) = original.rsplit_once('/').unwrap_or(("", original.as_str()));
-            let original = comfy_api::FileRef {
-                filename: name.to_owned(),
-                subfolder: subfolder.to_owned(),
-                kind: "input".to_owned(),
-            };
-            client
-                .upload_mask(bytes, &filename, &original, arguments.overwrite)
-                .await
-        }
-    }
-    .map_err(|source| {
-        engine_error(&crate::engine::EngineError::Backend {
-            backend: entry.label(),
-            source,
+    let uploaded = server
+        .engine
+        .upload_image(UploadRequest {
+            bytes,
+            filename: arguments.filename.unwrap_or(default_name),
+            subfolder: arguments.subfolder,
+            overwrite: arguments.overwrite,
+            mask_for: arguments.mask_for,
+            backend: arguments.backend,
         })
-    })?;
-    // LoadImage's choices list the input folder: the cached definitions no longer do.
-    entry.forget_object_info();
+        .await
+        .map_err(|error| engine_error(&error))?;
     Ok(json_result(&json!({
-        "name": uploaded.node_value(),
-        "filename": uploaded.name,
+        "name": uploaded.node_value,
+        "filename": uploaded.filename,
         "subfolder": uploaded.subfolder,
         "type": uploaded.kind,
-        "backend": entry.name,
-        "use": format!("set LoadImage's image input to {:?}", uploaded.node_value()),
+        "backend": uploaded.backend,
+        "use": format!("set LoadImage's image input to {:?}", uploaded.node_value),
     })))
 }

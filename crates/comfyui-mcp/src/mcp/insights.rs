@@ -3,7 +3,7 @@
 //! log of tool calls, queryable and pruned by age. Each tool parses, calls the engine or store, and
 //! renders.
 
-use comfy_store::{
+use comfy_engine::types::{
     AuditOutcome, AuditQuery, AuditRecord, JobMetrics, MetricGrouping, MetricQuery, MetricSummary,
 };
 use rmcp::RoleServer;
@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use super::library::{TimeArgument, optional_time};
 use super::render::{engine_error, error_text, json_result};
 use super::{ComfyServer, arguments, read_only, tool};
-use crate::engine::insights::{EstimateRequest, Work};
-use crate::engine::library::library_error;
-use crate::engine::timestamps::format_rfc3339;
+use comfy_engine::insights::{EstimateRequest, Work};
+use comfy_engine::library::library_error;
+use comfy_engine::timestamps::format_rfc3339;
 
 type ToolOutcome = Result<CallToolResult, CallToolResult>;
 
@@ -144,12 +144,12 @@ pub async fn call(
     Some(outcome.unwrap_or_else(|error| error))
 }
 
-fn store_failure(error: comfy_store::StoreError) -> CallToolResult {
+fn store_failure(error: comfy_engine::types::StoreError) -> CallToolResult {
     engine_error(&library_error(error))
 }
 
 fn summary_json(summary: &MetricSummary) -> Value {
-    let pair = |percentiles: comfy_store::Percentiles| json!({"p50_ms": percentiles.p50_ms, "p95_ms": percentiles.p95_ms});
+    let pair = |percentiles: comfy_engine::types::Percentiles| json!({"p50_ms": percentiles.p50_ms, "p95_ms": percentiles.p95_ms});
     json!({
         "key": summary.key,
         "samples": summary.samples,
@@ -178,7 +178,7 @@ fn sample_json(sample: &JobMetrics) -> Value {
 
 async fn job_metrics(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
     let arguments: JobMetricsArguments = arguments("job_metrics", raw)?;
-    let now = comfy_store::now_ms();
+    let now = comfy_engine::types::now_ms();
     let query = MetricQuery {
         workflow: arguments.workflow,
         model: arguments.model,
@@ -193,7 +193,7 @@ async fn job_metrics(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutco
         GroupBy::Model => (MetricGrouping::Model, "model"),
         GroupBy::Backend => (MetricGrouping::Backend, "backend"),
     };
-    let store = &server.engine.store;
+    let store = &*server.engine;
     let summaries = store
         .metric_summary(grouping, query.clone())
         .await
@@ -268,11 +268,10 @@ fn audit_json(record: &AuditRecord) -> Value {
 
 async fn audit_log(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
     let arguments: AuditLogArguments = arguments("audit_log", raw)?;
-    let now = comfy_store::now_ms();
+    let now = comfy_engine::types::now_ms();
     let limit = arguments.limit.unwrap_or(50).clamp(1, 1000);
     let entries = server
         .engine
-        .store
         .query_audit(AuditQuery {
             since_ms: optional_time("since", arguments.since.as_ref(), now)?,
             until_ms: optional_time("until", arguments.until.as_ref(), now)?,

@@ -4,8 +4,8 @@
 //! Each tool parses its arguments, calls the engine or the store, and renders.
 
 use base64::Engine as _;
-use comfy_api::FileRef;
-use comfy_store::{OutputQuery, OutputRecord, RetentionPolicy};
+use comfy_engine::types::FileRef;
+use comfy_engine::types::{OutputQuery, OutputRecord, RetentionPolicy};
 use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
 use rmcp::service::RequestContext;
@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 
 use super::render::{engine_error, error_text, json_result, output_uri};
 use super::{ComfyServer, annotations, arguments, tool};
-use crate::engine::library::{NEWEST_FIRST_WINDOW, image_metadata, library_error};
-use crate::engine::timestamps::{format_rfc3339, parse_time};
-use crate::engine::{EngineError, local_files, media};
+use comfy_engine::library::{NEWEST_FIRST_WINDOW, image_metadata, library_error};
+use comfy_engine::timestamps::{format_rfc3339, parse_time};
+use comfy_engine::{local_files, media};
 
 type ToolOutcome = Result<CallToolResult, CallToolResult>;
 
@@ -352,7 +352,7 @@ async fn given_image(
 
 async fn search_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
     let arguments: SearchOutputsArguments = arguments("search_outputs", raw)?;
-    let now = comfy_store::now_ms();
+    let now = comfy_engine::types::now_ms();
     let limit = arguments.limit.unwrap_or(20).clamp(1, 200);
     let query = OutputQuery {
         text: arguments.text.clone(),
@@ -488,22 +488,20 @@ async fn image_metadata_tool(server: &ComfyServer, raw: Option<JsonObject>) -> T
                 subfolder: arguments.subfolder.clone(),
                 kind: arguments.kind.clone().unwrap_or_else(|| "output".to_owned()),
             };
-            let download = entry.backend.client().view(&file, None).await.map_err(|source| {
-                engine_error(&EngineError::Backend {
-                    backend: entry.label(),
-                    source,
-                })
-            })?;
+            let bytes = engine
+                .download(entry, &file)
+                .await
+                .map_err(|error| engine_error(&error))?;
             (
                 json!({
                     "backend": entry.name,
                     "filename": file.filename,
                     "subfolder": file.subfolder,
                     "type": file.kind,
-                    "url": entry.backend.client().view_url(&file),
+                    "url": entry.view_url(&file),
                     "resource_uri": output_uri(&entry.name, &file),
                 }),
-                download.bytes.to_vec(),
+                bytes.to_vec(),
             )
         }
         (None, None, Some(bytes)) => (
@@ -560,13 +558,13 @@ fn require_tags(arguments: &OrganizeOutputsArguments, action: &str) -> Result<()
     }
 }
 
-fn store_failure(error: comfy_store::StoreError) -> CallToolResult {
+fn store_failure(error: comfy_engine::types::StoreError) -> CallToolResult {
     engine_error(&library_error(error))
 }
 
 async fn organize_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
     let arguments: OrganizeOutputsArguments = arguments("organize_outputs", raw)?;
-    let store = &server.engine.store;
+    let store = &*server.engine;
     let mut answer = match arguments.action {
         OrganizeAction::Tag => {
             require_outputs(&arguments, "tag")?;
@@ -673,7 +671,7 @@ async fn export_catalog(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
             "{LOCAL_FILES_DISABLED}; leave out path to get the catalog inline"
         )));
     }
-    let now = comfy_store::now_ms();
+    let now = comfy_engine::types::now_ms();
     let (default_limit, maximum_limit) = match arguments.format {
         ExportFormat::Html => (100, 1000),
         ExportFormat::Json | ExportFormat::Csv => (500, 10_000),
@@ -712,8 +710,7 @@ async fn export_catalog(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
         ExportFormat::Csv => {
             // The store writes the CSV from the same query, so rows and order match `records`.
             let csv = engine
-                .store
-                .export_catalog(query, comfy_store::CatalogFormat::Csv)
+                .export_catalog(query, comfy_engine::types::CatalogFormat::Csv)
                 .await
                 .map_err(store_failure)?;
             (csv, "text/csv")
@@ -748,7 +745,7 @@ async fn export_catalog(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
         summary["path"] = json!(path);
         return Ok(json_result(&summary));
     }
-    let budget = engine.settings.preview_bytes;
+    let budget = engine.config.preview_bytes;
     if catalog.len() > budget {
         return Err(error_text(format!(
             "the {format_name} catalog of {} outputs is {} bytes, over the inline budget of {budget} bytes: give path (where local files are allowed), a smaller limit or narrower filters{}",
@@ -770,7 +767,7 @@ async fn export_catalog(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
 
 async fn cleanup_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
     let arguments: CleanupOutputsArguments = arguments("cleanup_outputs", raw)?;
-    let now = comfy_store::now_ms();
+    let now = comfy_engine::types::now_ms();
     let cutoff = arguments.created_before.resolve("created_before", now)?;
     let policy = RetentionPolicy {
         created_before_ms: cutoff,

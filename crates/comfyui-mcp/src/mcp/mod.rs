@@ -24,8 +24,8 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::engine::Engine;
-use crate::engine::jobs::ProgressReport;
+use comfy_engine::Engine;
+use comfy_engine::jobs::ProgressReport;
 
 const INSTRUCTIONS: &str = "Drives ComfyUI servers. Start with generate_image (text to image) or run_workflow \
 (any workflow, API or UI format; overrides by parameter name such as prompt or seed). Long jobs return a job_id after a bounded wait: call get_job to keep waiting. \
@@ -36,6 +36,8 @@ missing and suggest close matches.";
 #[derive(Clone)]
 pub struct ComfyServer {
     engine: Arc<Engine>,
+    /// The front end's configuration (toolsets, local files).
+    settings: Arc<crate::settings::Settings>,
     /// Every tool the operator lets through, with its toolset.
     catalog: Arc<catalog::Catalog>,
     /// The toolsets this session enabled (dynamic mode); one set per session.
@@ -104,12 +106,13 @@ pub fn toolset_names() -> Vec<&'static str> {
 }
 
 impl ComfyServer {
-    pub fn new(engine: Arc<Engine>, local_files: bool) -> Self {
-        let catalog = Arc::new(catalog::Catalog::new(&engine.settings, TOOLSETS));
+    pub fn new(engine: Arc<Engine>, settings: Arc<crate::settings::Settings>, local_files: bool) -> Self {
+        let catalog = Arc::new(catalog::Catalog::new(&settings, TOOLSETS));
         let list_changed = Arc::new(workflows::ListChangedPeers::default());
         workflows::forward_list_changes(&engine, list_changed.clone());
         ComfyServer {
             engine,
+            settings,
             catalog,
             enabled: Arc::default(),
             local_files,
@@ -384,7 +387,7 @@ impl ComfyServer {
     /// Whether tools may read and write files on this machine: the configured value, else true on
     /// stdio and false on HTTP.
     pub(crate) fn local_files_allowed(&self) -> bool {
-        self.engine.settings.allow_local_files.unwrap_or(self.local_files)
+        self.settings.allow_local_files.unwrap_or(self.local_files)
     }
 }
 
@@ -415,7 +418,7 @@ pub(crate) fn wait_limit(
     requested: Option<f64>,
     default: std::time::Duration,
 ) -> Result<WaitBound, CallToolResult> {
-    wait_duration(server.engine.settings.wait, requested, default).map(WaitBound::new)
+    wait_duration(server.engine.config.wait, requested, default).map(WaitBound::new)
 }
 
 fn wait_duration(
@@ -445,12 +448,12 @@ fn arguments<T: DeserializeOwned>(tool: &str, raw: Option<Map<String, Value>>) -
 /// notifications (when it asked for them) that name the running node.
 pub(crate) async fn follow_job(
     server: &ComfyServer,
-    entry: &crate::engine::BackendEntry,
-    subscription: &mut comfy_api::JobSubscription,
+    entry: &comfy_engine::BackendEntry,
+    subscription: &mut comfy_engine::types::JobSubscription,
     limit: &WaitBound,
     cancel: &tokio_util::sync::CancellationToken,
     context: &RequestContext<RoleServer>,
-) -> Result<crate::engine::jobs::WaitOutcome, crate::engine::EngineError> {
+) -> Result<comfy_engine::jobs::WaitOutcome, comfy_engine::EngineError> {
     let progress = ProgressSender::new(context);
     let report = |report| {
         let progress = progress.clone();
@@ -460,6 +463,20 @@ pub(crate) async fn follow_job(
         .engine
         .follow(entry, subscription, limit.remaining(), cancel, report)
         .await
+}
+
+/// How a wait ended, rendered with previews of the first images (which the engine fetches).
+pub(crate) async fn job_answer(
+    server: &ComfyServer,
+    entry: &comfy_engine::BackendEntry,
+    outcome: &comfy_engine::jobs::WaitOutcome,
+    parameters: Option<Value>,
+) -> CallToolResult {
+    let previews = server
+        .engine
+        .result_previews(entry, &outcome.snapshot().outputs)
+        .await;
+    render::job_result(entry, outcome, parameters, previews)
 }
 
 /// The address an HTTP connection comes from; the HTTP transport puts it in each request's
@@ -589,7 +606,7 @@ impl ServerHandler for ComfyServer {
         let name = request.name.to_string();
         let started = std::time::Instant::now();
         let raw_arguments = Value::Object(request.arguments.clone().unwrap_or_default());
-        let digest = comfy_store::content_hash(&redact(&raw_arguments));
+        let digest = comfy_engine::types::content_hash(&redact(&raw_arguments));
         let dispatch = async {
             if let Some(answer) = self
                 .call_catalog_tool(&name, request.arguments.clone(), &context)
@@ -640,20 +657,20 @@ impl ServerHandler for ComfyServer {
         } else {
             None
         };
-        let entry = comfy_store::AuditEntry {
-            at_ms: comfy_store::now_ms(),
+        let entry = comfy_engine::types::AuditEntry {
+            at_ms: comfy_engine::types::now_ms(),
             client,
             tool: name,
             argument_digest: Some(digest),
             outcome: if failed {
-                comfy_store::AuditOutcome::Failure
+                comfy_engine::types::AuditOutcome::Failure
             } else {
-                comfy_store::AuditOutcome::Success
+                comfy_engine::types::AuditOutcome::Success
             },
             duration_ms: elapsed_ms,
             detail,
         };
-        if let Err(error) = self.engine.store.record_audit(entry).await {
+        if let Err(error) = self.engine.record_audit(entry).await {
             tracing::warn!(%error, "audit entry not recorded");
         }
         Ok(CallToolResponse::Complete(result))
@@ -664,17 +681,13 @@ impl ServerHandler for ComfyServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let mut resources = Vec::new();
-        for entry in self.engine.backends() {
-            let Ok(jobs) = entry.backend.jobs().await else {
-                continue;
-            };
-            for job in jobs.iter().take(50) {
-                for output in &job.outputs {
-                    resources.push(render::output_resource(entry, output));
-                }
-            }
-        }
+        let resources = self
+            .engine
+            .recent_outputs(50)
+            .await
+            .iter()
+            .map(|(entry, output)| render::output_resource(entry, output))
+            .collect();
         Ok(ListResourcesResult::with_all_items(resources))
     }
 
@@ -696,20 +709,17 @@ impl ServerHandler for ComfyServer {
         let (backend, file) = render::parse_output_uri(&request.uri).ok_or_else(|| {
             ErrorData::resource_not_found(format!("not a comfyui output URI: {}", request.uri), None)
         })?;
-        let entry = self
+        let (bytes, media_type) = self
             .engine
-            .pick_backend(Some(&backend))
+            .read_output(&backend, &file)
+            .await
             .map_err(|error| ErrorData::resource_not_found(error.to_string(), None))?;
-        let download =
-            entry.backend.client().view(&file, None).await.map_err(|error| {
-                ErrorData::resource_not_found(format!("{}: {error}", entry.label()), None)
-            })?;
         use base64::Engine as _;
-        let blob = base64::engine::general_purpose::STANDARD.encode(&download.bytes);
+        let blob = base64::engine::general_purpose::STANDARD.encode(&bytes);
         Ok(ReadResourceResponse::Complete(ReadResourceResult::new(vec![
             ResourceContents::BlobResourceContents {
                 uri: request.uri,
-                mime_type: Some(comfy_api::media_type_for(&file.filename).to_owned()),
+                mime_type: Some(media_type.to_owned()),
                 blob,
                 meta: None,
             },

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use comfy_store::{Redemption, ShareRequest, StoreError, VersionSummary};
+use comfy_engine::types::{Redemption, ShareRequest, StoreError, VersionSummary};
 use comfy_workflow::{ApiPrompt, Change, Conflict, InputValue};
 use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
@@ -13,9 +13,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::render::{engine_error, error_text, job_result, json_result};
-use super::{ComfyServer, annotations, arguments, follow_job, tool, wait_limit};
-use crate::engine::presets::{MergeOutcome, MergeRequest, PresetError, PresetSaveRequest, short_id};
+use super::render::{engine_error, error_text, json_result};
+use super::{ComfyServer, annotations, arguments, follow_job, job_answer, tool, wait_limit};
+use comfy_engine::presets::{MergeOutcome, MergeRequest, PresetError, PresetSaveRequest, short_id};
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -308,7 +308,7 @@ fn version_json(version: &VersionSummary) -> Value {
     })
 }
 
-fn summary_json(summary: &comfy_store::PresetSummary) -> Value {
+fn summary_json(summary: &comfy_engine::types::PresetSummary) -> Value {
     json!({
         "name": summary.name,
         "description": summary.description,
@@ -373,11 +373,7 @@ async fn preset(
         }
         PresetAction::List => {
             only("preset", "list", &keys, &["tag"])?;
-            let presets = engine
-                .store
-                .list_presets(arguments.tag.clone())
-                .await
-                .map_err(failed)?;
+            let presets = engine.list_presets(arguments.tag.clone()).await.map_err(failed)?;
             Ok(json_result(&json!({
                 "count": presets.len(),
                 "tag": arguments.tag,
@@ -387,9 +383,8 @@ async fn preset(
         PresetAction::Get => {
             only("preset", "get", &keys, &["name", "version"])?;
             let name = name()?;
-            let preset = engine.store.get_preset(name).await.map_err(failed)?;
+            let preset = engine.get_preset(name).await.map_err(failed)?;
             let version = engine
-                .store
                 .get_preset_version(name, arguments.version.as_deref().unwrap_or("head"))
                 .await
                 .map_err(failed)?;
@@ -408,7 +403,7 @@ async fn preset(
                 &["name", "overrides", "wait_seconds", "backend"],
             )?;
             let name = name()?;
-            let limit = wait_limit(server, arguments.wait_seconds, server.engine.settings.wait)?;
+            let limit = wait_limit(server, arguments.wait_seconds, server.engine.config.wait)?;
             let overrides = arguments.overrides.clone().unwrap_or_default();
             let (entry, mut job, preset) = engine
                 .apply_preset(
@@ -428,8 +423,7 @@ async fn preset(
                 "overrides": overrides,
                 "use_count": preset.summary.use_count,
             });
-            let mut result =
-                job_result(entry, &outcome, Some(parameters), engine.settings.preview_bytes).await;
+            let mut result = job_answer(server, entry, &outcome, Some(parameters)).await;
             if !job.accepted.node_errors.is_empty() {
                 result.content.push(ContentBlock::text(format!(
                     "ComfyUI queued only part of the workflow; node errors: {}",
@@ -441,7 +435,7 @@ async fn preset(
         PresetAction::Delete => {
             only("preset", "delete", &keys, &["name"])?;
             let name = name()?;
-            engine.store.delete_preset(name).await.map_err(failed)?;
+            engine.delete_preset(name).await.map_err(failed)?;
             Ok(json_result(&json!({
                 "deleted": name.trim(),
                 "note": "its versions, tags, usage and shares are gone (versions a fork still uses are kept for the fork)",
@@ -529,7 +523,7 @@ async fn preset_version(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
     let keys = raw.clone();
     let arguments: PresetVersionArguments = arguments("preset_version", raw)?;
     let engine = &server.engine;
-    let store = &engine.store;
+    let store = &**engine;
     let name = arguments.name.as_str();
     match arguments.action {
         VersionAction::Log => {
@@ -721,7 +715,7 @@ async fn preset_share(
     let keys = raw.clone();
     let arguments: PresetShareArguments = arguments("preset_share", raw)?;
     let engine = &server.engine;
-    let store = &engine.store;
+    let store = &**engine;
     match arguments.action {
         ShareAction::Share => {
             only(
@@ -738,7 +732,7 @@ async fn preset_share(
                 {
                     // Bounded above, so the product fits an i64 of milliseconds.
                     let milliseconds = (seconds * 1000.0).round() as i64;
-                    Some(comfy_store::now_ms() + milliseconds)
+                    Some(comfy_engine::types::now_ms() + milliseconds)
                 }
                 Some(seconds) => {
                     return Err(error_text(format!(

@@ -1,15 +1,14 @@
 //! Turning engine results and errors into MCP tool results: readable text for the model, a
-//! size-bounded inline preview, a `resource_link` and the plain URL for every output.
+//! size-bounded inline preview, a `resource_link` and the plain URL for every output. Pure: the
+//! engine hands over everything shown (previews included); nothing here does IO or waits.
 
-use comfy_api::{FileRef, JobPhase, JobSnapshot, OutputFile};
+use comfy_engine::types::{FileRef, JobPhase, JobSnapshot, OutputFile};
 use rmcp::model::{CallToolResult, ContentBlock, Resource, ResourceTemplate};
 use serde_json::{Value, json};
 
-use crate::engine::jobs::WaitOutcome;
-use crate::engine::{BackendEntry, EngineError, media};
-
-/// Previews in one result; more outputs are still linked.
-const MAXIMUM_PREVIEWS: usize = 4;
+use comfy_engine::jobs::WaitOutcome;
+use comfy_engine::media::Preview;
+use comfy_engine::{BackendEntry, EngineError};
 
 pub fn error_text(message: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.into())])
@@ -28,7 +27,7 @@ pub fn engine_error(error: &EngineError) -> CallToolResult {
         if let Some(rejection) = &report.rejection {
             text.push_str(&format!("\n{} ({})", rejection.message, rejection.code));
         }
-        text.push_str(&crate::engine::workflows::describe_errors(report.errors()));
+        text.push_str(&comfy_engine::workflows::describe_errors(report.errors()));
     }
     error_text(text)
 }
@@ -88,16 +87,17 @@ fn percent_decode(segment: &str) -> String {
 }
 
 pub fn output_resource(entry: &BackendEntry, output: &OutputFile) -> Resource {
-    Resource::new(
-        output_uri(&entry.name, &output.file),
-        output.file.filename.clone(),
-    )
-    .with_mime_type(output.media_type())
-    .with_description(format!(
-        "Full-size output of node {}; also at {}",
-        output.node_id,
-        entry.backend.client().view_url(&output.file)
-    ))
+    resource(&entry.name, &entry.view_url(&output.file), output)
+}
+
+/// The resource of an output of `backend` that ComfyUI serves at `url`.
+pub fn resource(backend: &str, url: &str, output: &OutputFile) -> Resource {
+    Resource::new(output_uri(backend, &output.file), output.file.filename.clone())
+        .with_mime_type(output.media_type())
+        .with_description(format!(
+            "Full-size output of node {}; also at {url}",
+            output.node_id
+        ))
 }
 
 pub fn output_template() -> ResourceTemplate {
@@ -120,7 +120,7 @@ fn outputs_json(entry: &BackendEntry, outputs: &[OutputFile]) -> Value {
                     "type": output.file.kind,
                     "node_id": output.node_id,
                     "media_type": output.media_type(),
-                    "url": entry.backend.client().view_url(&output.file),
+                    "url": entry.view_url(&output.file),
                     "resource_uri": output_uri(&entry.name, &output.file),
                 })
             })
@@ -155,12 +155,12 @@ fn snapshot_json(entry: &BackendEntry, snapshot: &JobSnapshot) -> Value {
     summary
 }
 
-/// Renders how a wait ended: text summary, previews within the byte budget, links to every output.
-pub async fn job_result(
+/// Renders how a wait ended: text summary, the previews the engine made, links to every output.
+pub fn job_result(
     entry: &BackendEntry,
     outcome: &WaitOutcome,
     parameters: Option<Value>,
-    preview_budget: usize,
+    previews: Vec<Preview>,
 ) -> CallToolResult {
     let snapshot = match outcome {
         WaitOutcome::Finished(snapshot)
@@ -185,30 +185,11 @@ pub async fn job_result(
     let mut content = vec![ContentBlock::text(
         serde_json::to_string_pretty(&summary).unwrap_or_default(),
     )];
-    let images: Vec<&OutputFile> = snapshot
-        .outputs
-        .iter()
-        .filter(|output| output.media_type().starts_with("image/"))
-        .take(MAXIMUM_PREVIEWS)
-        .collect();
-    if !images.is_empty() {
-        let per_image = preview_budget / images.len();
-        for output in images {
-            match entry.backend.client().view(&output.file, None).await {
-                Ok(download) => {
-                    let mime_type = output.media_type().to_owned();
-                    if let Some(preview) =
-                        media::preview_off_the_workers(download.bytes, mime_type, per_image).await
-                    {
-                        content.push(ContentBlock::image(preview.base64, preview.mime_type));
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, file = %output.file.filename, "cannot fetch output for a preview")
-                }
-            }
-        }
-    }
+    content.extend(
+        previews
+            .into_iter()
+            .map(|preview| ContentBlock::image(preview.base64, preview.mime_type)),
+    );
     for output in &snapshot.outputs {
         content.push(ContentBlock::resource_link(output_resource(entry, output)));
     }

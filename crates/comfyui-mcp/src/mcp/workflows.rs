@@ -15,10 +15,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::render::{engine_error, error_text, job_result, json_result};
-use super::{ComfyServer, arguments, follow_job, read_only, tool, wait_limit};
-use crate::engine::Engine;
-use crate::engine::workflows::{
+use super::render::{engine_error, error_text, json_result};
+use super::{ComfyServer, arguments, follow_job, job_answer, read_only, tool, wait_limit};
+use comfy_engine::Engine;
+use comfy_engine::workflows::{
     SavedWorkflow, TOOL_PREFIX, WorkflowSource, conversion_json, current_time, diagnostics_json, format_name,
     parameter_options, parameters_json, parse_date, parse_workflow_text, validation_json,
 };
@@ -200,7 +200,7 @@ pub async fn run_and_report(
     context: &RequestContext<RoleServer>,
 ) -> ToolOutcome {
     let engine = &server.engine;
-    let limit = wait_limit(server, wait_seconds, engine.settings.wait)?;
+    let limit = wait_limit(server, wait_seconds, engine.config.wait)?;
     let started = engine
         .run_workflow_as(label, workflow, overrides, backend)
         .await
@@ -209,7 +209,7 @@ pub async fn run_and_report(
     let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
         .await
         .map_err(|error| engine_error(&error))?;
-    let mut result = job_result(entry, &outcome, None, engine.settings.preview_bytes).await;
+    let mut result = job_answer(server, entry, &outcome, None).await;
     if !job.accepted.node_errors.is_empty() {
         let partial = format!(
             "ComfyUI queued only part of the workflow; node errors: {}",

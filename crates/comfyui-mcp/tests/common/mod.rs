@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use comfyui_mcp::engine::Engine;
+use comfy_engine::Engine;
 use comfyui_mcp::mcp::ComfyServer;
 use comfyui_mcp::settings::{CommandLineSettings, Settings};
 use rmcp::model::{
@@ -62,8 +62,10 @@ pub async fn connect(url: &str) -> Harness {
 }
 
 pub async fn connect_with(settings: Settings) -> Harness {
-    let engine = Engine::start(settings).await.expect("engine starts");
-    let server = ComfyServer::new(engine.clone(), true);
+    let engine = Engine::start(settings.engine.clone())
+        .await
+        .expect("engine starts");
+    let server = ComfyServer::new(engine.clone(), Arc::new(settings), true);
     let (server_side, client_side) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
         if let Ok(service) = server.serve(server_side).await {

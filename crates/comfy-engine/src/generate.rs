@@ -496,7 +496,7 @@ impl Engine {
         if let Some(name) = request
             .checkpoint
             .as_ref()
-            .or(self.settings.default_checkpoint.as_ref())
+            .or(self.config.default_checkpoint.as_ref())
         {
             return Ok(ModelSource::Checkpoint { name: name.clone() });
         }

@@ -32,6 +32,17 @@ pub enum WaitOutcome {
     },
 }
 
+impl WaitOutcome {
+    /// The job as the wait left it.
+    pub fn snapshot(&self) -> &JobSnapshot {
+        match self {
+            WaitOutcome::Finished(snapshot)
+            | WaitOutcome::StillRunning(snapshot)
+            | WaitOutcome::Cancelled { snapshot, .. } => snapshot,
+        }
+    }
+}
+
 fn describe_update(update: &JobUpdate, snapshot: &JobSnapshot) -> Option<String> {
     let node_name = |node: Option<&str>| -> String {
         match (&snapshot.current_node_title, node) {

@@ -498,7 +498,7 @@ impl Engine {
 
     /// The configured local output directory of a backend (`COMFYUI_MCP_OUTPUT_DIR`).
     pub fn output_directory(&self, backend: &str) -> Option<&Path> {
-        self.settings
+        self.config
             .backends
             .iter()
             .find(|settings| settings.name == backend)

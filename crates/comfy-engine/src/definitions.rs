@@ -251,3 +251,19 @@ mod tests {
         std::fs::remove_dir_all(&directory).ok();
     }
 }
+
+/// One backend's node definitions fetched once, without starting an engine (the CLI's
+/// `convert`/`validate`/`params` need nothing else: no database, no websocket).
+pub async fn fetch_once(backend: &crate::BackendSettings) -> Result<ObjectInfo, crate::EngineError> {
+    let failed = |source| crate::EngineError::Backend {
+        backend: format!("{} ({})", backend.name, backend.url),
+        source,
+    };
+    let options = comfy_api::ClientOptions {
+        headers: backend.headers.clone(),
+        ..comfy_api::ClientOptions::default()
+    };
+    let client = ComfyClient::new(&backend.url, options).map_err(failed)?;
+    let raw = client.object_info().await.map_err(failed)?;
+    Ok(ObjectInfo::from_json(&raw))
+}

@@ -2,6 +2,7 @@
 //! generation, jobs and outputs. Front ends parse arguments, call the engine and render; they never
 //! speak HTTP to ComfyUI or edit graphs themselves.
 
+pub mod config;
 pub mod definitions;
 pub mod generate;
 pub mod insights;
@@ -10,9 +11,11 @@ pub mod library;
 pub mod local_files;
 pub mod media;
 pub mod models;
+pub mod outputs;
 pub mod png_text;
 pub mod presets;
 pub mod records;
+pub mod stored;
 pub mod timestamps;
 pub mod workflows;
 
@@ -25,7 +28,21 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::settings::Settings;
+pub use config::{BackendSettings, EngineConfig};
+
+/// The data front ends show and send, from the layers below. The handles that do IO (ComfyUI
+/// clients, the store) stay inside the engine.
+pub mod types {
+    pub use comfy_api::{
+        ConnectionState, FileRef, JobPhase, JobSnapshot, JobSubscription, OutputFile, SystemStats,
+        media_type_for,
+    };
+    pub use comfy_store::{
+        AuditEntry, AuditOutcome, AuditQuery, AuditRecord, CatalogFormat, CollectionSummary, JobMetrics,
+        MetricGrouping, MetricQuery, MetricSummary, OutputQuery, OutputRecord, Percentiles, PresetSummary,
+        Redemption, RetentionPolicy, ShareRequest, StoreError, VersionSummary, content_hash, now_ms,
+    };
+}
 
 /// A failure the caller can act on. Each variant renders as a readable tool error.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +103,7 @@ impl EngineError {
 /// One configured ComfyUI with its actor and cached node definitions.
 pub struct BackendEntry {
     pub name: String,
-    pub backend: Backend,
+    backend: Backend,
     /// Its node definitions: in memory, on disk, and the fetch in flight.
     definitions: definitions::Definitions,
 }
@@ -111,6 +128,35 @@ impl BackendEntry {
         }
     }
 
+    /// ComfyUI's own report of its versions and devices.
+    pub async fn system_stats(&self) -> Result<comfy_api::SystemStats, EngineError> {
+        self.backend
+            .client()
+            .system_stats()
+            .await
+            .map_err(|source| self.error(source))
+    }
+
+    /// Whether the websocket is (or within `limit` becomes) connected.
+    pub async fn wait_connected(&self, limit: Duration) -> bool {
+        self.backend.wait_connected(limit).await
+    }
+
+    /// Why the websocket is not connected, when it failed.
+    pub fn connection_error(&self) -> Option<String> {
+        self.backend.connection().last_error
+    }
+
+    /// The websocket's state: connected, reconnects, the last error.
+    pub fn connection(&self) -> comfy_api::ConnectionState {
+        self.backend.connection()
+    }
+
+    /// The jobs this backend's actor knows: queued, running and recent.
+    pub async fn jobs(&self) -> Result<Vec<comfy_api::JobSnapshot>, EngineError> {
+        self.backend.jobs().await.map_err(|source| self.error(source))
+    }
+
     /// `name (url)`, for messages.
     pub fn label(&self) -> String {
         format!("{} ({})", self.name, self.backend.url())
@@ -119,8 +165,8 @@ impl BackendEntry {
 
 /// Everything the front ends share. Created once per process.
 pub struct Engine {
-    pub settings: Settings,
-    pub store: comfy_store::Store,
+    pub config: EngineConfig,
+    store: comfy_store::Store,
     backends: Vec<BackendEntry>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -133,8 +179,8 @@ impl Engine {
     /// Opens the database and starts one actor per configured backend. No backend is contacted
     /// before this returns, so start-up stays fast; the websockets connect in the background, and
     /// jobs a previous process left unfinished are reconciled in the background too.
-    pub async fn start(settings: Settings) -> Result<Arc<Engine>, EngineError> {
-        let options = match &settings.database {
+    pub async fn start(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+        let options = match &config.database {
             Some(path) => comfy_store::StoreOptions::new(path.clone()),
             None => comfy_store::StoreOptions::at_default_path()
                 .map_err(|error| EngineError::Store { source: error })?,
@@ -145,7 +191,7 @@ impl Engine {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let mut backends = Vec::new();
-        for backend_settings in &settings.backends {
+        for backend_settings in &config.backends {
             let options = BackendOptions {
                 client: ClientOptions {
                     headers: backend_settings.headers.clone(),
@@ -163,13 +209,13 @@ impl Engine {
                 backend,
                 definitions: definitions::Definitions::new(
                     &backend_settings.url,
-                    settings.cache_dir.as_deref(),
+                    config.cache_dir.as_deref(),
                 ),
             });
         }
-        let workflow_library = workflows::WorkflowLibrary::new(settings.workflows_dir.clone());
+        let workflow_library = workflows::WorkflowLibrary::new(config.workflows_dir.clone());
         let engine = Arc::new(Engine {
-            settings,
+            config,
             store,
             backends,
             cancel,
@@ -247,7 +293,7 @@ impl Engine {
         // Bounded by the call's wait, so a slow or silent backend cannot hold a tool call past it.
         match entry
             .definitions
-            .fetch(entry.backend.client(), self.settings.wait)
+            .fetch(entry.backend.client(), self.config.wait)
             .await
         {
             Ok(Some(info)) => Ok(info),
@@ -255,7 +301,7 @@ impl Engine {
             Ok(None) => Err(entry.error(ClientError::Timeout {
                 url: entry.backend.url().to_owned(),
                 call: "GET /object_info (node definitions; nothing was queued)".to_owned(),
-                limit: self.settings.wait,
+                limit: self.config.wait,
             })),
             Err(source) => Err(EngineError::SharedBackend {
                 backend: entry.label(),
