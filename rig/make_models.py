@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate tiny, deterministic, random-weight models that ComfyUI 0.3.75's real loaders accept.
+"""Generate tiny, deterministic, random-weight models that ComfyUI's real loaders accept.
 
 Runs inside the rig's venv (it needs torch, safetensors and spandrel) and imports module classes
 from the ComfyUI tree given with --comfyui-dir, so the files have exactly the layout ComfyUI
@@ -199,7 +199,10 @@ def calibrate_taesd(torch, taesd, gen) -> None:
     last = dec[19]
     with torch.no_grad():
         latents = torch.randn(4, 4, 8, 8, generator=gen) * 50.0
-        feats = dec[:19](latents.to(last.weight.dtype)).float()
+        # A plain Sequential of the first 19 layers: slicing `dec` itself rebuilds its class,
+        # which newer ComfyUI versions (0.26) give an __init__ that takes no module list.
+        head = torch.nn.Sequential(*list(dec)[:19])
+        feats = head(latents.to(last.weight.dtype)).float()
         out = torch.nn.functional.conv2d(feats, last.weight.float(), None, padding=1)
         mean = out.mean(dim=(0, 2, 3))
         std = out.std(dim=(0, 2, 3)).clamp_min(1e-6)

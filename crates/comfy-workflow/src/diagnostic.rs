@@ -68,6 +68,10 @@ pub mod code {
     pub const CONSTANT_FOR_SOCKET: &str = "constant_for_socket";
     pub const NODE_NOT_EXECUTED: &str = "node_not_executed";
     pub const UNVERIFIABLE_FILE: &str = "unverifiable_file";
+    // Ours: V3 dynamic inputs that ComfyUI 0.26 accepts unchecked but that fail when the node runs.
+    pub const DYNAMIC_COMBO_MISSING: &str = "dynamic_combo_missing";
+    pub const DYNAMIC_COMBO_NOT_IN_LIST: &str = "dynamic_combo_not_in_list";
+    pub const MATCH_TYPE_MISMATCH: &str = "match_type_mismatch";
     // Ours: UI to API conversion.
     pub const UNREADABLE_WORKFLOW_PART: &str = "unreadable_workflow_part";
     pub const UNKNOWN_NODE_TYPE: &str = "unknown_node_type";

@@ -20,7 +20,7 @@ pub fn parse_lenient(text: &str) -> Result<Value, serde_json::Error> {
 }
 
 /// Replaces `NaN`, `Infinity` and `-Infinity` outside string literals with `null`.
-fn replace_non_finite_tokens(text: &str) -> String {
+pub(crate) fn replace_non_finite_tokens(text: &str) -> String {
     let mut result = String::with_capacity(text.len());
     let mut in_string = false;
     let mut escaped = false;

@@ -733,7 +733,14 @@ fn schema_for(spec: Option<&InputSpec>, current: Option<&Value>, found: &Found, 
                     schema.insert("enum".into(), Value::Array(choices.clone()));
                 }
             }
-            InputKind::Socket(_) => {}
+            InputKind::DynamicCombo(options) => {
+                let keys: Vec<Value> = options.iter().map(|option| option.key.clone()).collect();
+                if keys.iter().all(Value::is_string) {
+                    schema.insert("type".into(), json!("string"));
+                }
+                schema.insert("enum".into(), Value::Array(keys));
+            }
+            InputKind::Socket(_) | InputKind::Autogrow(_) | InputKind::MatchType(_) => {}
         }
     }
     let default = current
@@ -750,14 +757,16 @@ fn schema_for(spec: Option<&InputSpec>, current: Option<&Value>, found: &Found, 
     Value::Object(schema)
 }
 
-/// Every input of every node as `node_id.input`: the declared settable inputs, plus undeclared
-/// inputs already present in the prompt (custom nodes with dynamic inputs).
+/// Every input of every node as `node_id.input`: the declared settable inputs and the V3 nested
+/// inputs the node's values select (`node_id.resize_type.multiplier`), plus undeclared inputs
+/// already present in the prompt (custom nodes with dynamic inputs).
 fn addresses(prompt: &ApiPrompt, info: &ObjectInfo) -> BTreeMap<String, InputAddress> {
     let mut result = BTreeMap::new();
     for (node_id, node) in &prompt.nodes {
         let definition = info.node(&node.class_type);
         if let Some(definition) = definition {
-            for spec in definition.settable_inputs() {
+            let expanded = definition.expanded_inputs(&node.inputs);
+            for spec in definition.settable_inputs().chain(expanded) {
                 let kind = match &spec.kind {
                     InputKind::Int => ValueKind::Integer,
                     InputKind::Float => ValueKind::Number,
@@ -765,7 +774,10 @@ fn addresses(prompt: &ApiPrompt, info: &ObjectInfo) -> BTreeMap<String, InputAdd
                     InputKind::Boolean => ValueKind::Boolean,
                     InputKind::Combo(choices) if !is_upload(spec) => ValueKind::Choice(choices.clone()),
                     InputKind::Combo(_) => ValueKind::Choice(None),
-                    InputKind::Socket(_) => ValueKind::Any,
+                    InputKind::DynamicCombo(options) => {
+                        ValueKind::Choice(Some(options.iter().map(|option| option.key.clone()).collect()))
+                    }
+                    InputKind::Socket(_) | InputKind::Autogrow(_) | InputKind::MatchType(_) => ValueKind::Any,
                 };
                 result.insert(
                     format!("{node_id}.{}", spec.name),

@@ -3,7 +3,8 @@
 //!
 //! The rules and error codes are ComfyUI 0.3.75's: unknown or missing classes, output nodes and
 //! `partial_execution_targets`, required inputs, link shape and type checks, Python-style coercion,
-//! min/max and combo lists, plus 0.26's dependency cycles and (optionally) V3 combo checks. On top of
+//! min/max and combo lists, plus 0.26's dependency cycles, V3 dynamic inputs (expanded the way the
+//! server expands them, see `dynamic.rs`) and (optionally) V3 combo checks. On top of
 //! that it warns about things ComfyUI accepts but that are likely mistakes (misaligned steps,
 //! unknown input names, the string `"false"` for a BOOLEAN) and suggests the closest valid value.
 //!
@@ -18,7 +19,9 @@ use serde_json::Value;
 use crate::coerce::{self, Numeric};
 use crate::diagnostic::{Diagnostic, Severity, code, compare_node_ids};
 use crate::graph::{ApiPrompt, Node};
-use crate::object_info::{InputKind, InputSection, InputSpec, NodeDefinition, ObjectInfo};
+use crate::object_info::{
+    InputKind, InputSection, InputSpec, MATCH_TYPE, NodeDefinition, ObjectInfo, OutputSpec,
+};
 use crate::suggest::{closest_matches, did_you_mean};
 
 /// How many candidates a suggestion lists.
@@ -134,16 +137,21 @@ impl Report {
     }
 }
 
-/// ComfyUI's link type check: equal types, `*` on either side, or intersecting comma-separated sets.
+/// ComfyUI's link type check: equal types, `*` or a match type (`COMFY_MATCHTYPE_V3`, which
+/// 0.26 leaves to the frontend) on either side, or intersecting comma-separated sets.
 pub fn types_match(received: &str, expected: &str) -> bool {
-    if received == expected || received == "*" || expected == "*" {
+    if received == expected
+        || [received, expected]
+            .iter()
+            .any(|side| *side == "*" || *side == MATCH_TYPE)
+    {
         return true;
     }
     let received_types: BTreeSet<&str> = received.split(',').map(str::trim).collect();
-    expected
-        .split(',')
-        .map(str::trim)
-        .any(|expected_type| received_types.contains(expected_type))
+    let expected_types: BTreeSet<&str> = expected.split(',').map(str::trim).collect();
+    received_types.contains("*")
+        || expected_types.contains("*")
+        || !received_types.is_disjoint(&expected_types)
 }
 
 /// Validates a prompt given as raw JSON, which may be malformed in ways [`ApiPrompt`] cannot hold
@@ -304,6 +312,8 @@ struct Validator<'a> {
     /// For each node, the positions of the existing nodes its inputs link to.
     upstream: Vec<Vec<usize>>,
     diagnostics: Vec<Diagnostic>,
+    /// The type each (node id, match template id) resolves to, once looked up.
+    matched_types: BTreeMap<(&'a str, &'a str), Option<String>>,
 }
 
 impl<'a> Validator<'a> {
@@ -345,6 +355,7 @@ impl<'a> Validator<'a> {
             ids,
             upstream,
             diagnostics: Vec::new(),
+            matched_types: BTreeMap::new(),
         }
     }
 
@@ -557,60 +568,53 @@ impl<'a> Validator<'a> {
         let Some(definition) = self.definition(node) else {
             return;
         };
-        for spec in definition.settable_inputs() {
-            let Some(value) = node.inputs.get(&spec.name) else {
-                if spec.section == InputSection::Required {
-                    self.push(
-                        node_id,
-                        node,
-                        Some(&spec.name),
-                        code::REQUIRED_INPUT_MISSING,
-                        Severity::Error,
-                        format!("Required input is missing: {}", spec.name),
-                        Vec::new(),
-                    );
-                }
-                continue;
-            };
-            match value {
-                Value::Array(items) if items.len() != 2 => self.push(
+        // V3 dynamic inputs stand for what the node's values select, as on the server.
+        let expansion = definition.expansion(&node.inputs);
+        for spec in &expansion.inputs {
+            self.check_input(node_id, node, definition, spec, is_output);
+        }
+        self.check_unselected(node_id, node, &expansion.unselected);
+        self.check_match_templates(node_id, node, &expansion.inputs);
+        self.warn_unknown_inputs(node_id, node, definition, &expansion);
+    }
+
+    fn check_input(
+        &mut self,
+        node_id: &str,
+        node: &Node,
+        definition: &NodeDefinition,
+        spec: &InputSpec,
+        is_output: bool,
+    ) {
+        let Some(value) = node.inputs.get(&spec.name) else {
+            if spec.section == InputSection::Required {
+                self.push(
                     node_id,
                     node,
                     Some(&spec.name),
-                    code::BAD_LINKED_INPUT,
+                    code::REQUIRED_INPUT_MISSING,
                     Severity::Error,
-                    format!(
-                        "Bad linked input, must be a length-2 list of [node_id, slot_index]: {} (wrap a list value as {{\"__value__\": [...]}})",
-                        spec.name
-                    ),
+                    format!("Required input is missing: {}", spec.name),
                     Vec::new(),
-                ),
-                Value::Array(items) => self.check_link(node_id, node, spec, items, is_output),
-                constant => self.check_constant(node_id, node, definition, spec, constant),
+                );
             }
-        }
-        let declared: Vec<&str> = definition.inputs.iter().map(|spec| spec.name.as_str()).collect();
-        let settable: Vec<&str> = definition
-            .settable_inputs()
-            .map(|spec| spec.name.as_str())
-            .collect();
-        for name in node.inputs.keys() {
-            if declared.contains(&name.as_str()) {
-                continue;
-            }
-            let candidates = closest_matches(name, settable.iter().copied(), SUGGESTION_LIMIT);
-            self.push(
+            return;
+        };
+        match value {
+            Value::Array(items) if items.len() != 2 => self.push(
                 node_id,
                 node,
-                Some(name),
-                code::UNKNOWN_INPUT,
-                Severity::Warning,
+                Some(&spec.name),
+                code::BAD_LINKED_INPUT,
+                Severity::Error,
                 format!(
-                    "{} declares no input '{name}', so ComfyUI ignores it",
-                    node.class_type
+                    "Bad linked input, must be a length-2 list of [node_id, slot_index]: {} (wrap a list value as {{\"__value__\": [...]}})",
+                    spec.name
                 ),
-                candidates,
-            );
+                Vec::new(),
+            ),
+            Value::Array(items) => self.check_link(node_id, node, spec, items, is_output),
+            constant => self.check_constant(node_id, node, definition, spec, constant),
         }
     }
 
@@ -656,16 +660,7 @@ impl<'a> Validator<'a> {
             return;
         };
         let output_count = source_definition.outputs.len();
-        let index = if slot < 0 {
-            // Python indexing counts negative indices from the end, so ComfyUI accepts them.
-            i128::try_from(output_count).unwrap_or(i128::MAX) + slot
-        } else {
-            slot
-        };
-        let output = usize::try_from(index)
-            .ok()
-            .and_then(|index| source_definition.outputs.get(index));
-        let Some(output) = output else {
+        let Some(output) = output_at(source_definition, slot) else {
             self.push(
                 node_id,
                 node,
@@ -697,7 +692,10 @@ impl<'a> Validator<'a> {
             );
         }
         let expected = spec.type_name();
-        if !types_match(&output.type_name, expected) {
+        if output.matchtype.is_some() || spec.match_template().is_some() {
+            // ComfyUI passes links from or to match types unchecked; see `dynamic.rs`.
+            self.check_matched_link(node_id, node, spec, source_id, output);
+        } else if !types_match(&output.type_name, expected) {
             let compatible: Vec<String> = source_definition
                 .outputs
                 .iter()
@@ -782,7 +780,13 @@ impl<'a> Validator<'a> {
                     self.check_choice(node_id, node, spec, value, choices);
                 }
             }
-            InputKind::Socket(type_name) => {
+            // The server checks neither; a bad option key is reported with the unselected combos.
+            InputKind::DynamicCombo(_) | InputKind::Autogrow(_) => {}
+            InputKind::Socket(_) | InputKind::MatchType(_) => {
+                let type_name = match &spec.kind {
+                    InputKind::MatchType(template) => template.allowed_types.as_str(),
+                    _ => spec.type_name(),
+                };
                 // Frontend widget types (LOAD_3D, WEBCAM...) carry constants by design.
                 if type_name != "*" && !crate::convert::widgets::has_widget(spec) {
                     self.push(
@@ -1139,6 +1143,16 @@ impl<'a> Validator<'a> {
     }
 }
 
+/// The output a link's slot names: Python indexing, so negative slots count from the end, which
+/// ComfyUI accepts.
+fn output_at(definition: &NodeDefinition, slot: i128) -> Option<&OutputSpec> {
+    let count = i128::try_from(definition.outputs.len()).unwrap_or(i128::MAX);
+    let index = if slot < 0 { count + slot } else { slot };
+    usize::try_from(index)
+        .ok()
+        .and_then(|index| definition.outputs.get(index))
+}
+
 /// A V3 `COMBO` declares its choices in `options.options`; a legacy combo puts the list in the
 /// type position and has no such key.
 fn is_v3_combo(spec: &InputSpec) -> bool {
@@ -1339,5 +1353,6 @@ fn cycle_path(adjacency: &[Vec<usize>], component: &[usize]) -> Vec<usize> {
     path
 }
 
+mod dynamic;
 #[cfg(test)]
 mod tests;

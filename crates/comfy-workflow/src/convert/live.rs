@@ -25,9 +25,9 @@ use super::model::{SUBGRAPH_INPUT_NODE, SubgraphSlot, UiGraph, UiLink, UiNode, U
 use super::text::{js_json_stringify, js_string};
 use super::widgets::{
     Callback, FrontendLayout, Serialize, Setter, UploadTransform, WidgetTemplate, WidgetType,
-    frontend_layout, migrate_widgets_values, value_fits,
+    frontend_layout, frontend_layout_for_values, migrate_widgets_values, value_fits,
 };
-use crate::object_info::{InputSpec, NodeDefinition, ObjectInfo};
+use crate::object_info::{InputKind, InputSpec, NodeDefinition, ObjectInfo};
 
 /// Frontend-only node types that never reach the prompt.
 const NOTE_TYPES: &[&str] = &["Note", "MarkdownNote"];
@@ -554,6 +554,7 @@ impl<'w> Live<'w> {
         }
     }
 
+    /// The layout of a fresh node, built once per class.
     fn layout(&mut self, definition: &'w NodeDefinition) -> FrontendLayout<'w> {
         self.layouts
             .entry(definition.class_type.clone())
@@ -706,8 +707,15 @@ impl<'w> Live<'w> {
         let Some(saved) = self.node(graph, position).map(|node| node.saved) else {
             return;
         };
-        let layout = self.layout(definition);
         let saved_slots = saved_inputs(saved);
+        let layout = match &saved.widgets_values {
+            // A dynamic combo's saved value decides which widgets follow it.
+            Value::Array(values) if has_dynamic_combo(definition) => {
+                let slot_names: Vec<String> = saved_slots.iter().map(|slot| slot.name.clone()).collect();
+                frontend_layout_for_values(definition, values, &slot_names)
+            }
+            _ => self.layout(definition),
+        };
         let mut by_name: BTreeMap<&str, &Slot> = BTreeMap::new();
         for slot in &saved_slots {
             by_name.insert(slot.name.as_str(), slot);
@@ -1652,4 +1660,11 @@ fn overlay_outputs(outputs: &mut Vec<OutSlot>, node: &UiNode) {
             None => outputs.push(output),
         }
     }
+}
+
+/// True when some settable input is a V3 dynamic combo, whose widgets depend on its value.
+fn has_dynamic_combo(definition: &NodeDefinition) -> bool {
+    definition
+        .settable_inputs()
+        .any(|spec| matches!(spec.kind, InputKind::DynamicCombo(_)))
 }

@@ -977,3 +977,167 @@ fn primitives_inside_subgraphs_are_reported_like_the_frontend_fails_them() {
     assert_eq!(inputs(&conversion, "19:1")["scale_by"], 3.0);
     assert_eq!(codes(&conversion), ["primitive_link_mismatch"]);
 }
+
+// V3 dynamic inputs, against the hand-written 0.26-shaped definitions.
+
+fn convert_v3(ui: &Value) -> Conversion {
+    ui_to_api(ui, crate::testing::v3_object_info(), &ConvertOptions::default())
+}
+
+/// An EmptyImage resized by a ResizeImageMaskNode with these widget values, then previewed, as
+/// frontend 1.45.19 saves it: the nested widgets follow their combo, each with its input slot.
+fn resize_ui(nested: &[(&str, &str)], values: Value) -> Value {
+    let mut slots = vec![
+        input("input", "IMAGE,MASK", Some(1)),
+        widget_input("resize_type", "COMBO", None),
+    ];
+    for (name, type_name) in nested {
+        slots.push(widget_input(name, type_name, None));
+    }
+    slots.push(widget_input("scale_method", "COMBO", None));
+    json!({
+        "version": 0.4,
+        "nodes": [
+            {"id": 1, "type": "EmptyImage", "mode": 0, "inputs": [], "outputs": [output("IMAGE", "IMAGE", &[1])],
+             "widgets_values": [8, 8]},
+            {"id": 2, "type": "ResizeImageMaskNode", "mode": 0, "inputs": slots,
+             "outputs": [output("resized", "IMAGE", &[2])], "widgets_values": values},
+            {"id": 3, "type": "PreviewImage", "mode": 0, "inputs": [input("images", "IMAGE", Some(2))], "outputs": []}
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]]
+    })
+}
+
+#[test]
+fn dynamic_combo_widgets_follow_the_selected_option() {
+    let ui = resize_ui(
+        &[("resize_type.multiplier", "FLOAT")],
+        json!(["scale by multiplier", 0.5, "nearest-exact"]),
+    );
+    let conversion = convert_v3(&ui);
+    assert_eq!(
+        inputs(&conversion, "2"),
+        json!({"input": ["1", 0], "resize_type": "scale by multiplier",
+               "resize_type.multiplier": 0.5, "scale_method": "nearest-exact"}),
+        "{:#?}",
+        conversion.diagnostics
+    );
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+}
+
+#[test]
+fn an_option_with_several_widgets_takes_the_saved_slot_order() {
+    // The server lists width, height, crop; the parsed definition keeps them by name, and the
+    // saved slots restore the frontend's order.
+    let ui = resize_ui(
+        &[
+            ("resize_type.width", "INT"),
+            ("resize_type.height", "INT"),
+            ("resize_type.crop", "COMBO"),
+        ],
+        json!(["scale dimensions", 640, 360, "disabled", "bilinear"]),
+    );
+    let conversion = convert_v3(&ui);
+    assert_eq!(
+        inputs(&conversion, "2"),
+        json!({"input": ["1", 0], "resize_type": "scale dimensions", "resize_type.width": 640,
+               "resize_type.height": 360, "resize_type.crop": "disabled", "scale_method": "bilinear"}),
+        "{:#?}",
+        conversion.diagnostics
+    );
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+}
+
+#[test]
+fn autogrow_and_match_type_slots_convert_by_name() {
+    let ui = json!({
+        "version": 0.4,
+        "nodes": [
+            {"id": 1, "type": "EmptyImage", "mode": 0, "inputs": [], "outputs": [output("IMAGE", "IMAGE", &[1, 3])],
+             "widgets_values": [8, 8]},
+            {"id": 2, "type": "EmptyImage", "mode": 0, "inputs": [], "outputs": [output("IMAGE", "IMAGE", &[2, 4])],
+             "widgets_values": [16, 16]},
+            {"id": 3, "type": "BatchImagesNode", "mode": 0,
+             "inputs": [input("images.image0", "IMAGE", Some(1)), input("images.image1", "IMAGE", Some(2)),
+                        input("images.image2", "IMAGE", None)],
+             "outputs": [output("IMAGE", "IMAGE", &[5])], "widgets_values": []},
+            {"id": 4, "type": "ComfySwitchNode", "mode": 0,
+             "inputs": [input("on_false", "IMAGE", Some(3)), input("on_true", "IMAGE", Some(4)),
+                        widget_input("switch", "BOOLEAN", None)],
+             "outputs": [output("output", "IMAGE", &[6])], "widgets_values": [true]},
+            {"id": 5, "type": "PreviewImage", "mode": 0, "inputs": [input("images", "IMAGE", Some(5))], "outputs": []},
+            {"id": 6, "type": "PreviewImage", "mode": 0, "inputs": [input("images", "IMAGE", Some(6))], "outputs": []}
+        ],
+        "links": [[1, 1, 0, 3, 0, "IMAGE"], [2, 2, 0, 3, 1, "IMAGE"], [3, 1, 0, 4, 0, "IMAGE"],
+                  [4, 2, 0, 4, 1, "IMAGE"], [5, 3, 0, 5, 0, "IMAGE"], [6, 4, 0, 6, 0, "IMAGE"]]
+    });
+    let conversion = convert_v3(&ui);
+    assert!(conversion.diagnostics.is_empty(), "{:#?}", conversion.diagnostics);
+    assert_eq!(
+        inputs(&conversion, "3"),
+        json!({"images.image0": ["1", 0], "images.image1": ["2", 0]})
+    );
+    assert_eq!(
+        inputs(&conversion, "4"),
+        json!({"on_false": ["1", 0], "on_true": ["2", 0], "switch": true})
+    );
+    let report = validate(
+        &conversion.prompt,
+        crate::testing::v3_object_info(),
+        &ValidationOptions::default(),
+    );
+    assert_eq!(report.outcome(), Outcome::Valid, "{report:#?}");
+}
+
+#[test]
+fn a_fresh_dynamic_combo_shows_its_first_option() {
+    let definition = crate::testing::v3_object_info()
+        .node("ResizeImageMaskNode")
+        .unwrap();
+    let layout = widgets::frontend_layout(definition);
+    let names: Vec<&str> = layout.widgets.iter().map(|widget| widget.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "resize_type",
+            "resize_type.crop",
+            "resize_type.height",
+            "resize_type.width",
+            "scale_method"
+        ]
+    );
+    assert_eq!(layout.widgets[0].default, Some(json!("scale dimensions")));
+    // A value that is no option key shows no option widgets.
+    let unknown = widgets::frontend_layout_for_values(definition, &[json!("nope"), json!("area")], &[]);
+    let names: Vec<&str> = unknown
+        .widgets
+        .iter()
+        .map(|widget| widget.name.as_str())
+        .collect();
+    assert_eq!(names, ["resize_type", "scale_method"]);
+    let slots: Vec<&str> = layout.slots.iter().map(|slot| slot.name.as_str()).collect();
+    assert_eq!(slots[0], "input");
+    assert_eq!(layout.slots[0].type_name, "IMAGE,MASK");
+}
+
+#[test]
+fn without_saved_slots_the_option_order_comes_from_the_definition_text() {
+    // Templates often save no slots at all; then only `from_json_text` knows the server's order.
+    let text = serde_json::to_string(&crate::testing::v3_object_info_json()).unwrap();
+    // serde_json writes keys sorted; put the server's order back into the option's inputs.
+    let text = text.replace(
+        r#""crop":["COMBO",{"default":"center","multiselect":false,"options":["disabled","center"]}],"height":["INT",{"default":512,"max":16384,"min":0,"step":1}],"width":["INT",{"default":512,"max":16384,"min":0,"step":1}]"#,
+        r#""width":["INT",{"default":512,"max":16384,"min":0,"step":1}],"height":["INT",{"default":512,"max":16384,"min":0,"step":1}],"crop":["COMBO",{"default":"center","multiselect":false,"options":["disabled","center"]}]"#,
+    );
+    let info = ObjectInfo::from_json_text(&text).unwrap();
+    let mut ui = resize_ui(&[], json!(["scale dimensions", 640, 360, "disabled", "bilinear"]));
+    node_mut(&mut ui, 2)["inputs"] = json!([input("input", "IMAGE,MASK", Some(1))]);
+    let conversion = ui_to_api(&ui, &info, &ConvertOptions::default());
+    assert_eq!(
+        inputs(&conversion, "2"),
+        json!({"input": ["1", 0], "resize_type": "scale dimensions", "resize_type.width": 640,
+               "resize_type.height": 360, "resize_type.crop": "disabled", "scale_method": "bilinear"}),
+        "{:#?}",
+        conversion.diagnostics
+    );
+}

@@ -9,11 +9,19 @@
 //! - the frontend-only widgets of the core extensions: `audioUI` on audio nodes, 3D viewers and
 //!   their buttons, `PreviewAny.preview`, the webcam button. Some are sent to the server as `""`
 //!   (or their label), some are saved in `widgets_values` and some are not, which is why values
-//!   are positional over exactly this list.
+//!   are positional over exactly this list;
+//! - ComfyUI 0.26's V3 dynamic inputs as frontend 1.45.19's `dynamicWidgets` builds them: a
+//!   dynamic combo is a combo over its option keys followed by the shown option's widgets (named
+//!   `combo.input`), an autogrow starts with slots `0..=min`, a match type is a socket of its
+//!   allowed types.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::object_info::{InputKind, InputSection, InputSpec, NodeDefinition};
+use crate::object_info::{
+    DYNAMIC_COMBO_TYPE, DynamicOption, InputKind, InputSection, InputSpec, NodeDefinition,
+};
 
 /// Socket type names that have a widget constructor in the frontend (core and core extensions).
 const FRONTEND_WIDGET_TYPES: &[&str] = &[
@@ -45,10 +53,15 @@ const AUDIO_UI_CLASSES: &[&str] = &[
     "SaveAudioOpus",
 ];
 
-/// True when the frontend gives this input a widget.
+/// True when the frontend gives this input a widget: a widget kind, a frontend widget type, or a
+/// V3 socket type drawn as a widget (`socketless` inputs, or a union with a `widgetType`).
 pub fn has_widget(spec: &InputSpec) -> bool {
     match &spec.kind {
-        InputKind::Socket(type_name) => FRONTEND_WIDGET_TYPES.contains(&type_name.as_str()),
+        InputKind::Socket(type_name) => {
+            FRONTEND_WIDGET_TYPES.contains(&type_name.as_str())
+                || ((flag(spec, "socketless") || spec.option("widgetType").is_some_and(Value::is_string))
+                    && !flag(spec, "forceInput"))
+        }
         _ => spec.is_widget(),
     }
 }
@@ -230,7 +243,36 @@ pub struct FrontendLayout<'a> {
 fn v2_type(spec: &InputSpec) -> String {
     match &spec.kind {
         InputKind::Combo(_) => "COMBO".to_owned(),
+        // `applyMatchType` gives the socket the template's allowed types.
+        InputKind::MatchType(template) => template.allowed_types.clone(),
         _ => spec.type_name().to_owned(),
+    }
+}
+
+fn frontend_input(spec: &InputSpec) -> FrontendInput<'_> {
+    FrontendInput {
+        name: spec.name.clone(),
+        type_name: v2_type(spec),
+        spec: Some(spec),
+        force_input: spec.option("forceInput").and_then(Value::as_bool) == Some(true),
+        upload_target: None,
+    }
+}
+
+/// The option of a dynamic combo the frontend shows: the selected value's, or for a fresh widget
+/// the first (its value is the first key). The frontend looks the value up as a property name, so
+/// it compares as a string; a value that is no key shows no option.
+fn shown_option<'a>(
+    spec: &InputSpec,
+    options: &'a [DynamicOption],
+    selections: &Selections<'_>,
+) -> Option<&'a DynamicOption> {
+    match selections.values.get(&spec.name) {
+        None => options.first(),
+        Some(value) => {
+            let wanted = crate::convert::text::js_string(value);
+            options.iter().find(|option| option.key_text() == wanted)
+        }
     }
 }
 
@@ -242,16 +284,20 @@ fn is_media_upload_combo(spec: &InputSpec) -> bool {
 /// The inputs in the frontend's order, with the inputs the core extensions add to the definition
 /// (`beforeRegisterNodeDef`): appended keys are not in `input_order`, so they come last.
 fn frontend_inputs(definition: &NodeDefinition) -> Vec<FrontendInput<'_>> {
-    let mut inputs: Vec<FrontendInput<'_>> = definition
-        .settable_inputs()
-        .map(|spec| FrontendInput {
-            name: spec.name.clone(),
-            type_name: v2_type(spec),
-            spec: Some(spec),
-            force_input: spec.option("forceInput").and_then(Value::as_bool) == Some(true),
-            upload_target: None,
-        })
-        .collect();
+    let mut inputs: Vec<FrontendInput<'_>> = Vec::new();
+    for spec in definition.settable_inputs() {
+        match &spec.kind {
+            // `applyAutogrow` adds groups 0 to `min` (at least one, at most `max`).
+            InputKind::Autogrow(autogrow) => inputs.extend(
+                autogrow
+                    .slots
+                    .iter()
+                    .take(autogrow.min.saturating_add(1).max(1))
+                    .map(frontend_input),
+            ),
+            _ => inputs.push(frontend_input(spec)),
+        }
+    }
     let required = || {
         definition
             .inputs
@@ -311,8 +357,10 @@ fn synthetic<'a>(name: &str, type_name: &str) -> FrontendInput<'a> {
 }
 
 fn widget_constructor_exists(type_name: &str) -> bool {
-    matches!(type_name, "INT" | "FLOAT" | "BOOLEAN" | "STRING" | "COMBO")
-        || FRONTEND_WIDGET_TYPES.contains(&type_name)
+    matches!(
+        type_name,
+        "INT" | "FLOAT" | "BOOLEAN" | "STRING" | "COMBO" | DYNAMIC_COMBO_TYPE
+    ) || FRONTEND_WIDGET_TYPES.contains(&type_name)
 }
 
 /// The control widgets `addValueControlWidgets` adds after a value widget.
@@ -416,6 +464,17 @@ fn input_widgets<'a>(definition: &'a NodeDefinition, input: &FrontendInput<'a>) 
             {
                 widget.serialize = Serialize::FilenamePrefix;
             }
+            vec![widget]
+        }
+        (DYNAMIC_COMBO_TYPE, Some(spec)) => {
+            // A COMBO widget over the option keys, built from `[keys, {}]`: no declared default,
+            // no control widgets. The shown option's widgets are added by `add_option_inputs`.
+            let default = match &spec.kind {
+                InputKind::DynamicCombo(options) => options.first().map(|option| option.key.clone()),
+                _ => None,
+            };
+            let mut widget = WidgetTemplate::value(spec, default);
+            widget.widget_type = WidgetType::Combo;
             vec![widget]
         }
         ("COMBO", Some(spec)) => {
@@ -524,8 +583,134 @@ fn input_widgets<'a>(definition: &'a NodeDefinition, input: &FrontendInput<'a>) 
     }
 }
 
-/// Builds the frontend's slots and widgets for a node class.
+/// What decides a dynamic combo's widgets: the value each combo shows, by the combo's input name
+/// (a combo not listed shows its first option, as a fresh node does), and the saved slot names,
+/// whose order is the frontend's order of an option's inputs.
+#[derive(Debug, Clone, Default)]
+struct Selections<'s> {
+    values: BTreeMap<String, Value>,
+    slot_order: &'s [String],
+}
+
+/// Builds the frontend's slots and widgets for a fresh node of a class.
 pub fn frontend_layout(definition: &NodeDefinition) -> FrontendLayout<'_> {
+    frontend_layout_with(definition, &Selections::default())
+}
+
+/// The layout after `LGraphNode.configure` assigns `values` in order to the persisted widgets:
+/// setting a dynamic combo replaces the widgets of its option with those of the new one, right
+/// after the combo, so the values after it land on the new option's widgets.
+///
+/// The frontend adds an option's inputs in the order the server lists them, which
+/// `/object_info` parsed into a map does not keep; the saved input slots (`slot_names`) do, so
+/// inputs found there are ordered by them, the rest by name.
+pub fn frontend_layout_for_values<'a>(
+    definition: &'a NodeDefinition,
+    values: &[Value],
+    slot_names: &[String],
+) -> FrontendLayout<'a> {
+    let mut selections = Selections {
+        values: BTreeMap::new(),
+        slot_order: slot_names,
+    };
+    let mut layout = frontend_layout_with(definition, &selections);
+    let mut value_index = 0;
+    let mut widget_index = 0;
+    // Each step consumes a widget; a rebuild only changes widgets after the current one.
+    while let (Some(value), Some(widget)) = (values.get(value_index), layout.widgets.get(widget_index)) {
+        widget_index += 1;
+        if !widget.persisted {
+            continue;
+        }
+        value_index += 1;
+        if let Some(spec) = widget.spec
+            && matches!(spec.kind, InputKind::DynamicCombo(_))
+            && selections.values.get(&spec.name) != Some(value)
+        {
+            selections.values.insert(spec.name.clone(), value.clone());
+            layout = frontend_layout_with(definition, &selections);
+        }
+    }
+    layout
+}
+
+/// `dynamicComboWidget`'s `updateWidgets`: the shown option's inputs, required then optional, each
+/// through `addNodeInput` (a socket when it has no widget, else its widgets and a widget slot),
+/// placed right after the combo; nested combos repeat this one level down.
+fn add_option_inputs<'a>(
+    definition: &'a NodeDefinition,
+    spec: &'a InputSpec,
+    selections: &Selections<'_>,
+    widgets: &mut Vec<WidgetTemplate<'a>>,
+    slots: &mut Vec<SlotTemplate>,
+) {
+    let InputKind::DynamicCombo(options) = &spec.kind else {
+        return;
+    };
+    let Some(option) = shown_option(spec, options, selections) else {
+        return;
+    };
+    for nested in option_input_order(option, selections.slot_order) {
+        let input = frontend_input(nested);
+        if !widget_constructor_exists(&input.type_name) || input.force_input {
+            slots.push(SlotTemplate {
+                name: input.name.clone(),
+                type_name: input.type_name.clone(),
+                widget: None,
+            });
+            continue;
+        }
+        widgets.extend(input_widgets(definition, &input));
+        slots.push(SlotTemplate {
+            name: input.name.clone(),
+            type_name: input.type_name.clone(),
+            widget: Some(input.name.clone()),
+        });
+        add_option_inputs(definition, nested, selections, widgets, slots);
+    }
+}
+
+/// An option's inputs in the frontend's order: required before optional, each in definition
+/// order, except that the inputs the saved slots name take the saved order among themselves.
+/// The saved slots may name only some (a newer frontend saves only linked widget slots), so the
+/// others keep their places.
+fn option_input_order<'a>(option: &'a DynamicOption, slot_order: &[String]) -> Vec<&'a InputSpec> {
+    let mut ordered: Vec<&InputSpec> = option
+        .inputs
+        .iter()
+        .filter(|nested| nested.section == InputSection::Required)
+        .chain(
+            option
+                .inputs
+                .iter()
+                .filter(|nested| nested.section != InputSection::Required),
+        )
+        .collect();
+    let saved_position = |spec: &InputSpec| slot_order.iter().position(|name| *name == spec.name);
+    let places: Vec<usize> = (0..ordered.len())
+        .filter(|index| {
+            ordered
+                .get(*index)
+                .is_some_and(|spec| saved_position(spec).is_some())
+        })
+        .collect();
+    let mut named: Vec<&InputSpec> = places
+        .iter()
+        .filter_map(|index| ordered.get(*index).copied())
+        .collect();
+    named.sort_by_key(|spec| saved_position(spec));
+    for (place, spec) in places.into_iter().zip(named) {
+        if let Some(slot) = ordered.get_mut(place) {
+            *slot = spec;
+        }
+    }
+    ordered
+}
+
+fn frontend_layout_with<'a>(
+    definition: &'a NodeDefinition,
+    selections: &Selections<'_>,
+) -> FrontendLayout<'a> {
     let inputs = frontend_inputs(definition);
     let mut slots = Vec::new();
     let mut widget_slots = Vec::new();
@@ -569,6 +754,9 @@ pub fn frontend_layout(definition: &NodeDefinition) -> FrontendLayout<'_> {
             type_name: input.type_name.clone(),
             widget: Some(input.name.clone()),
         });
+        if let Some(spec) = input.spec {
+            add_option_inputs(definition, spec, selections, &mut widgets, &mut widget_slots);
+        }
     }
     slots.extend(widget_slots);
     // Widgets the core extensions add when the node is created.
@@ -639,7 +827,12 @@ pub fn default_widget_value(spec: &InputSpec) -> Value {
         InputKind::Float => Value::from(0.0),
         InputKind::Boolean => Value::Bool(false),
         InputKind::Combo(Some(choices)) => choices.first().cloned().unwrap_or(Value::Null),
-        InputKind::String | InputKind::Combo(None) | InputKind::Socket(_) => Value::String(String::new()),
+        InputKind::DynamicCombo(options) => options.first().map_or(Value::Null, |option| option.key.clone()),
+        InputKind::String
+        | InputKind::Combo(None)
+        | InputKind::Socket(_)
+        | InputKind::Autogrow(_)
+        | InputKind::MatchType(_) => Value::String(String::new()),
     }
 }
 
@@ -655,7 +848,11 @@ pub fn value_fits(spec: &InputSpec, value: &Value) -> bool {
         }
         InputKind::Boolean => value.is_boolean(),
         InputKind::String => value.is_string(),
-        InputKind::Combo(_) | InputKind::Socket(_) => true,
+        InputKind::Combo(_)
+        | InputKind::Socket(_)
+        | InputKind::DynamicCombo(_)
+        | InputKind::Autogrow(_)
+        | InputKind::MatchType(_) => true,
     }
 }
 

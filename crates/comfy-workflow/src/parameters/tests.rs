@@ -360,3 +360,34 @@ fn discovered_parameters_override_into_a_valid_prompt() {
     assert_eq!(report.outcome(), crate::validate::Outcome::Valid, "{report:#?}");
     assert_eq!(result.get("11").unwrap().inputs["seed"], 2);
 }
+
+#[test]
+fn nested_v3_inputs_are_addressed_and_typed() {
+    let prompt = prompt_from(json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}},
+        "2": {"class_type": "ResizeImageMaskNode", "inputs": {"input": ["1", 0],
+              "resize_type": "scale by multiplier", "resize_type.multiplier": 0.5, "scale_method": "area"}}
+    }));
+    let info = crate::testing::v3_object_info();
+    let parameters = discover_parameters(&prompt, info);
+    let overrides = |raw: Value| raw.as_object().cloned().unwrap();
+    let changed = apply_overrides(
+        &prompt,
+        &parameters,
+        &overrides(json!({"2.resize_type.multiplier": "2"})),
+    )
+    .unwrap();
+    assert_eq!(
+        changed.get("2").unwrap().inputs["resize_type.multiplier"],
+        json!(2.0)
+    );
+    // The combo's choices are its option keys.
+    let bad = apply_overrides(
+        &prompt,
+        &parameters,
+        &overrides(json!({"2.resize_type": "scale by multiplyer"})),
+    );
+    assert!(
+        matches!(bad, Err(OverrideError::InvalidValue { candidates, .. }) if candidates[0] == "scale by multiplier")
+    );
+}

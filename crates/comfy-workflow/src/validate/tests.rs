@@ -629,3 +629,293 @@ fn diagnostics_are_capped_with_a_summary_and_errors_kept_first() {
         ("diagnostics_omitted", Severity::Error)
     );
 }
+
+// V3 dynamic inputs, against hand-written definitions in ComfyUI 0.26's shapes. Every verdict
+// here was checked against a real 0.26 server's `POST /prompt`.
+
+fn check_v3(raw: Value) -> Report {
+    validate_json(
+        &raw,
+        crate::testing::v3_object_info(),
+        &ValidationOptions::default(),
+    )
+}
+
+fn check_v3_strict(raw: Value) -> Report {
+    let options = ValidationOptions {
+        check_v3_combos: true,
+        ..ValidationOptions::default()
+    };
+    validate_json(&raw, crate::testing::v3_object_info(), &options)
+}
+
+fn image() -> Value {
+    json!({"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}})
+}
+
+fn latent() -> Value {
+    json!({"class_type": "EmptyLatentImage", "inputs": {"width": 64}})
+}
+
+fn preview(source: &str) -> Value {
+    json!({"class_type": "PreviewImage", "inputs": {"images": [source, 0]}})
+}
+
+/// An image resized by `inputs` (merged over `input: ["1", 0]`) and previewed.
+fn resize(inputs: Value) -> Value {
+    let mut node_inputs = json!({"input": ["1", 0]});
+    for (name, value) in inputs.as_object().unwrap() {
+        node_inputs[name] = value.clone();
+    }
+    json!({"1": image(), "2": {"class_type": "ResizeImageMaskNode", "inputs": node_inputs}, "3": preview("2")})
+}
+
+fn only_warning(report: &Report) -> &Diagnostic {
+    let warnings: Vec<&Diagnostic> = report.warnings().collect();
+    assert_eq!(warnings.len(), 1, "expected one warning, got {warnings:#?}");
+    warnings[0]
+}
+
+#[test]
+fn v3_graphs_that_comfyui_0_26_runs_are_valid() {
+    let resized = resize(
+        json!({"resize_type": "scale by multiplier", "resize_type.multiplier": 0.5,
+                                "scale_method": "nearest-exact"}),
+    );
+    let batched = json!({"1": image(), "2": image(),
+        "3": {"class_type": "BatchImagesNode", "inputs": {"images.image0": ["1", 0], "images.image1": ["2", 0]}},
+        "4": preview("3")});
+    let switched = json!({"1": image(), "2": image(),
+        "3": {"class_type": "ComfySwitchNode", "inputs": {"switch": true, "on_false": ["1", 0], "on_true": ["2", 0]}},
+        "4": preview("3")});
+    for graph in [resized, batched, switched] {
+        let report = check_v3_strict(graph.clone());
+        assert_eq!(report.outcome(), Outcome::Valid, "{graph:#}\n{report:#?}");
+        assert!(report.diagnostics.is_empty(), "{report:#?}");
+    }
+}
+
+#[test]
+fn nested_inputs_of_the_selected_option_are_validated() {
+    let report = check_v3(resize(
+        json!({"resize_type": "scale by multiplier", "scale_method": "area"}),
+    ));
+    let error = only_error(&report);
+    assert_eq!(error.code, "required_input_missing");
+    assert_eq!(error.input.as_deref(), Some("resize_type.multiplier"));
+    assert_eq!(report.outcome(), Outcome::Rejected);
+    let too_big = check_v3(resize(json!({"resize_type": "scale by multiplier",
+                                         "resize_type.multiplier": 9.0, "scale_method": "area"})));
+    assert_eq!(only_error(&too_big).code, "value_bigger_than_max");
+    assert_eq!(
+        only_error(&too_big).input.as_deref(),
+        Some("resize_type.multiplier")
+    );
+    // A nested V3 combo is checked like a top-level one.
+    let cropped = check_v3_strict(resize(
+        json!({"resize_type": "scale dimensions", "resize_type.width": 4,
+        "resize_type.height": 4, "resize_type.crop": "middle", "scale_method": "area"}),
+    ));
+    let error = only_error(&cropped);
+    assert_eq!(
+        (error.code.as_str(), error.input.as_deref()),
+        ("value_not_in_list", Some("resize_type.crop"))
+    );
+}
+
+#[test]
+fn a_bad_dynamic_combo_choice_is_accepted_by_comfyui_but_warned() {
+    // 0.26 skips a dynamic combo whose value is no option key, queues the prompt, and the node
+    // then fails with a missing argument; the verdict stays "valid", with a warning and a fix.
+    let report = check_v3(resize(json!({"resize_type": "scale by multiplyer",
+                                        "resize_type.multiplier": 0.5, "scale_method": "area"})));
+    assert_eq!(report.outcome(), Outcome::Valid);
+    let warning = only_warning(&report);
+    assert_eq!(warning.code, "dynamic_combo_not_in_list");
+    assert_eq!(warning.input.as_deref(), Some("resize_type"));
+    assert_eq!(
+        warning.candidates.first().map(String::as_str),
+        Some("scale by multiplier")
+    );
+    assert!(
+        warning.message.contains("fails when it runs"),
+        "{}",
+        warning.message
+    );
+    let missing = check_v3(resize(json!({"scale_method": "area"})));
+    assert_eq!(only_warning(&missing).code, "dynamic_combo_missing");
+    let linked = check_v3(resize(json!({"resize_type": ["1", 0], "scale_method": "area"})));
+    assert_eq!(only_warning(&linked).code, "dynamic_combo_not_in_list");
+    assert!(!linked.has_errors());
+}
+
+#[test]
+fn inputs_of_other_options_and_misspelt_nested_names_are_explained() {
+    let report = check_v3(resize(
+        json!({"resize_type": "scale by multiplier", "resize_type.multiplier": 0.5,
+        "resize_type.width": 4, "scale_method": "area"}),
+    ));
+    let warning = only_warning(&report);
+    assert_eq!(warning.code, "unknown_input");
+    assert!(
+        warning
+            .message
+            .contains("belongs to option 'scale dimensions' of resize_type"),
+        "{}",
+        warning.message
+    );
+    let misspelt = check_v3(resize(
+        json!({"resize_type": "scale by multiplier", "resize_type.multiplier": 0.5,
+        "resize_type.multipler": 0.5, "scale_method": "area"}),
+    ));
+    assert_eq!(
+        only_warning(&misspelt).candidates.first().map(String::as_str),
+        Some("resize_type.multiplier")
+    );
+}
+
+#[test]
+fn autogrow_needs_its_minimum_and_stops_at_its_maximum() {
+    let empty = check_v3(json!({"3": {"class_type": "BatchImagesNode", "inputs": {}}, "4": preview("3")}));
+    let error = only_error(&empty);
+    assert_eq!(error.code, "required_input_missing");
+    assert_eq!(error.input.as_deref(), Some("images.image0"));
+    assert_eq!(empty.outcome(), Outcome::Rejected);
+    // Only the first `min` slots are required: a later one alone does not count.
+    let skipped = check_v3(json!({"1": image(),
+        "3": {"class_type": "BatchImagesNode", "inputs": {"images.image1": ["1", 0]}}, "4": preview("3")}));
+    assert_eq!(only_error(&skipped).input.as_deref(), Some("images.image0"));
+    let beyond = check_v3(json!({"1": image(), "3": {"class_type": "BatchImagesNode",
+        "inputs": {"images.image0": ["1", 0], "images.image50": ["1", 0]}}, "4": preview("3")}));
+    assert_eq!(beyond.outcome(), Outcome::Valid);
+    let warning = only_warning(&beyond);
+    assert!(
+        warning.message.contains("at most 50 inputs"),
+        "{}",
+        warning.message
+    );
+    // Slots are type-checked like any socket.
+    let wrong = check_v3(json!({"1": latent(),
+        "3": {"class_type": "BatchImagesNode", "inputs": {"images.image0": ["1", 0]}}, "4": preview("3")}));
+    assert_eq!(only_error(&wrong).code, "return_type_mismatch");
+}
+
+#[test]
+fn autogrow_nested_in_a_dynamic_combo_uses_the_whole_path() {
+    let report = check_v3(
+        json!({"1": latent(), "2": {"class_type": "ReferenceImageNode", "inputs": {
+        "model": "pro", "model.width": 1, "model.images.image_1": ["1", 0]}}}),
+    );
+    let mut codes: Vec<(String, Option<String>)> = report
+        .errors()
+        .map(|error| (error.code.clone(), error.input.clone()))
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            (
+                "return_type_mismatch".to_owned(),
+                Some("model.images.image_1".to_owned())
+            ),
+            (
+                "value_smaller_than_min".to_owned(),
+                Some("model.width".to_owned())
+            ),
+        ]
+    );
+    // Optional nested inputs and a names autogrow with min 0 may all be left out.
+    let lite = check_v3(json!({"2": {"class_type": "ReferenceImageNode", "inputs": {"model": "lite"}}}));
+    assert_eq!(lite.outcome(), Outcome::Valid, "{lite:#?}");
+}
+
+#[test]
+fn match_type_mismatches_are_warnings_because_comfyui_does_not_check_them() {
+    // Both switch inputs share one template: an IMAGE and a LATENT are accepted by 0.26, which
+    // then fails downstream.
+    let mixed = check_v3(json!({"1": image(), "2": latent(),
+        "3": {"class_type": "ComfySwitchNode", "inputs": {"switch": true, "on_false": ["1", 0], "on_true": ["2", 0]}},
+        "4": preview("3")}));
+    assert_eq!(mixed.outcome(), Outcome::Valid);
+    let warning = only_warning(&mixed);
+    assert_eq!(
+        (warning.code.as_str(), warning.input.as_deref()),
+        ("match_type_mismatch", Some("on_true"))
+    );
+    // A type outside the template's allowed types.
+    let report = check_v3(
+        json!({"1": latent(), "2": {"class_type": "ResizeImageMaskNode", "inputs": {
+        "input": ["1", 0], "resize_type": "scale by multiplier", "resize_type.multiplier": 0.5, "scale_method": "area"}},
+        "3": preview("2")}),
+    );
+    assert_eq!(report.outcome(), Outcome::Valid);
+    let mismatches: Vec<(&str, Option<&str>)> = report
+        .warnings()
+        .map(|warning| (warning.node_id.as_str(), warning.input.as_deref()))
+        .collect();
+    // The resize output follows its LATENT input, so the preview gets a LATENT too.
+    assert_eq!(mismatches, [("2", Some("input")), ("3", Some("images"))]);
+}
+
+#[test]
+fn match_type_outputs_resolve_through_chains_to_the_linked_type() {
+    // image -> switch -> switch -> VAEDecode.samples (LATENT): accepted by 0.26, warned here.
+    let chained = json!({"1": image(),
+        "2": {"class_type": "ComfySwitchNode", "inputs": {"switch": true, "on_false": ["1", 0], "on_true": ["1", 0]}},
+        "3": {"class_type": "ComfySwitchNode", "inputs": {"switch": true, "on_false": ["2", 0], "on_true": ["2", 0]}},
+        "4": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["1", 0]}},
+        "5": preview("4")});
+    let report = check_v3(chained);
+    let samples: Vec<&Diagnostic> = report
+        .diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.input.as_deref() == Some("samples"))
+        .collect();
+    assert_eq!(samples.len(), 1, "{report:#?}");
+    assert_eq!(samples[0].code, "match_type_mismatch");
+    assert!(
+        samples[0].message.contains("received_type(IMAGE)"),
+        "{}",
+        samples[0].message
+    );
+    // The VAE link is an ordinary mismatch that 0.26 rejects.
+    assert_eq!(only_error(&report).input.as_deref(), Some("vae"));
+    // An autogrow of match types: the list output follows its slots.
+    let listed = check_v3(json!({"1": image(),
+        "2": {"class_type": "CreateList", "inputs": {"inputs.input0": ["1", 0]}}, "3": preview("2")}));
+    assert!(listed.diagnostics.is_empty(), "{listed:#?}");
+    // Switches feeding each other: a dependency cycle, and resolution still terminates.
+    let looped = check_v3(json!({
+        "2": {"class_type": "ComfySwitchNode", "inputs": {"switch": true, "on_false": ["3", 0], "on_true": ["3", 0]}},
+        "3": {"class_type": "ComfySwitchNode", "inputs": {"switch": true, "on_false": ["2", 0], "on_true": ["2", 0]}},
+        "4": preview("3")}));
+    assert!(
+        looped.errors().all(|error| error.code == "dependency_cycle"),
+        "{looped:#?}"
+    );
+}
+
+#[test]
+fn v3_combo_values_are_checked_only_when_asked() {
+    let graph = resize(
+        json!({"resize_type": "scale by multiplier", "resize_type.multiplier": 0.5,
+                              "scale_method": "lanczoz"}),
+    );
+    assert_eq!(check_v3(graph.clone()).outcome(), Outcome::Valid);
+    let report = check_v3_strict(graph);
+    let error = only_error(&report);
+    assert_eq!(error.code, "value_not_in_list");
+    assert_eq!(error.candidates.first().map(String::as_str), Some("lanczos"));
+    assert_eq!(
+        error.message,
+        "Value not in list: scale_method: 'lanczoz' not in ['nearest-exact', 'bilinear', 'area', 'bicubic', 'lanczos']"
+    );
+}
+
+#[test]
+fn match_types_and_wildcards_in_unions_match_like_comfyui() {
+    assert!(types_match("COMFY_MATCHTYPE_V3", "LATENT"));
+    assert!(types_match("IMAGE", "COMFY_MATCHTYPE_V3"));
+    assert!(types_match("IMAGE,*", "LATENT"));
+    assert!(!types_match("IMAGE,MASK", "LATENT"));
+}
