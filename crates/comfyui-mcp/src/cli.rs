@@ -263,6 +263,18 @@ fn explain(error: EngineError) -> anyhow::Error {
     anyhow::anyhow!(text)
 }
 
+/// Runs `tools`: one JSON object a line for every tool this build declares.
+pub fn print_tools() -> std::process::ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    for tool in crate::mcp::every_tool() {
+        let line = serde_json::to_string(&tool).unwrap_or_default();
+        if writeln!(stdout, "{line}").is_err() {
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}
+
 /// Runs `doctor`: true when every backend is usable.
 pub async fn doctor(engine: Arc<Engine>, settings: &crate::settings::Settings) -> bool {
     let mut healthy = true;

@@ -41,6 +41,8 @@ enum Command {
     Params(workflow_commands::WorkflowFileArguments),
     /// Delete audit-log entries older than a time (an operator's act: no MCP tool can do it)
     AuditPrune(audit_commands::AuditPruneArguments),
+    /// Every tool this build has, with its toolset and hints, as JSON lines (no backend needed)
+    Tools,
 }
 
 /// Library targets whose debug and trace events print whole MCP messages: tool arguments and
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
         Command::Params(arguments) => {
             return runtime.block_on(workflow_commands::params(arguments, &settings));
         }
+        Command::Tools => return cli::print_tools(),
         Command::AuditPrune(arguments) => {
             return runtime.block_on(audit_commands::prune(arguments, &settings));
         }
@@ -157,9 +160,11 @@ fn main() -> ExitCode {
                 };
             }
             // Answered above, before the engine started.
-            Command::Convert(_) | Command::Validate(_) | Command::Params(_) | Command::AuditPrune(_) => {
-                Ok(())
-            }
+            Command::Convert(_)
+            | Command::Validate(_)
+            | Command::Params(_)
+            | Command::AuditPrune(_)
+            | Command::Tools => Ok(()),
         };
         engine.shutdown().await;
         match result {

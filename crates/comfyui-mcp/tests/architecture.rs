@@ -327,3 +327,63 @@ fn no_two_sibling_modules_import_each_other() {
     }
     assert!(circles.is_empty(), "modules that import each other: {circles:#?}");
 }
+
+#[test]
+fn no_child_module_imports_its_parent() {
+    // A parent declares its children; a child that named the parent's own items back would make a
+    // circle. Children share plumbing through sibling modules instead.
+    let mut found = Vec::new();
+    let mut folders = vec![root().join("crates")];
+    while let Some(folder) = folders.pop() {
+        let mut children = Vec::new();
+        for entry in std::fs::read_dir(&folder).expect("a folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() && !path.ends_with("target") {
+                folders.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                children.push(path);
+            }
+        }
+        if !folder.join("mod.rs").exists() {
+            continue;
+        }
+        let stems: Vec<String> = children
+            .iter()
+            .map(|path| path.file_stem().expect("a stem").to_string_lossy().into_owned())
+            .collect();
+        for child in children.iter().filter(|path| !path.ends_with("mod.rs")) {
+            let text = std::fs::read_to_string(child).expect("a source file");
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (index, _) in code.match_indices("super::") {
+                let rest = &code[index + "super::".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|character| {
+                        character.is_alphanumeric() || *character == '_' || *character == '{'
+                    })
+                    .collect();
+                let names: Vec<&str> = if let Some(group) = name.strip_prefix('{') {
+                    let inside = rest[1..].split('}').next().unwrap_or_default();
+                    let _ = group;
+                    inside
+                        .split(',')
+                        .map(|item| item.trim().split("::").next().unwrap_or_default())
+                        .collect()
+                } else {
+                    vec![name.as_str()]
+                };
+                for name in names {
+                    if !name.is_empty() && !stems.iter().any(|stem| stem == name) {
+                        found.push(format!("{}: super::{name}", child.display()));
+                    }
+                }
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    assert!(
+        found.is_empty(),
+        "child modules that import their parent: {found:#?}"
+    );
+}

@@ -398,7 +398,7 @@ async fn search_similar_metadata_and_organize_round_trip() {
             json!({"action": "tag", "output_ids": [finch_id]}),
         )
         .await;
-    assert!(is_error(&missing_tags) && text_of(&missing_tags).contains("needs tags"));
+    assert!(is_error(&missing_tags) && text_of(&missing_tags).contains("missing field `tags`"));
 }
 
 /// Queues a txt2img prompt straight to ComfyUI with a UI workflow in `extra_pnginfo`, as the

@@ -229,7 +229,7 @@ async fn presets_are_saved_listed_by_tag_and_applied_with_overrides() {
             json!({"action": "list", "tag": "txt2img", "overrides": {}}),
         )
         .await;
-    assert!(misplaced.contains("does not use overrides"), "{misplaced}");
+    assert!(misplaced.contains("unknown field `overrides`"), "{misplaced}");
 
     let prompt = unique_prompt("a small red boat");
     let sampler = &graph.sampler_node;

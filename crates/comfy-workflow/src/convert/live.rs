@@ -812,7 +812,7 @@ impl<'w> Live<'w> {
             }
         }
         let mut properties = Map::new();
-        if !super::PREFIX_REPLACING_CLASSES.contains(&definition.class_type.as_str()) {
+        if !super::widgets::PREFIX_REPLACING_CLASSES.contains(&definition.class_type.as_str()) {
             properties.insert(
                 "Node name for S&R".to_owned(),
                 Value::String(definition.class_type.clone()),

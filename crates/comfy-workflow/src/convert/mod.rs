@@ -33,22 +33,6 @@ use model::{MODE_BYPASSED, MODE_MUTED, SUBGRAPH_INPUT_NODE, parse_workflow};
 pub use text::LocalDateTime;
 use text::{ChoiceRandom, PlaceholderProblem, js_string, process_dynamic_prompt, replace_placeholders};
 
-/// Save nodes whose `filename_prefix` the frontend runs through placeholder replacement.
-const PREFIX_REPLACING_CLASSES: &[&str] = &[
-    "SaveImage",
-    "SaveVideo",
-    "SaveAnimatedWEBP",
-    "SaveWEBM",
-    "SaveAudio",
-    "SaveGLB",
-    "SaveAnimatedPNG",
-    "CLIPSave",
-    "VAESave",
-    "ModelSave",
-    "LoraSave",
-    "SaveLatent",
-];
-
 /// Deeper link chains (reroutes, bypasses, subgraph levels) are treated as cycles.
 const MAXIMUM_RESOLUTION_DEPTH: usize = 512;
 

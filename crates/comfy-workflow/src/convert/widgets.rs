@@ -23,6 +23,22 @@ use crate::object_info::{
     DYNAMIC_COMBO_TYPE, DynamicOption, InputKind, InputSection, InputSpec, NodeDefinition,
 };
 
+/// Save nodes whose `filename_prefix` the frontend runs through placeholder replacement.
+pub(crate) const PREFIX_REPLACING_CLASSES: &[&str] = &[
+    "SaveImage",
+    "SaveVideo",
+    "SaveAnimatedWEBP",
+    "SaveWEBM",
+    "SaveAudio",
+    "SaveGLB",
+    "SaveAnimatedPNG",
+    "CLIPSave",
+    "VAESave",
+    "ModelSave",
+    "LoraSave",
+    "SaveLatent",
+];
+
 /// Socket type names that have a widget constructor in the frontend (core and core extensions).
 const FRONTEND_WIDGET_TYPES: &[&str] = &[
     "MARKDOWN",
@@ -460,7 +476,7 @@ fn input_widgets<'a>(definition: &'a NodeDefinition, input: &FrontendInput<'a>) 
                 widget.serialize = Serialize::DynamicPrompt;
             }
             if spec.name == "filename_prefix"
-                && crate::convert::PREFIX_REPLACING_CLASSES.contains(&definition.class_type.as_str())
+                && PREFIX_REPLACING_CLASSES.contains(&definition.class_type.as_str())
             {
                 widget.serialize = Serialize::FilenamePrefix;
             }

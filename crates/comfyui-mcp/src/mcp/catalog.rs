@@ -4,55 +4,56 @@
 //! small tools, `list_toolsets` and `enable_toolset`, and grows its list as the client asks: a
 //! client that needs three tools does not carry the schemas of thirty.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use rmcp::model::Tool;
-use schemars::JsonSchema;
-use serde::Deserialize;
 
-use super::{Toolset, read_only, tool};
+use super::tool::{Handler, ToolDeclaration};
 use crate::settings::Settings;
 
-pub(crate) const LIST_TOOLSETS: &str = "list_toolsets";
-pub(crate) const ENABLE_TOOLSET: &str = "enable_toolset";
+/// A toolset: a name the operator and clients choose by, and its tools. Several entries may share
+/// one name (a toolset written in more than one file).
+pub(crate) struct Toolset {
+    pub name: &'static str,
+    /// What the toolset is for, as `list_toolsets` tells a client.
+    pub description: &'static str,
+    pub tools: &'static [ToolDeclaration],
+}
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListToolsetsArguments {}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EnableToolsetArguments {
-    /// The toolset to add to this session's tools (see list_toolsets).
-    pub toolset: String,
+/// One admitted tool: its toolset, its declaration, and the `Tool` built from it once.
+struct Entry {
+    toolset: &'static str,
+    declaration: &'static ToolDeclaration,
+    tool: Tool,
 }
 
 /// The tools this server offers, each with its toolset, after the operator's filters.
 pub(crate) struct Catalog {
-    tools: Vec<(&'static str, Tool)>,
+    entries: Vec<Entry>,
+    /// Tool name -> index in `entries`, so a call finds its handler once.
+    by_name: HashMap<&'static str, usize>,
+    /// The dynamic mode's own tools (empty outside it).
+    management: Vec<Entry>,
     dynamic: bool,
     /// Toolset name -> what it is for, in registry order.
     descriptions: Vec<(&'static str, &'static str)>,
 }
 
-fn management_tools() -> Vec<Tool> {
-    vec![
-        tool::<ListToolsetsArguments>(
-            LIST_TOOLSETS,
-            "The toolsets this server has, what each is for, its tools, and whether it is enabled in this session. Enable one with enable_toolset.",
-            read_only(),
-        ),
-        tool::<EnableToolsetArguments>(
-            ENABLE_TOOLSET,
-            "Adds a toolset's tools to this session (the client is told the tool list changed).",
-            super::annotations(false, false, true),
-        ),
-    ]
+fn entry(toolset: &'static str, declaration: &'static ToolDeclaration) -> Entry {
+    Entry {
+        toolset,
+        declaration,
+        tool: declaration.tool(),
+    }
 }
 
 impl Catalog {
-    pub(crate) fn new(settings: &Settings, toolsets: &[Toolset]) -> Catalog {
-        let mut tools = Vec::new();
+    pub(crate) fn new(
+        settings: &Settings,
+        toolsets: &'static [Toolset],
+        management: &'static [ToolDeclaration],
+    ) -> Catalog {
+        let mut entries = Vec::new();
         let mut descriptions: Vec<(&'static str, &'static str)> = Vec::new();
         for toolset in toolsets {
             if !settings.dynamic_toolsets && !settings.toolset_enabled(toolset.name) {
@@ -61,14 +62,29 @@ impl Catalog {
             if !descriptions.iter().any(|(name, _)| *name == toolset.name) {
                 descriptions.push((toolset.name, toolset.description));
             }
-            for candidate in (toolset.tools)() {
-                if admitted(settings, &candidate) {
-                    tools.push((toolset.name, candidate));
+            for declaration in toolset.tools {
+                if admitted(settings, declaration) {
+                    entries.push(entry(toolset.name, declaration));
                 }
             }
         }
+        let management = if settings.dynamic_toolsets {
+            management
+                .iter()
+                .map(|declaration| entry("", declaration))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| (entry.declaration.name, index))
+            .collect();
         Catalog {
-            tools,
+            entries,
+            by_name,
+            management,
             dynamic: settings.dynamic_toolsets,
             descriptions,
         }
@@ -80,39 +96,37 @@ impl Catalog {
 
     /// The tools a session with `enabled` toolsets sees (all of them outside dynamic mode).
     pub(crate) fn visible(&self, enabled: &BTreeSet<String>) -> Vec<Tool> {
-        let mut visible = if self.dynamic {
-            management_tools()
-        } else {
-            Vec::new()
-        };
-        visible.extend(
-            self.tools
-                .iter()
-                .filter(|(toolset, _)| !self.dynamic || enabled.contains(*toolset))
-                .map(|(_, tool)| tool.clone()),
-        );
-        visible
+        self.management
+            .iter()
+            .chain(self.entries.iter().filter(|entry| self.sees(entry, enabled)))
+            .map(|entry| entry.tool.clone())
+            .collect()
+    }
+
+    fn sees(&self, entry: &Entry, enabled: &BTreeSet<String>) -> bool {
+        !self.dynamic || enabled.contains(entry.toolset)
+    }
+
+    fn lookup(&self, name: &str, enabled: &BTreeSet<String>) -> Option<&Entry> {
+        if let Some(entry) = self
+            .management
+            .iter()
+            .find(|entry| entry.declaration.name == name)
+        {
+            return Some(entry);
+        }
+        let entry = &self.entries[*self.by_name.get(name)?];
+        self.sees(entry, enabled).then_some(entry)
     }
 
     /// The tool `name`, if a session with `enabled` toolsets sees it.
     pub(crate) fn find(&self, name: &str, enabled: &BTreeSet<String>) -> Option<Tool> {
-        if !self.is_visible(name, enabled) {
-            return None;
-        }
-        match self.tools.iter().find(|(_, tool)| tool.name == name) {
-            Some((_, tool)) => Some(tool.clone()),
-            None => management_tools().into_iter().find(|tool| tool.name == name),
-        }
+        self.lookup(name, enabled).map(|entry| entry.tool.clone())
     }
 
-    /// Whether `name` is among the tools a session with `enabled` toolsets sees.
-    pub(crate) fn is_visible(&self, name: &str, enabled: &BTreeSet<String>) -> bool {
-        if self.dynamic && (name == LIST_TOOLSETS || name == ENABLE_TOOLSET) {
-            return true;
-        }
-        self.tools
-            .iter()
-            .any(|(toolset, tool)| tool.name == name && (!self.dynamic || enabled.contains(*toolset)))
+    /// The handler of `name`, if a session with `enabled` toolsets sees the tool.
+    pub(crate) fn handler(&self, name: &str, enabled: &BTreeSet<String>) -> Option<Handler> {
+        self.lookup(name, enabled).map(|entry| entry.declaration.handler)
     }
 
     /// What `list_toolsets` answers.
@@ -122,10 +136,10 @@ impl Catalog {
             .iter()
             .map(|(name, description)| {
                 let tools: Vec<&str> = self
-                    .tools
+                    .entries
                     .iter()
-                    .filter(|(toolset, _)| toolset == name)
-                    .map(|(_, tool)| tool.name.as_ref())
+                    .filter(|entry| entry.toolset == *name)
+                    .map(|entry| entry.declaration.name)
                     .collect();
                 serde_json::json!({
                     "name": name,
@@ -145,29 +159,27 @@ impl Catalog {
             .find(|(known, _)| *known == name)
             .map(|(known, _)| *known)
     }
-
-    /// Every tool name the registry knows, whatever the filters (to check `--tools` against).
-    pub(crate) fn known_names(toolsets: &[Toolset]) -> BTreeSet<String> {
-        toolsets
-            .iter()
-            .flat_map(|toolset| (toolset.tools)())
-            .map(|tool| tool.name.to_string())
-            .collect()
-    }
 }
 
-/// Whether the operator's filters let `tool` through.
-fn admitted(settings: &Settings, tool: &Tool) -> bool {
-    let name = tool.name.as_ref();
-    let destructive = tool
-        .annotations
-        .as_ref()
-        .and_then(|annotations| annotations.destructive_hint)
-        .unwrap_or(false);
+/// Every tool the registry knows, whatever the filters, with its toolset.
+pub(crate) fn every_tool(
+    toolsets: &'static [Toolset],
+) -> impl Iterator<Item = (&'static str, &'static ToolDeclaration)> {
+    toolsets.iter().flat_map(|toolset| {
+        toolset
+            .tools
+            .iter()
+            .map(move |declaration| (toolset.name, declaration))
+    })
+}
+
+/// Whether the operator's filters let `declaration` through.
+fn admitted(settings: &Settings, declaration: &ToolDeclaration) -> bool {
+    let name = declaration.name;
     settings
         .tools
         .as_ref()
         .is_none_or(|only| only.iter().any(|wanted| wanted == name))
         && !settings.exclude_tools.iter().any(|excluded| excluded == name)
-        && !(settings.no_destructive_tools && destructive)
+        && !(settings.no_destructive_tools && declaration.hints.destructive)
 }

@@ -5,14 +5,15 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::render::{engine_error, error_text, json_result};
-use super::{ComfyServer, annotations, arguments, follow_job, job_answer, read_only, tool, wait_limit};
+use super::server::ComfyServer;
+use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool, follow_job, job_answer, wait_limit};
 use comfy_engine::generate::{ControlNetRequest, GenerateRequest, HiresFixRequest, LoraRequest};
 use comfy_engine::jobs::WaitOutcome;
 use comfy_engine::local_files;
@@ -229,106 +230,103 @@ struct UploadImageArguments {
     backend: Option<String>,
 }
 
-pub fn tools() -> Vec<Tool> {
-    vec![
-        tool::<StatusArguments>(
-            "status",
-            "Health of every ComfyUI backend: versions, devices with VRAM, RAM, queue, websocket state, latency.",
-            read_only(),
-        ),
-        tool::<ListModelsArguments>(
-            "list_models",
-            "List model folders, the files in one folder (with sizes), or check that one file exists (with close-name suggestions and safetensors metadata).",
-            read_only(),
-        ),
-        tool::<SearchNodesArguments>(
-            "search_nodes",
-            "Search the backend's node types by words in name, category or description.",
-            read_only(),
-        ),
-        tool::<DescribeNodeArguments>(
-            "describe_node",
-            "Inputs (type, default, range, choices) and outputs of one node type.",
-            read_only(),
-        ),
-        tool::<GenerateImageArguments>(
-            "generate_image",
-            "Generate an image: text to image, or from an input image (image to image, inpaint with a mask, outpaint), with LoRAs, ControlNets, hires fix and model upscale, for SD1.x/SDXL/SD3/Flux. Waits (bounded) and returns a preview, a link to the full file and the parameters used, or a job_id to continue with get_job.",
-            annotations(false, false, false),
-        ),
-        tool::<RunWorkflowArguments>(
-            "run_workflow",
-            "Validate and run a workflow (API or UI format) with optional overrides by parameter name (prompt, seed, steps...) or NODE_ID.INPUT. Waits like generate_image.",
-            annotations(false, false, false),
-        ),
-        tool::<GetJobArguments>(
-            "get_job",
-            "Status, progress and outputs of a job; optionally wait for it to finish.",
-            read_only(),
-        ),
-        tool::<CancelJobArguments>(
-            "cancel_job",
-            "Cancel one job: removed from the queue if waiting, interrupted if running. Never touches other jobs.",
-            ToolAnnotations::new()
-                .read_only(false)
-                .destructive(true)
-                .idempotent(true)
-                .open_world(false),
-        ),
-        tool::<ListJobsArguments>(
-            "list_jobs",
-            "Queues of every backend and recent jobs.",
-            read_only(),
-        ),
-        tool::<GetOutputArguments>(
-            "get_output",
-            "Fetch an output file: an inline preview within the size budget plus its link and URL.",
-            read_only(),
-        ),
-        tool::<UploadImageArguments>(
-            "upload_image",
-            "Upload an image (or a mask) into ComfyUI's input folder; returns the name to use in LoadImage.",
-            annotations(false, false, false),
-        ),
-    ]
-}
+/// This toolset's tools, each declared once.
+pub(crate) const TOOLS: &[ToolDeclaration] = &[
+    declare_tool!(
+        "status",
+        "Health of every ComfyUI backend: versions, devices with VRAM, RAM, queue, websocket state, latency.",
+        Hints::READ_ONLY,
+        StatusArguments,
+        status,
+    ),
+    declare_tool!(
+        "list_models",
+        "List model folders, the files in one folder (with sizes), or check that one file exists (with close-name suggestions and safetensors metadata).",
+        Hints::READ_ONLY,
+        ListModelsArguments,
+        list_models,
+    ),
+    declare_tool!(
+        "search_nodes",
+        "Search the backend's node types by words in name, category or description.",
+        Hints::READ_ONLY,
+        SearchNodesArguments,
+        search_nodes,
+    ),
+    declare_tool!(
+        "describe_node",
+        "Inputs (type, default, range, choices) and outputs of one node type.",
+        Hints::READ_ONLY,
+        DescribeNodeArguments,
+        describe_node,
+    ),
+    declare_tool!(
+        "generate_image",
+        "Generate an image: text to image, or from an input image (image to image, inpaint with a mask, outpaint), with LoRAs, ControlNets, hires fix and model upscale, for SD1.x/SDXL/SD3/Flux. Waits (bounded) and returns a preview, a link to the full file and the parameters used, or a job_id to continue with get_job.",
+        Hints::CREATES,
+        GenerateImageArguments,
+        generate_image,
+    ),
+    declare_tool!(
+        "run_workflow",
+        "Validate and run a workflow (API or UI format) with optional overrides by parameter name (prompt, seed, steps...) or NODE_ID.INPUT. Waits like generate_image.",
+        Hints::CREATES,
+        RunWorkflowArguments,
+        run_workflow,
+    ),
+    declare_tool!(
+        "get_job",
+        "Status, progress and outputs of a job; optionally wait for it to finish.",
+        Hints::READ_ONLY,
+        GetJobArguments,
+        get_job,
+    ),
+    declare_tool!(
+        "cancel_job",
+        "Cancel one job: removed from the queue if waiting, interrupted if running. Never touches other jobs.",
+        Hints::REMOVES,
+        CancelJobArguments,
+        cancel_job,
+    ),
+    declare_tool!(
+        "list_jobs",
+        "Queues of every backend and recent jobs.",
+        Hints::READ_ONLY,
+        ListJobsArguments,
+        list_jobs,
+    ),
+    declare_tool!(
+        "get_output",
+        "Fetch an output file: an inline preview within the size budget plus its link and URL.",
+        Hints::READ_ONLY,
+        GetOutputArguments,
+        get_output,
+    ),
+    declare_tool!(
+        "upload_image",
+        "Upload an image (or a mask) into ComfyUI's input folder; returns the name to use in LoadImage.",
+        Hints::CREATES,
+        UploadImageArguments,
+        upload_image,
+    ),
+];
 
-/// Runs one of this toolset's tools; `None` when `name` is not one of them.
-pub async fn call(
+async fn status(
     server: &ComfyServer,
-    name: &str,
-    raw: Option<JsonObject>,
-    context: &RequestContext<RoleServer>,
-) -> Option<CallToolResult> {
-    let outcome = match name {
-        "status" => status(server, raw).await,
-        "list_models" => list_models(server, raw).await,
-        "search_nodes" => search_nodes(server, raw).await,
-        "describe_node" => describe_node(server, raw).await,
-        "generate_image" => generate_image(server, raw, context).await,
-        "run_workflow" => run_workflow(server, raw, context).await,
-        "get_job" => get_job(server, raw, context).await,
-        "cancel_job" => cancel_job(server, raw).await,
-        "list_jobs" => list_jobs(server, raw).await,
-        "get_output" => get_output(server, raw).await,
-        "upload_image" => upload_image(server, raw).await,
-        _ => return None,
-    };
-    Some(outcome.unwrap_or_else(|error| error))
-}
-
-type ToolOutcome = Result<CallToolResult, CallToolResult>;
-
-async fn status(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let _: StatusArguments = arguments("status", raw)?;
+    _arguments: StatusArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let statuses = server.engine.status().await;
     Ok(json_result(
         &json!({ "server_version": env!("CARGO_PKG_VERSION"), "backends": statuses }),
     ))
 }
 
-async fn list_models(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: ListModelsArguments = arguments("list_models", raw)?;
+async fn list_models(
+    server: &ComfyServer,
+    arguments: ListModelsArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let engine = &server.engine;
     let listing = engine
         .list_models(
@@ -353,8 +351,11 @@ async fn list_models(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutco
     Ok(json_result(&value))
 }
 
-async fn search_nodes(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: SearchNodesArguments = arguments("search_nodes", raw)?;
+async fn search_nodes(
+    server: &ComfyServer,
+    arguments: SearchNodesArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let limit = arguments.limit.unwrap_or(25).clamp(1, 200);
     let found = server
         .engine
@@ -369,8 +370,11 @@ async fn search_nodes(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutc
     Ok(json_result(&found))
 }
 
-async fn describe_node(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: DescribeNodeArguments = arguments("describe_node", raw)?;
+async fn describe_node(
+    server: &ComfyServer,
+    arguments: DescribeNodeArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let described = server
         .engine
         .describe_node(arguments.backend.as_deref(), &arguments.class_type)
@@ -381,10 +385,9 @@ async fn describe_node(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOut
 
 async fn generate_image(
     server: &ComfyServer,
-    raw: Option<JsonObject>,
+    arguments: GenerateImageArguments,
     context: &RequestContext<RoleServer>,
 ) -> ToolOutcome {
-    let arguments: GenerateImageArguments = arguments("generate_image", raw)?;
     let limit = wait_limit(server, arguments.wait_seconds, server.engine.config.wait)?;
     let request = GenerateRequest {
         prompt: arguments.prompt,
@@ -449,10 +452,9 @@ async fn generate_image(
 
 async fn run_workflow(
     server: &ComfyServer,
-    raw: Option<JsonObject>,
+    arguments: RunWorkflowArguments,
     context: &RequestContext<RoleServer>,
 ) -> ToolOutcome {
-    let arguments: RunWorkflowArguments = arguments("run_workflow", raw)?;
     super::workflows::run_and_report(
         server,
         "run_workflow",
@@ -467,10 +469,9 @@ async fn run_workflow(
 
 async fn get_job(
     server: &ComfyServer,
-    raw: Option<JsonObject>,
+    arguments: GetJobArguments,
     context: &RequestContext<RoleServer>,
 ) -> ToolOutcome {
-    let arguments: GetJobArguments = arguments("get_job", raw)?;
     let limit = wait_limit(server, arguments.wait_seconds, Duration::ZERO)?;
     let engine = &server.engine;
     // A job that ended is answered from the database: it outlives ComfyUI's history and restarts.
@@ -499,8 +500,11 @@ async fn get_job(
     Ok(job_answer(server, entry, &outcome, None).await)
 }
 
-async fn cancel_job(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: CancelJobArguments = arguments("cancel_job", raw)?;
+async fn cancel_job(
+    server: &ComfyServer,
+    arguments: CancelJobArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let (outcome, snapshot) = server
         .engine
         .cancel_job(&arguments.job_id)
@@ -513,8 +517,11 @@ async fn cancel_job(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcom
     })))
 }
 
-async fn list_jobs(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: ListJobsArguments = arguments("list_jobs", raw)?;
+async fn list_jobs(
+    server: &ComfyServer,
+    arguments: ListJobsArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let listing = server
         .engine
         .list_jobs(arguments.limit.unwrap_or(20).clamp(1, 500))
@@ -523,8 +530,11 @@ async fn list_jobs(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome
     Ok(json_result(&listing))
 }
 
-async fn get_output(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: GetOutputArguments = arguments("get_output", raw)?;
+async fn get_output(
+    server: &ComfyServer,
+    arguments: GetOutputArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let file = FileRef {
         filename: arguments.filename,
         subfolder: arguments.subfolder,
@@ -576,8 +586,11 @@ async fn get_output(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcom
     Ok(CallToolResult::success(content))
 }
 
-async fn upload_image(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: UploadImageArguments = arguments("upload_image", raw)?;
+async fn upload_image(
+    server: &ComfyServer,
+    arguments: UploadImageArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let allow_local = server.local_files_allowed();
     let (bytes, default_name) = match (&arguments.data_base64, &arguments.path) {
         (Some(data), None) => {

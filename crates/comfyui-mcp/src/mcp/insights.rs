@@ -7,7 +7,7 @@ use comfy_engine::types::{
     AuditOutcome, AuditQuery, AuditRecord, JobMetrics, MetricGrouping, MetricQuery, MetricSummary,
 };
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, JsonObject, Tool};
+use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -15,12 +15,11 @@ use serde_json::{Value, json};
 
 use super::library::{TimeArgument, optional_time};
 use super::render::{engine_error, error_text, json_result};
-use super::{ComfyServer, arguments, read_only, tool};
+use super::server::ComfyServer;
+use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool};
 use comfy_engine::insights::{EstimateRequest, Work};
 use comfy_engine::library::library_error;
 use comfy_engine::timestamps::format_rfc3339;
-
-type ToolOutcome = Result<CallToolResult, CallToolResult>;
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -108,41 +107,30 @@ struct AuditLogArguments {
     limit: Option<u32>,
 }
 
-pub fn tools() -> Vec<Tool> {
-    vec![
-        tool::<JobMetricsArguments>(
-            "job_metrics",
-            "Timings of finished jobs: queue wait, execution, transfer (indexing outputs) and total, as nearest-rank p50/p95 in milliseconds grouped by workflow, model or backend, with filters and optionally the most recent jobs one by one.",
-            read_only(),
-        ),
-        tool::<EstimateArguments>(
-            "estimate_generation_time",
-            "Estimate how long a generation takes from recorded history: execution seconds fitted by least squares on steps x megapixels x batch per model/backend, an approximate 95% range, the sample count, and typical queue wait and transfer. Says plainly when there is too little history.",
-            read_only(),
-        ),
-        tool::<AuditLogArguments>(
-            "audit_log",
-            "The audit log of tool calls, newest first: time, client, tool, a digest of the (redacted) arguments, outcome, duration and a short failure detail. Filter by time range, tool, client and outcome.",
-            read_only(),
-        ),
-    ]
-}
-
-/// Runs one of this toolset's tools; `None` when `name` is not one of them.
-pub async fn call(
-    server: &ComfyServer,
-    name: &str,
-    raw: Option<JsonObject>,
-    _context: &RequestContext<RoleServer>,
-) -> Option<CallToolResult> {
-    let outcome = match name {
-        "job_metrics" => job_metrics(server, raw).await,
-        "estimate_generation_time" => estimate_generation_time(server, raw).await,
-        "audit_log" => audit_log(server, raw).await,
-        _ => return None,
-    };
-    Some(outcome.unwrap_or_else(|error| error))
-}
+/// This toolset's tools, each declared once.
+pub(crate) const TOOLS: &[ToolDeclaration] = &[
+    declare_tool!(
+        "job_metrics",
+        "Timings of finished jobs: queue wait, execution, transfer (indexing outputs) and total, as nearest-rank p50/p95 in milliseconds grouped by workflow, model or backend, with filters and optionally the most recent jobs one by one.",
+        Hints::READ_ONLY,
+        JobMetricsArguments,
+        job_metrics,
+    ),
+    declare_tool!(
+        "estimate_generation_time",
+        "Estimate how long a generation takes from recorded history: execution seconds fitted by least squares on steps x megapixels x batch per model/backend, an approximate 95% range, the sample count, and typical queue wait and transfer. Says plainly when there is too little history.",
+        Hints::READ_ONLY,
+        EstimateArguments,
+        estimate_generation_time,
+    ),
+    declare_tool!(
+        "audit_log",
+        "The audit log of tool calls, newest first: time, client, tool, a digest of the (redacted) arguments, outcome, duration and a short failure detail. Filter by time range, tool, client and outcome.",
+        Hints::READ_ONLY,
+        AuditLogArguments,
+        audit_log,
+    ),
+];
 
 fn store_failure(error: comfy_engine::types::StoreError) -> CallToolResult {
     engine_error(&library_error(error))
@@ -176,8 +164,11 @@ fn sample_json(sample: &JobMetrics) -> Value {
     })
 }
 
-async fn job_metrics(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: JobMetricsArguments = arguments("job_metrics", raw)?;
+async fn job_metrics(
+    server: &ComfyServer,
+    arguments: JobMetricsArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let now = comfy_engine::types::now_ms();
     let query = MetricQuery {
         workflow: arguments.workflow,
@@ -220,8 +211,11 @@ async fn job_metrics(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutco
     Ok(json_result(&answer))
 }
 
-async fn estimate_generation_time(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: EstimateArguments = arguments("estimate_generation_time", raw)?;
+async fn estimate_generation_time(
+    server: &ComfyServer,
+    arguments: EstimateArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let check = |name: &str, value: u32, maximum: u32| {
         if value == 0 || value > maximum {
             Err(error_text(format!(
@@ -266,8 +260,11 @@ fn audit_json(record: &AuditRecord) -> Value {
     })
 }
 
-async fn audit_log(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: AuditLogArguments = arguments("audit_log", raw)?;
+async fn audit_log(
+    server: &ComfyServer,
+    arguments: AuditLogArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let now = comfy_engine::types::now_ms();
     let limit = arguments.limit.unwrap_or(50).clamp(1, 1000);
     let entries = server
@@ -302,7 +299,7 @@ mod tests {
     #[test]
     fn every_insight_is_read_only_and_pruning_is_no_tool() {
         // Erasing the audit log is the operator's `comfyui-mcp audit-prune`, never a client's call.
-        for tool in tools() {
+        for tool in TOOLS.iter().map(ToolDeclaration::tool) {
             let annotations = tool.annotations.clone().unwrap();
             assert_eq!(annotations.read_only_hint, Some(true), "{}", tool.name);
             assert!(!tool.name.contains("prune"), "{}", tool.name);

@@ -7,19 +7,18 @@ use base64::Engine as _;
 use comfy_engine::types::FileRef;
 use comfy_engine::types::{OutputQuery, OutputRecord, RetentionPolicy};
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
+use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::render::{engine_error, error_text, json_result, output_uri};
-use super::{ComfyServer, annotations, arguments, tool};
+use super::server::ComfyServer;
+use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool};
 use comfy_engine::library::{NEWEST_FIRST_WINDOW, image_metadata, library_error};
 use comfy_engine::timestamps::{format_rfc3339, parse_time};
 use comfy_engine::{local_files, media};
-
-type ToolOutcome = Result<CallToolResult, CallToolResult>;
 
 /// Most outputs one cleanup answer lists one by one (counts cover all of them).
 const MAXIMUM_LISTED_CLEANUP_OUTPUTS: usize = 200;
@@ -133,39 +132,52 @@ struct ImageMetadataArguments {
     include_workflow: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-enum OrganizeAction {
-    /// Add `tags` to `output_ids`.
-    Tag,
-    /// Remove `tags` from `output_ids`.
-    Untag,
-    /// Create `collection` (with an optional `description`).
-    CreateCollection,
-    /// Delete `collection`; its outputs stay in the library.
-    DeleteCollection,
-    /// Add `output_ids` to `collection`.
-    AddToCollection,
-    /// Remove `output_ids` from `collection`.
-    RemoveFromCollection,
-    /// Every collection with its size.
-    ListCollections,
-}
-
+/// What `organize_outputs` does: tags and collections of library outputs.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct OrganizeOutputsArguments {
-    action: OrganizeAction,
-    /// Library output ids (from search_outputs).
-    #[serde(default)]
-    output_ids: Vec<i64>,
-    /// Tags for tag and untag.
-    #[serde(default)]
-    tags: Vec<String>,
-    /// Collection name for the collection actions.
-    collection: Option<String>,
-    /// With create_collection: what the collection is for.
-    description: Option<String>,
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+enum OrganizeOutputsArguments {
+    /// Add `tags` to `output_ids`.
+    Tag {
+        /// Library output ids (from search_outputs).
+        output_ids: Vec<i64>,
+        /// The tags.
+        tags: Vec<String>,
+    },
+    /// Remove `tags` from `output_ids`.
+    Untag {
+        /// Library output ids (from search_outputs).
+        output_ids: Vec<i64>,
+        /// The tags.
+        tags: Vec<String>,
+    },
+    /// Create `collection` (with an optional `description`).
+    CreateCollection {
+        /// The collection's name.
+        collection: String,
+        /// What the collection is for.
+        description: Option<String>,
+    },
+    /// Delete `collection`; its outputs stay in the library.
+    DeleteCollection {
+        /// The collection's name.
+        collection: String,
+    },
+    /// Add `output_ids` to `collection`.
+    AddToCollection {
+        /// The collection's name.
+        collection: String,
+        /// Library output ids (from search_outputs).
+        output_ids: Vec<i64>,
+    },
+    /// Remove `output_ids` from `collection`.
+    RemoveFromCollection {
+        /// The collection's name.
+        collection: String,
+        /// Library output ids (from search_outputs).
+        output_ids: Vec<i64>,
+    },
+    /// Every collection with its size.
+    ListCollections {},
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -222,59 +234,51 @@ struct CleanupOutputsArguments {
     delete_files: Option<bool>,
 }
 
-pub fn tools() -> Vec<Tool> {
-    vec![
-        tool::<SearchOutputsArguments>(
-            "search_outputs",
-            "Search the library of every output this server produced: full text over prompts and parameters, filters by model, tag, collection, media type, job and time; newest first (or by relevance). Each result has its library id, prompt, model, seed, size, tags, the /view URL and a comfyui:// resource URI.",
-            annotations(true, false, true),
-        ),
-        tool::<FindSimilarImagesArguments>(
-            "find_similar_images",
-            "Library images that look like a given one, nearest first, by 64-bit perceptual hash (Hamming distance in bits). Give a library output_id (the output itself comes first, distance 0), or any image as data_base64 or a local path.",
-            annotations(true, false, true),
-        ),
-        tool::<ImageMetadataArguments>(
-            "image_metadata",
-            "Read a PNG's text chunks (tEXt, zTXt, iTXt): ComfyUI's embedded API prompt and UI workflow as JSON, plus every other key. The image can be a library output_id, a backend file (filename/subfolder/type), base64 data or a local path.",
-            annotations(true, false, true),
-        ),
-        tool::<OrganizeOutputsArguments>(
-            "organize_outputs",
-            "Tags and collections of library outputs. action: tag / untag (output_ids, tags), create_collection (collection, description), delete_collection (outputs stay), add_to_collection / remove_from_collection (collection, output_ids), list_collections.",
-            annotations(false, false, true),
-        ),
-        tool::<ExportCatalogArguments>(
-            "export_catalog",
-            "Export library records matching filters as JSON, CSV or an HTML contact sheet (small inline thumbnails, links to the full files). Written to path where local files are allowed, otherwise returned inline when it fits the size budget.",
-            annotations(true, false, true),
-        ),
-        tool::<CleanupOutputsArguments>(
-            "cleanup_outputs",
-            "Retention: remove library records of outputs created before a time, keeping tagged and collected ones by default. A dry run (the default) lists what would go. Files are deleted only where the backend's local output directory is configured (COMFYUI_MCP_OUTPUT_DIR): ComfyUI has no API to delete outputs, so otherwise files stay and the answer says so.",
-            annotations(false, true, false),
-        ),
-    ]
-}
-
-/// Runs one of this toolset's tools; `None` when `name` is not one of them.
-pub async fn call(
-    server: &ComfyServer,
-    name: &str,
-    raw: Option<JsonObject>,
-    _context: &RequestContext<RoleServer>,
-) -> Option<CallToolResult> {
-    let outcome = match name {
-        "search_outputs" => search_outputs(server, raw).await,
-        "find_similar_images" => find_similar_images(server, raw).await,
-        "image_metadata" => image_metadata_tool(server, raw).await,
-        "organize_outputs" => organize_outputs(server, raw).await,
-        "export_catalog" => export_catalog(server, raw).await,
-        "cleanup_outputs" => cleanup_outputs(server, raw).await,
-        _ => return None,
-    };
-    Some(outcome.unwrap_or_else(|error| error))
-}
+/// This toolset's tools, each declared once.
+pub(crate) const TOOLS: &[ToolDeclaration] = &[
+    declare_tool!(
+        "search_outputs",
+        "Search the library of every output this server produced: full text over prompts and parameters, filters by model, tag, collection, media type, job and time; newest first (or by relevance). Each result has its library id, prompt, model, seed, size, tags, the /view URL and a comfyui:// resource URI.",
+        Hints::READ_ONLY,
+        SearchOutputsArguments,
+        search_outputs,
+    ),
+    declare_tool!(
+        "find_similar_images",
+        "Library images that look like a given one, nearest first, by 64-bit perceptual hash (Hamming distance in bits). Give a library output_id (the output itself comes first, distance 0), or any image as data_base64 or a local path.",
+        Hints::READ_ONLY,
+        FindSimilarImagesArguments,
+        find_similar_images,
+    ),
+    declare_tool!(
+        "image_metadata",
+        "Read a PNG's text chunks (tEXt, zTXt, iTXt): ComfyUI's embedded API prompt and UI workflow as JSON, plus every other key. The image can be a library output_id, a backend file (filename/subfolder/type), base64 data or a local path.",
+        Hints::READ_ONLY,
+        ImageMetadataArguments,
+        image_metadata_tool,
+    ),
+    declare_tool!(
+        "organize_outputs",
+        "Tags and collections of library outputs. action: tag / untag (output_ids, tags), create_collection (collection, description), delete_collection (outputs stay), add_to_collection / remove_from_collection (collection, output_ids), list_collections.",
+        Hints::UPDATES,
+        OrganizeOutputsArguments,
+        organize_outputs,
+    ),
+    declare_tool!(
+        "export_catalog",
+        "Export library records matching filters as JSON, CSV or an HTML contact sheet (small inline thumbnails, links to the full files). Written to path where local files are allowed, otherwise returned inline when it fits the size budget.",
+        Hints::READ_ONLY,
+        ExportCatalogArguments,
+        export_catalog,
+    ),
+    declare_tool!(
+        "cleanup_outputs",
+        "Retention: remove library records of outputs created before a time, keeping tagged and collected ones by default. A dry run (the default) lists what would go. Files are deleted only where the backend's local output directory is configured (COMFYUI_MCP_OUTPUT_DIR): ComfyUI has no API to delete outputs, so otherwise files stay and the answer says so.",
+        Hints::new(false, true, false),
+        CleanupOutputsArguments,
+        cleanup_outputs,
+    ),
+];
 
 fn file_ref(record: &OutputRecord) -> FileRef {
     FileRef {
@@ -350,8 +354,11 @@ async fn given_image(
     }
 }
 
-async fn search_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: SearchOutputsArguments = arguments("search_outputs", raw)?;
+async fn search_outputs(
+    server: &ComfyServer,
+    arguments: SearchOutputsArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let now = comfy_engine::types::now_ms();
     let limit = arguments.limit.unwrap_or(20).clamp(1, 200);
     let query = OutputQuery {
@@ -399,8 +406,11 @@ async fn search_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
     Ok(json_result(&answer))
 }
 
-async fn find_similar_images(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: FindSimilarImagesArguments = arguments("find_similar_images", raw)?;
+async fn find_similar_images(
+    server: &ComfyServer,
+    arguments: FindSimilarImagesArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let max_distance = arguments.max_distance.unwrap_or(12);
     if max_distance > 64 {
         return Err(error_text(format!(
@@ -458,8 +468,11 @@ async fn find_similar_images(server: &ComfyServer, raw: Option<JsonObject>) -> T
     Ok(json_result(&answer))
 }
 
-async fn image_metadata_tool(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: ImageMetadataArguments = arguments("image_metadata", raw)?;
+async fn image_metadata_tool(
+    server: &ComfyServer,
+    arguments: ImageMetadataArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let engine = &server.engine;
     let given = given_image(
         server,
@@ -535,23 +548,23 @@ async fn image_metadata_tool(server: &ComfyServer, raw: Option<JsonObject>) -> T
     Ok(json_result(&answer))
 }
 
-fn require_collection(arguments: &OrganizeOutputsArguments, action: &str) -> Result<String, CallToolResult> {
-    match arguments.collection.as_deref().map(str::trim) {
-        Some(name) if !name.is_empty() => Ok(name.to_owned()),
-        _ => Err(error_text(format!("{action} needs collection"))),
+fn require_collection(collection: &str, action: &str) -> Result<String, CallToolResult> {
+    match collection.trim() {
+        "" => Err(error_text(format!("{action} needs collection"))),
+        name => Ok(name.to_owned()),
     }
 }
 
-fn require_outputs(arguments: &OrganizeOutputsArguments, action: &str) -> Result<(), CallToolResult> {
-    if arguments.output_ids.is_empty() {
+fn require_outputs(output_ids: &[i64], action: &str) -> Result<(), CallToolResult> {
+    if output_ids.is_empty() {
         Err(error_text(format!("{action} needs output_ids")))
     } else {
         Ok(())
     }
 }
 
-fn require_tags(arguments: &OrganizeOutputsArguments, action: &str) -> Result<(), CallToolResult> {
-    if arguments.tags.iter().all(|tag| tag.trim().is_empty()) {
+fn require_tags(tags: &[String], action: &str) -> Result<(), CallToolResult> {
+    if tags.iter().all(|tag| tag.trim().is_empty()) {
         Err(error_text(format!("{action} needs tags")))
     } else {
         Ok(())
@@ -562,23 +575,26 @@ fn store_failure(error: comfy_engine::types::StoreError) -> CallToolResult {
     engine_error(&library_error(error))
 }
 
-async fn organize_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: OrganizeOutputsArguments = arguments("organize_outputs", raw)?;
+async fn organize_outputs(
+    server: &ComfyServer,
+    arguments: OrganizeOutputsArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let store = &*server.engine;
-    let mut answer = match arguments.action {
-        OrganizeAction::Tag => {
-            require_outputs(&arguments, "tag")?;
-            require_tags(&arguments, "tag")?;
+    let (mut answer, output_ids) = match arguments {
+        OrganizeOutputsArguments::Tag { output_ids, tags } => {
+            require_outputs(&output_ids, "tag")?;
+            require_tags(&tags, "tag")?;
             store
-                .tag_outputs(arguments.output_ids.clone(), arguments.tags.clone())
+                .tag_outputs(output_ids.clone(), tags.clone())
                 .await
                 .map_err(store_failure)?;
-            json!({"action": "tag", "tags": arguments.tags})
+            (json!({"action": "tag", "tags": tags}), output_ids)
         }
-        OrganizeAction::Untag => {
-            require_outputs(&arguments, "untag")?;
-            require_tags(&arguments, "untag")?;
-            for id in &arguments.output_ids {
+        OrganizeOutputsArguments::Untag { output_ids, tags } => {
+            require_outputs(&output_ids, "untag")?;
+            require_tags(&tags, "untag")?;
+            for id in &output_ids {
                 server
                     .engine
                     .library_record(*id)
@@ -586,42 +602,63 @@ async fn organize_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> Tool
                     .map_err(|error| engine_error(&error))?;
             }
             let mut removed = 0;
-            for id in &arguments.output_ids {
-                for tag in &arguments.tags {
+            for id in &output_ids {
+                for tag in &tags {
                     if store.untag_output(*id, tag).await.map_err(store_failure)? {
                         removed += 1;
                     }
                 }
             }
-            json!({"action": "untag", "tags": arguments.tags, "removed": removed})
+            (
+                json!({"action": "untag", "tags": tags, "removed": removed}),
+                output_ids,
+            )
         }
-        OrganizeAction::CreateCollection => {
-            let name = require_collection(&arguments, "create_collection")?;
+        OrganizeOutputsArguments::CreateCollection {
+            collection,
+            description,
+        } => {
+            let name = require_collection(&collection, "create_collection")?;
             let created = store
-                .create_collection(&name, arguments.description.clone())
+                .create_collection(&name, description)
                 .await
                 .map_err(store_failure)?;
-            json!({"action": "create_collection", "collection": created})
+            (
+                json!({"action": "create_collection", "collection": created}),
+                Vec::new(),
+            )
         }
-        OrganizeAction::DeleteCollection => {
-            let name = require_collection(&arguments, "delete_collection")?;
+        OrganizeOutputsArguments::DeleteCollection { collection } => {
+            let name = require_collection(&collection, "delete_collection")?;
             store.delete_collection(&name).await.map_err(store_failure)?;
-            json!({"action": "delete_collection", "collection": name, "note": "the collection is gone; its outputs stay in the library"})
+            (
+                json!({"action": "delete_collection", "collection": name, "note": "the collection is gone; its outputs stay in the library"}),
+                Vec::new(),
+            )
         }
-        OrganizeAction::AddToCollection => {
-            let name = require_collection(&arguments, "add_to_collection")?;
-            require_outputs(&arguments, "add_to_collection")?;
+        OrganizeOutputsArguments::AddToCollection {
+            collection,
+            output_ids,
+        } => {
+            let name = require_collection(&collection, "add_to_collection")?;
+            require_outputs(&output_ids, "add_to_collection")?;
             store
-                .add_to_collection(&name, arguments.output_ids.clone())
+                .add_to_collection(&name, output_ids.clone())
                 .await
                 .map_err(store_failure)?;
-            json!({"action": "add_to_collection", "collection": name})
+            (
+                json!({"action": "add_to_collection", "collection": name}),
+                output_ids,
+            )
         }
-        OrganizeAction::RemoveFromCollection => {
-            let name = require_collection(&arguments, "remove_from_collection")?;
-            require_outputs(&arguments, "remove_from_collection")?;
+        OrganizeOutputsArguments::RemoveFromCollection {
+            collection,
+            output_ids,
+        } => {
+            let name = require_collection(&collection, "remove_from_collection")?;
+            require_outputs(&output_ids, "remove_from_collection")?;
             let mut removed = 0;
-            for id in &arguments.output_ids {
+            for id in &output_ids {
                 if store
                     .remove_from_collection(&name, *id)
                     .await
@@ -630,9 +667,12 @@ async fn organize_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> Tool
                     removed += 1;
                 }
             }
-            json!({"action": "remove_from_collection", "collection": name, "removed": removed})
+            (
+                json!({"action": "remove_from_collection", "collection": name, "removed": removed}),
+                output_ids,
+            )
         }
-        OrganizeAction::ListCollections => {
+        OrganizeOutputsArguments::ListCollections {} => {
             let collections = store.list_collections().await.map_err(store_failure)?;
             let collections: Vec<Value> = collections
                 .iter()
@@ -645,13 +685,16 @@ async fn organize_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> Tool
                     })
                 })
                 .collect();
-            json!({"action": "list_collections", "collections": collections})
+            (
+                json!({"action": "list_collections", "collections": collections}),
+                Vec::new(),
+            )
         }
     };
     // Show the outputs as they are now, so the caller sees the change.
-    if !arguments.output_ids.is_empty() {
+    if !output_ids.is_empty() {
         let mut outputs = Vec::new();
-        for id in &arguments.output_ids {
+        for id in &output_ids {
             let record = server
                 .engine
                 .library_record(*id)
@@ -664,8 +707,11 @@ async fn organize_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> Tool
     Ok(json_result(&answer))
 }
 
-async fn export_catalog(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: ExportCatalogArguments = arguments("export_catalog", raw)?;
+async fn export_catalog(
+    server: &ComfyServer,
+    arguments: ExportCatalogArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     if arguments.path.is_some() && !server.local_files_allowed() {
         return Err(error_text(format!(
             "{LOCAL_FILES_DISABLED}; leave out path to get the catalog inline"
@@ -765,8 +811,11 @@ async fn export_catalog(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
     ]))
 }
 
-async fn cleanup_outputs(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: CleanupOutputsArguments = arguments("cleanup_outputs", raw)?;
+async fn cleanup_outputs(
+    server: &ComfyServer,
+    arguments: CleanupOutputsArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let now = comfy_engine::types::now_ms();
     let cutoff = arguments.created_before.resolve("created_before", now)?;
     let policy = RetentionPolicy {
@@ -900,7 +949,7 @@ mod tests {
 
     #[test]
     fn every_tool_has_an_object_schema_and_annotations() {
-        for tool in tools() {
+        for tool in TOOLS.iter().map(ToolDeclaration::tool) {
             assert_eq!(
                 tool.input_schema.get("type"),
                 Some(&json!("object")),
@@ -909,8 +958,9 @@ mod tests {
             );
             assert!(tool.annotations.is_some(), "{}", tool.name);
         }
-        let cleanup = tools()
-            .into_iter()
+        let cleanup = TOOLS
+            .iter()
+            .map(ToolDeclaration::tool)
             .find(|tool| tool.name == "cleanup_outputs")
             .unwrap();
         assert_eq!(cleanup.annotations.unwrap().destructive_hint, Some(true));

@@ -1,5 +1,7 @@
 //! The MCP face of the engine: one rmcp `ServerHandler` that lists the enabled toolsets' tools,
-//! dispatches calls to them, and serves full-size outputs as resources. Only this module knows rmcp.
+//! dispatches calls to them, audits every call and serves full-size outputs as resources. This
+//! module wires the children together; they import the shared plumbing (`tool`, `server`,
+//! `render`), never this module, so no child imports its parent.
 
 mod catalog;
 mod core;
@@ -7,6 +9,9 @@ mod insights;
 mod library;
 mod presets;
 pub mod render;
+mod server;
+mod tool;
+mod toolsets;
 mod workflows;
 
 use std::sync::Arc;
@@ -15,88 +20,49 @@ use futures_util::FutureExt as _;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    ResourceContents, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use catalog::{Catalog, Toolset};
 use comfy_engine::Engine;
-use comfy_engine::jobs::ProgressReport;
+pub use server::ComfyServer;
+pub use tool::PeerAddress;
 
 const INSTRUCTIONS: &str = "Drives ComfyUI servers. Start with generate_image (text to image) or run_workflow \
 (any workflow, API or UI format; overrides by parameter name such as prompt or seed). Long jobs return a job_id after a bounded wait: call get_job to keep waiting. \
 Use list_models and search_nodes/describe_node to discover what the backend has; errors name what is \
 missing and suggest close matches.";
 
-/// The MCP server. Cheap to clone: the HTTP transport makes one per request.
-#[derive(Clone)]
-pub struct ComfyServer {
-    engine: Arc<Engine>,
-    /// The front end's configuration (toolsets, local files).
-    settings: Arc<crate::settings::Settings>,
-    /// Every tool the operator lets through, with its toolset.
-    catalog: Arc<catalog::Catalog>,
-    /// The toolsets this session enabled (dynamic mode); one set per session.
-    enabled: Arc<std::sync::RwLock<std::collections::BTreeSet<String>>>,
-    /// Whether tools may read this machine's files (true for stdio unless configured otherwise).
-    local_files: bool,
-    /// Sessions told when the saved workflows (and so the tools) change.
-    list_changed: Arc<workflows::ListChangedPeers>,
-}
-
-/// Every toolset: its name, its tools, and its dispatcher (which answers `None` for tools that are
-/// not its own). A new toolset is one file and one line here.
-type Dispatch = for<'a> fn(
-    &'a ComfyServer,
-    &'a str,
-    Option<Map<String, Value>>,
-    &'a RequestContext<RoleServer>,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Option<CallToolResult>> + Send + 'a>,
->;
-
-struct Toolset {
-    name: &'static str,
-    /// What the toolset is for, as `list_toolsets` tells a client.
-    description: &'static str,
-    tools: fn() -> Vec<Tool>,
-    call: Dispatch,
-}
-
+/// Every toolset. A new toolset is one file with its `TOOLS` and one entry here.
 const TOOLSETS: &[Toolset] = &[
     Toolset {
         name: "core",
         description: "Generate images, run workflows, follow and cancel jobs, models and nodes, outputs and uploads.",
-        tools: core::tools,
-        call: |server, name, raw, context| Box::pin(core::call(server, name, raw, context)),
+        tools: core::TOOLS,
     },
     Toolset {
         name: "workflows",
         description: "Convert, validate and inspect workflows; presets with versions and sharing.",
-        tools: presets::tools,
-        call: |server, name, raw, context| Box::pin(presets::call(server, name, raw, context)),
+        tools: presets::TOOLS,
     },
     Toolset {
         name: "workflows",
         description: "Convert, validate and inspect workflows; presets with versions and sharing.",
-        tools: workflows::tools,
-        call: |server, name, raw, context| Box::pin(workflows::call(server, name, raw, context)),
+        tools: workflows::TOOLS,
     },
     Toolset {
         name: "library",
         description: "Search, compare, tag and export the outputs this server produced; retention.",
-        tools: library::tools,
-        call: |server, name, raw, context| Box::pin(library::call(server, name, raw, context)),
+        tools: library::TOOLS,
     },
     Toolset {
         name: "insights",
         description: "Job timings, generation-time estimates and the audit log.",
-        tools: insights::tools,
-        call: |server, name, raw, context| Box::pin(insights::call(server, name, raw, context)),
+        tools: insights::TOOLS,
     },
 ];
 
@@ -105,11 +71,39 @@ pub fn toolset_names() -> Vec<&'static str> {
     TOOLSETS.iter().map(|toolset| toolset.name).collect()
 }
 
+/// One tool as this build declares it, for `comfyui-mcp tools` and tests.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ToolSummary {
+    pub name: &'static str,
+    pub toolset: &'static str,
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub description: &'static str,
+}
+
+/// Every tool this build has (saved-workflow tools aside, which depend on a directory), with the
+/// dynamic mode's own two under the toolset name `dynamic`.
+pub fn every_tool() -> Vec<ToolSummary> {
+    let dynamic = toolsets::TOOLS.iter().map(|declaration| ("dynamic", declaration));
+    catalog::every_tool(TOOLSETS)
+        .chain(dynamic)
+        .map(|(toolset, declaration)| ToolSummary {
+            name: declaration.name,
+            toolset,
+            read_only: declaration.hints.read_only,
+            destructive: declaration.hints.destructive,
+            idempotent: declaration.hints.idempotent,
+            description: declaration.description,
+        })
+        .collect()
+}
+
 impl ComfyServer {
     pub fn new(engine: Arc<Engine>, settings: Arc<crate::settings::Settings>, local_files: bool) -> Self {
-        let catalog = Arc::new(catalog::Catalog::new(&settings, TOOLSETS));
-        let list_changed = Arc::new(workflows::ListChangedPeers::default());
-        workflows::forward_list_changes(&engine, list_changed.clone());
+        let catalog = Arc::new(Catalog::new(&settings, TOOLSETS, toolsets::TOOLS));
+        let list_changed = Arc::new(server::ListChangedPeers::default());
+        server::forward_list_changes(&engine, list_changed.clone());
         ComfyServer {
             engine,
             settings,
@@ -118,67 +112,6 @@ impl ComfyServer {
             local_files,
             list_changed,
         }
-    }
-
-    /// A server for a new session: the same engine and tools, its own enabled toolsets.
-    pub fn for_session(&self) -> Self {
-        ComfyServer {
-            enabled: Arc::default(),
-            ..self.clone()
-        }
-    }
-
-    fn enabled_toolsets(&self) -> std::collections::BTreeSet<String> {
-        self.enabled
-            .read()
-            .map(|enabled| enabled.clone())
-            .unwrap_or_default()
-    }
-
-    /// The tools this session sees now (saved workflows aside).
-    fn visible_tools(&self) -> Vec<Tool> {
-        self.catalog.visible(&self.enabled_toolsets())
-    }
-
-    /// `list_toolsets` and `enable_toolset`, the dynamic mode's own tools.
-    async fn call_catalog_tool(
-        &self,
-        name: &str,
-        raw: Option<Map<String, Value>>,
-        context: &RequestContext<RoleServer>,
-    ) -> Option<CallToolResult> {
-        let answer = match name {
-            catalog::LIST_TOOLSETS => arguments::<catalog::ListToolsetsArguments>(name, raw)
-                .map(|_| render::json_result(&self.catalog.describe(&self.enabled_toolsets()))),
-            catalog::ENABLE_TOOLSET => match arguments::<catalog::EnableToolsetArguments>(name, raw) {
-                Err(error) => Err(error),
-                Ok(arguments) => Ok(self.enable_toolset(&arguments.toolset, context).await),
-            },
-            _ => return None,
-        };
-        Some(answer.unwrap_or_else(|error| error))
-    }
-
-    async fn enable_toolset(&self, toolset: &str, context: &RequestContext<RoleServer>) -> CallToolResult {
-        let Some(known) = self.catalog.toolset(toolset) else {
-            return render::error_text(format!(
-                "no toolset {toolset:?} on this server; list_toolsets names them"
-            ));
-        };
-        let added = self
-            .enabled
-            .write()
-            .map(|mut enabled| enabled.insert(known.to_owned()))
-            .unwrap_or(false);
-        if added && let Err(error) = context.peer.notify_tool_list_changed().await {
-            tracing::debug!(%error, "tools/list_changed not delivered");
-        }
-        let tools: Vec<String> = self
-            .visible_tools()
-            .iter()
-            .map(|tool| tool.name.to_string())
-            .collect();
-        render::json_result(&serde_json::json!({"enabled": known, "newly": added, "tools": tools}))
     }
 }
 
@@ -189,7 +122,9 @@ pub fn check_tool_choices(settings: &crate::settings::Settings) -> Result<(), St
         // Nothing to check, and building every tool's schema would only slow the start.
         return Ok(());
     }
-    let known = catalog::Catalog::known_names(TOOLSETS);
+    let known: std::collections::BTreeSet<String> = catalog::every_tool(TOOLSETS)
+        .map(|(_, declaration)| declaration.name.to_owned())
+        .collect();
     let chosen = settings.tools.iter().flatten().chain(&settings.exclude_tools);
     let unknown: Vec<&String> = chosen.filter(|name| !known.contains(*name)).collect();
     if unknown.is_empty() {
@@ -273,9 +208,14 @@ fn secret_values(value: &Value, found: &mut Vec<String>) {
     }
 }
 
+/// Longest secret value kept to cut from stored text: a stored error detail is 300 characters, and
+/// longer values under secret keys are uploads (`data_base64`), not passwords; copying them would
+/// copy the upload.
+const LONGEST_SECRET: usize = 4096;
+
 fn collect_scalars(value: &Value, found: &mut Vec<String>) {
     match value {
-        Value::String(text) if !text.is_empty() => found.push(text.clone()),
+        Value::String(text) if !text.is_empty() && text.len() <= LONGEST_SECRET => found.push(text.clone()),
         Value::Number(number) => found.push(number.to_string()),
         Value::Bool(_) | Value::Null | Value::String(_) => {}
         Value::Array(items) => items.iter().for_each(|item| collect_scalars(item, found)),
@@ -283,16 +223,43 @@ fn collect_scalars(value: &Value, found: &mut Vec<String>) {
     }
 }
 
+/// The secret values among a call's arguments, longest first (so a secret that contains another
+/// is cut whole).
+fn secrets_of(arguments: &JsonObject) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for (key, value) in arguments {
+        if is_secret_key(key) {
+            collect_scalars(value, &mut secrets);
+        } else {
+            secret_values(value, &mut secrets);
+        }
+    }
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    secrets
+}
+
 /// `text` with every secret argument value cut out, for what is stored (an error message may quote
 /// the value it could not parse).
-fn redact_text(text: &str, arguments: &Value) -> String {
-    let mut secrets = Vec::new();
-    secret_values(arguments, &mut secrets);
-    // Longest first, so a secret that contains another is cut whole.
-    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+fn redact_text(text: &str, secrets: &[String]) -> String {
     secrets.iter().fold(text.to_owned(), |text, secret| {
         text.replace(secret.as_str(), "<redacted>")
     })
+}
+
+/// A call's arguments with every secret value replaced; what its audit digest is taken of.
+fn redact_object(arguments: &JsonObject) -> Value {
+    Value::Object(
+        arguments
+            .iter()
+            .map(|(key, value)| {
+                if is_secret_key(key) {
+                    (key.clone(), Value::String("<redacted>".to_owned()))
+                } else {
+                    (key.clone(), redact(value))
+                }
+            })
+            .collect(),
+    )
 }
 
 fn redact(value: &Value) -> Value {
@@ -310,216 +277,6 @@ fn redact(value: &Value) -> Value {
         ),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
         other => other.clone(),
-    }
-}
-
-/// A tool whose input schema is derived from `T`, made portable.
-pub(crate) fn tool<T: JsonSchema + 'static>(
-    name: &'static str,
-    description: &'static str,
-    annotations: ToolAnnotations,
-) -> Tool {
-    let mut tool = Tool::new(name, description, Arc::new(JsonObject::new()))
-        .with_input_schema::<T>()
-        .with_annotations(annotations);
-    let mut schema = Value::Object(tool.input_schema.as_ref().clone());
-    portable_schema(&mut schema);
-    if let Value::Object(schema) = schema {
-        tool.input_schema = Arc::new(schema);
-    }
-    tool
-}
-
-/// Rewrites a schema so every client's schema handling takes it: an optional argument is simply
-/// not `required`, so `"type": [T, "null"]`, `anyOf: [S, {"type": "null"}]`, null enum members and
-/// `"default": null` (which schemars writes for `Option`) say nothing a client needs and trip some.
-pub(crate) fn portable_schema(schema: &mut Value) {
-    match schema {
-        Value::Object(map) => {
-            if let Some(Value::Array(kinds)) = map.get_mut("type") {
-                kinds.retain(|kind| kind != "null");
-                if kinds.len() == 1 {
-                    let only = kinds.remove(0);
-                    map.insert("type".to_owned(), only);
-                }
-            }
-            if let Some(Value::Array(choices)) = map.get_mut("enum") {
-                choices.retain(|choice| !choice.is_null());
-            }
-            if map.get("default").is_some_and(Value::is_null) {
-                map.remove("default");
-            }
-            for key in ["anyOf", "oneOf"] {
-                let Some(Value::Array(alternatives)) = map.get_mut(key) else {
-                    continue;
-                };
-                alternatives.retain(|alternative| alternative.get("type").is_none_or(|kind| kind != "null"));
-                if alternatives.len() == 1
-                    && let Some(Value::Object(only)) = alternatives.pop()
-                {
-                    map.remove(key);
-                    for (inner, value) in only {
-                        map.entry(inner).or_insert(value);
-                    }
-                }
-            }
-            map.values_mut().for_each(portable_schema);
-        }
-        Value::Array(items) => items.iter_mut().for_each(portable_schema),
-        _ => {}
-    }
-}
-
-/// Tool hints; every tool here acts only on the configured backends and database (closed world).
-pub(crate) fn annotations(read_only: bool, destructive: bool, idempotent: bool) -> ToolAnnotations {
-    ToolAnnotations::new()
-        .read_only(read_only)
-        .destructive(destructive)
-        .idempotent(idempotent)
-        .open_world(false)
-}
-
-pub(crate) fn read_only() -> ToolAnnotations {
-    annotations(true, false, true)
-}
-
-impl ComfyServer {
-    /// Whether tools may read and write files on this machine: the configured value, else true on
-    /// stdio and false on HTTP.
-    pub(crate) fn local_files_allowed(&self) -> bool {
-        self.settings.allow_local_files.unwrap_or(self.local_files)
-    }
-}
-
-/// When one call's bounded wait ends. It starts when the call does, so the work before a job is
-/// queued (node definitions, validation, recording) counts against it, not only the follow.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct WaitBound {
-    deadline: std::time::Instant,
-}
-
-impl WaitBound {
-    fn new(limit: std::time::Duration) -> Self {
-        WaitBound {
-            deadline: std::time::Instant::now() + limit,
-        }
-    }
-
-    /// What is left of the wait now (zero once it has passed).
-    pub(crate) fn remaining(&self) -> std::time::Duration {
-        self.deadline.saturating_duration_since(std::time::Instant::now())
-    }
-}
-
-/// The bounded wait of one call: what the caller asked for (or `default`), never more than the
-/// configured limit.
-pub(crate) fn wait_limit(
-    server: &ComfyServer,
-    requested: Option<f64>,
-    default: std::time::Duration,
-) -> Result<WaitBound, CallToolResult> {
-    wait_duration(server.engine.config.wait, requested, default).map(WaitBound::new)
-}
-
-fn wait_duration(
-    limit: std::time::Duration,
-    requested: Option<f64>,
-    default: std::time::Duration,
-) -> Result<std::time::Duration, CallToolResult> {
-    match requested {
-        None => Ok(default.min(limit)),
-        // Clamped before the conversion: `Duration::from_secs_f64` panics past about 1.8e19.
-        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(std::time::Duration::from_secs_f64(
-            seconds.min(limit.as_secs_f64()),
-        )),
-        Some(seconds) => Err(render::error_text(format!(
-            "wait_seconds must be a number of seconds >= 0, got {seconds}"
-        ))),
-    }
-}
-
-/// Parses tool arguments; a mistake becomes a readable tool error the model can correct.
-fn arguments<T: DeserializeOwned>(tool: &str, raw: Option<Map<String, Value>>) -> Result<T, CallToolResult> {
-    serde_json::from_value(Value::Object(raw.unwrap_or_default()))
-        .map_err(|error| render::error_text(format!("invalid arguments for {tool}: {error}")))
-}
-
-/// Follows a job until it ends or the call's wait is over, sending the client progress
-/// notifications (when it asked for them) that name the running node.
-pub(crate) async fn follow_job(
-    server: &ComfyServer,
-    entry: &comfy_engine::BackendEntry,
-    subscription: &mut comfy_engine::types::JobSubscription,
-    limit: &WaitBound,
-    cancel: &tokio_util::sync::CancellationToken,
-    context: &RequestContext<RoleServer>,
-) -> Result<comfy_engine::jobs::WaitOutcome, comfy_engine::EngineError> {
-    let progress = ProgressSender::new(context);
-    let report = |report| {
-        let progress = progress.clone();
-        async move { progress.send(report).await }
-    };
-    server
-        .engine
-        .follow(entry, subscription, limit.remaining(), cancel, report)
-        .await
-}
-
-/// How a wait ended, rendered with previews of the first images (which the engine fetches).
-pub(crate) async fn job_answer(
-    server: &ComfyServer,
-    entry: &comfy_engine::BackendEntry,
-    outcome: &comfy_engine::jobs::WaitOutcome,
-    parameters: Option<Value>,
-) -> CallToolResult {
-    let previews = server
-        .engine
-        .result_previews(entry, &outcome.snapshot().outputs)
-        .await;
-    render::job_result(entry, outcome, parameters, previews)
-}
-
-/// The address an HTTP connection comes from; the HTTP transport puts it in each request's
-/// extensions.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddress(pub std::net::SocketAddr);
-
-/// What limits on guessing count against: the connection, never the client's self-declared name
-/// (a client can call itself anything, including another client's name). Over HTTP the peer's IP
-/// address, whatever session it opens; over stdio this process, which serves one local user.
-pub(crate) fn connection_key(context: &RequestContext<RoleServer>) -> String {
-    match context.extensions.get::<http::request::Parts>() {
-        Some(parts) => match parts.extensions.get::<PeerAddress>() {
-            Some(PeerAddress(address)) => format!("http {}", address.ip()),
-            None => "http (peer unknown)".to_owned(),
-        },
-        None => format!("stdio process {}", std::process::id()),
-    }
-}
-
-/// Sends MCP progress notifications for a request that asked for them.
-#[derive(Clone)]
-struct ProgressSender {
-    token: Option<rmcp::model::ProgressToken>,
-    peer: rmcp::Peer<RoleServer>,
-}
-
-impl ProgressSender {
-    fn new(context: &RequestContext<RoleServer>) -> Self {
-        ProgressSender {
-            token: context.meta.get_progress_token(),
-            peer: context.peer.clone(),
-        }
-    }
-
-    async fn send(&self, report: ProgressReport) {
-        if let Some(token) = &self.token {
-            let notification = ProgressNotificationParam::new(token.clone(), report.percent)
-                .with_total(100.0)
-                .with_message(report.message);
-            // A client that went away only means nobody is listening.
-            let _ = self.peer.notify_progress(notification).await;
-        }
     }
 }
 
@@ -593,11 +350,11 @@ impl ServerHandler for ComfyServer {
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let listed = self.catalog.is_visible(&request.name, &self.enabled_toolsets());
-        if !listed && !workflows::is_saved_workflow_tool(self, &request.name).await {
+        let handler = self.catalog.handler(&request.name, &self.enabled_toolsets());
+        if handler.is_none() && !workflows::is_saved_workflow_tool(self, &request.name).await {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool {:?}", request.name),
                 None,
@@ -605,24 +362,16 @@ impl ServerHandler for ComfyServer {
         }
         let name = request.name.to_string();
         let started = std::time::Instant::now();
-        let raw_arguments = Value::Object(request.arguments.clone().unwrap_or_default());
-        let digest = comfy_engine::types::content_hash(&redact(&raw_arguments));
+        // The arguments move into the handler; what the audit needs is taken first: a digest of
+        // their redacted form, and the secret values to cut from a stored error message.
+        let arguments = request.arguments.take().unwrap_or_default();
+        let digest = comfy_engine::types::content_hash(&redact_object(&arguments));
+        let secrets = secrets_of(&arguments);
         let dispatch = async {
-            if let Some(answer) = self
-                .call_catalog_tool(&name, request.arguments.clone(), &context)
-                .await
-            {
-                return Some(answer);
+            match handler {
+                Some(handler) => Some(handler(self, arguments, &context).await),
+                None => workflows::call_saved_workflow(self, &name, Some(arguments), &context).await,
             }
-            for toolset in TOOLSETS {
-                if let Some(answer) = (toolset.call)(self, &name, request.arguments.clone(), &context).await {
-                    return Some(answer);
-                }
-            }
-            if listed {
-                return None;
-            }
-            workflows::call_saved_workflow(self, &name, request.arguments.clone(), &context).await
         };
         // Input is checked at the boundary; this is the net under a bug that slipped past it: one
         // call fails, the server and every other session go on.
@@ -648,7 +397,7 @@ impl ServerHandler for ComfyServer {
         let detail = if failed {
             result.content.iter().find_map(|block| {
                 block.as_text().map(|text| {
-                    redact_text(&text.text, &raw_arguments)
+                    redact_text(&text.text, &secrets)
                         .chars()
                         .take(300)
                         .collect::<String>()
@@ -746,6 +495,7 @@ mod tests {
 
     #[test]
     fn waits_of_any_size_are_bounded_without_panicking() {
+        use tool::wait_duration;
         let limit = std::time::Duration::from_secs(45);
         let zero = std::time::Duration::ZERO;
         for huge in [1e20, f64::MAX, 1.8e19, 45.000_001] {
@@ -774,17 +524,15 @@ mod tests {
 
     #[test]
     fn schemas_have_no_null_unions() {
-        let mut all = Vec::new();
-        for toolset in TOOLSETS {
-            all.extend((toolset.tools)());
-        }
-        for tool in all {
+        let all = catalog::every_tool(TOOLSETS)
+            .chain(toolsets::TOOLS.iter().map(|declaration| ("dynamic", declaration)));
+        for tool in all.map(|(_, declaration)| declaration.tool()) {
             let text = serde_json::to_string(tool.input_schema.as_ref()).unwrap();
             assert!(!text.contains("\"null\""), "{}: {text}", tool.name);
             assert!(!text.contains("\"default\":null"), "{}: {text}", tool.name);
         }
         let mut schema = json!({"anyOf": [{"$ref": "#/$defs/X"}, {"type": "null"}], "description": "d"});
-        portable_schema(&mut schema);
+        tool::portable_schema(&mut schema);
         assert_eq!(schema, json!({"$ref": "#/$defs/X", "description": "d"}));
     }
 
@@ -805,7 +553,8 @@ mod tests {
         let arguments =
             json!({"action": "import_code", "code": "ABCD-EFGH", "password": 123456789, "name": "p"});
         let error = "invalid arguments for preset_share: invalid type: integer `123456789`, expected a string; code ABCD-EFGH";
-        let stored = redact_text(error, &arguments);
+        let arguments = arguments.as_object().cloned().unwrap_or_default();
+        let stored = redact_text(error, &secrets_of(&arguments));
         assert!(
             !stored.contains("123456789") && !stored.contains("ABCD-EFGH"),
             "{stored}"

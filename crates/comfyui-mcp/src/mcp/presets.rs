@@ -7,207 +7,243 @@ use std::path::Path;
 use comfy_engine::types::{Redemption, ShareRequest, StoreError, VersionSummary};
 use comfy_workflow::{ApiPrompt, Change, Conflict, InputValue};
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool};
+use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::render::{engine_error, error_text, json_result};
-use super::{ComfyServer, annotations, arguments, follow_job, job_answer, tool, wait_limit};
+use super::server::ComfyServer;
+use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool, follow_job, job_answer, wait_limit};
 use comfy_engine::presets::{MergeOutcome, MergeRequest, PresetError, PresetSaveRequest, short_id};
 
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-enum PresetAction {
-    Save,
-    List,
-    Get,
-    Apply,
-    Delete,
-}
-
+/// What `preset` does: the action picks the operation, and each action takes only its own fields.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct PresetArguments {
-    /// save: store `workflow` as preset `name` (a new preset, or a new version of it);
-    /// list: presets with tags and usage counts (only those tagged `tag` when given);
-    /// get: a preset's workflow (its head, or `version`);
-    /// apply: run the preset's head with `overrides`, wait like run_workflow, count one use;
-    /// delete: remove the preset with its history, tags and shares.
-    action: PresetAction,
-    /// The preset's name (every action but list).
-    name: Option<String>,
-    /// save: the workflow in API format (node id -> {class_type, inputs}, as "Export (API)" saves it)
-    /// or UI format (a saved .json with nodes and links; converted with the backend's node definitions).
-    workflow: Option<Value>,
-    /// save: what the preset is for (replaces the old description).
-    description: Option<String>,
-    /// save: the preset's tags (replace the old ones).
-    tags: Option<Vec<String>>,
-    /// save: like a commit message for the new version.
-    message: Option<String>,
-    /// list: only presets with this tag.
-    tag: Option<String>,
-    /// get: which version: a version tag, "head", a version id or an id prefix (at least 6 characters).
-    version: Option<String>,
-    /// apply: input overrides as run_workflow takes them, e.g. {"3.seed": 42, "6.text": "a red fox"}
-    /// ("NODE_ID.INPUT"; see the workflow from action=get for node ids).
-    overrides: Option<Map<String, Value>>,
-    /// apply: seconds to wait before returning the job id instead (default and maximum: the server's limit).
-    wait_seconds: Option<f64>,
-    /// save (UI format) and apply: backend name when several are configured.
-    backend: Option<String>,
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+enum PresetArguments {
+    /// Store `workflow` as preset `name` (a new preset, or a new version of it).
+    Save {
+        /// The preset's name.
+        name: String,
+        /// The workflow in API format (node id -> {class_type, inputs}, as "Export (API)" saves it)
+        /// or UI format (a saved .json with nodes and links; converted with the backend's node definitions).
+        workflow: Value,
+        /// What the preset is for (replaces the old description).
+        description: Option<String>,
+        /// The preset's tags (replace the old ones).
+        tags: Option<Vec<String>>,
+        /// Like a commit message for the new version.
+        message: Option<String>,
+        /// The backend whose node definitions convert a UI-format workflow, when several are configured.
+        backend: Option<String>,
+    },
+    /// Presets with tags and usage counts.
+    List {
+        /// Only presets with this tag.
+        tag: Option<String>,
+    },
+    /// A preset's workflow (its head, or `version`).
+    Get {
+        /// The preset's name.
+        name: String,
+        /// Which version: a version tag, "head", a version id or an id prefix (at least 6 characters).
+        version: Option<String>,
+    },
+    /// Run the preset's head with `overrides`, wait like run_workflow, count one use.
+    Apply {
+        /// The preset's name.
+        name: String,
+        /// Input overrides as run_workflow takes them, e.g. {"3.seed": 42, "6.text": "a red fox"}
+        /// ("NODE_ID.INPUT"; see the workflow from action=get for node ids).
+        overrides: Option<Map<String, Value>>,
+        /// Seconds to wait before returning the job id instead (default and maximum: the server's limit).
+        wait_seconds: Option<f64>,
+        /// Backend name when several are configured.
+        backend: Option<String>,
+    },
+    /// Remove the preset with its history, tags and shares.
+    Delete {
+        /// The preset's name.
+        name: String,
+    },
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-enum VersionAction {
-    Log,
-    Diff,
-    Rollback,
-    Fork,
-    Merge,
-    Tag,
-    Untag,
-}
-
+/// What `preset_version` does to one preset's history.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct PresetVersionArguments {
-    /// log: the history from the head back (ids, parents, messages, tags), newest first;
-    /// diff: what changed between two versions, node by node (`from` defaults to the parent of `to`, `to` to the head);
-    /// rollback: a new head version with the content of `version` (history is kept);
-    /// fork: a new preset `new_name` starting at `version` (default the head);
-    /// merge: three-way merge of "theirs" (`from_preset`'s head and/or `version`) into this preset's head from
-    /// their common base; a clean merge becomes the new head, conflicts are listed and nothing is stored;
-    /// tag: point version tag `tag` at `version` (default the head); untag: remove version tag `tag`.
-    action: VersionAction,
-    /// The preset.
-    name: String,
-    /// A version reference: a version tag, "head", a version id or an id prefix (at least 6 characters).
-    /// rollback: the target (required); fork: the fork point; merge: "theirs"; tag: the version to tag.
-    version: Option<String>,
-    /// diff: the older version (default: the first parent of `to`).
-    from: Option<String>,
-    /// diff: the newer version (default: the head).
-    to: Option<String>,
-    /// log: at most this many versions (default all).
-    limit: Option<u32>,
-    /// fork: the new preset's name.
-    new_name: Option<String>,
-    /// fork: the new preset's description (default: the source's).
-    description: Option<String>,
-    /// merge: take "theirs" from this preset (typically a fork): its head, or `version` in it.
-    from_preset: Option<String>,
-    /// merge: the common base (default: the newest version both histories share).
-    base: Option<String>,
-    /// merge: after conflicts, the resolved workflow to store as the merge (API or UI format).
-    workflow: Option<Value>,
-    /// tag, untag: the version tag's name, e.g. "v1" or "approved".
-    tag: Option<String>,
-    /// rollback, merge: the new version's message.
-    message: Option<String>,
-    /// merge with a UI-format `workflow`: the backend whose node definitions convert it.
-    backend: Option<String>,
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+enum PresetVersionArguments {
+    /// The history from the head back (ids, parents, messages, tags), newest first.
+    Log {
+        /// The preset.
+        name: String,
+        /// At most this many versions (default all).
+        limit: Option<u32>,
+    },
+    /// What changed between two versions, node by node.
+    Diff {
+        /// The preset.
+        name: String,
+        /// The older version (default: the first parent of `to`).
+        from: Option<String>,
+        /// The newer version (default: the head).
+        to: Option<String>,
+    },
+    /// A new head version with the content of `version` (history is kept).
+    Rollback {
+        /// The preset.
+        name: String,
+        /// The target: a version tag, "head", a version id or an id prefix (at least 6 characters).
+        version: String,
+        /// The new version's message.
+        message: Option<String>,
+    },
+    /// A new preset `new_name` starting at `version` (default the head).
+    Fork {
+        /// The preset.
+        name: String,
+        /// The fork point (default the head).
+        version: Option<String>,
+        /// The new preset's name.
+        new_name: String,
+        /// The new preset's description (default: the source's).
+        description: Option<String>,
+    },
+    /// Three-way merge of "theirs" (`from_preset`'s head and/or `version`) into this preset's head
+    /// from their common base; a clean merge becomes the new head, conflicts are listed and nothing
+    /// is stored.
+    Merge {
+        /// The preset merged into.
+        name: String,
+        /// "Theirs": a version reference (in `from_preset` when given).
+        version: Option<String>,
+        /// Take "theirs" from this preset (typically a fork): its head, or `version` in it.
+        from_preset: Option<String>,
+        /// The common base (default: the newest version both histories share).
+        base: Option<String>,
+        /// After conflicts, the resolved workflow to store as the merge (API or UI format).
+        workflow: Option<Value>,
+        /// The new version's message.
+        message: Option<String>,
+        /// With a UI-format `workflow`: the backend whose node definitions convert it.
+        backend: Option<String>,
+    },
+    /// Point version tag `tag` at `version` (default the head).
+    Tag {
+        /// The preset.
+        name: String,
+        /// The version tag's name, e.g. "v1" or "approved".
+        tag: String,
+        /// The version to tag (default the head).
+        version: Option<String>,
+    },
+    /// Remove version tag `tag`.
+    Untag {
+        /// The preset.
+        name: String,
+        /// The version tag's name.
+        tag: String,
+    },
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-enum ShareAction {
-    Share,
-    List,
-    Revoke,
-    ImportCode,
-    ExportBundle,
-    ImportBundle,
-}
-
+/// What `preset_share` does: access codes and bundles.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct PresetShareArguments {
-    /// share: make an access code for preset `name` (its head, or `version`), shown once, with optional
-    /// `password`, `expires_in_seconds` and `max_uses`; list: shares (of `name` when given) with their use counts;
-    /// revoke: stop share `share_id` at once; import_code: redeem `code` (+ `password`) into a new preset
-    /// (named `name`, default the shared name); export_bundle: the preset with its whole history as JSON,
-    /// returned inline or written to `path`; import_bundle: a bundle from `bundle` (inline JSON) or `path`
-    /// as a new preset (named `name`, default the bundle's).
-    action: ShareAction,
-    /// share, export_bundle: the preset; list: only its shares; import_code, import_bundle: the new preset's name.
-    name: Option<String>,
-    /// share: which version (default the head): a version tag, "head", an id or an id prefix.
-    version: Option<String>,
-    /// share: require this password to redeem; import_code: the share's password.
-    password: Option<String>,
-    /// share: the code stops working after this many seconds (default never).
-    expires_in_seconds: Option<f64>,
-    /// share: the code works this many times (default unlimited).
-    max_uses: Option<u32>,
-    /// revoke: the share's id (from share or list).
-    share_id: Option<i64>,
-    /// import_code: the access code as given (case, spaces and hyphens do not matter).
-    code: Option<String>,
-    /// export_bundle, import_bundle: a file on the machine running this server (only where local files
-    /// are allowed); export_bundle without it returns the bundle inline.
-    path: Option<String>,
-    /// export_bundle with `path`: replace an existing file (default false: refuse).
-    #[serde(default)]
-    overwrite: bool,
-    /// import_bundle: the bundle JSON as export_bundle returned it (an object, or that object as a string).
-    bundle: Option<Value>,
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+enum PresetShareArguments {
+    /// Make an access code for preset `name` (its head, or `version`), shown once.
+    Share {
+        /// The preset.
+        name: String,
+        /// Which version (default the head): a version tag, "head", an id or an id prefix.
+        version: Option<String>,
+        /// Require this password to redeem.
+        password: Option<String>,
+        /// The code stops working after this many seconds (default never).
+        expires_in_seconds: Option<f64>,
+        /// The code works this many times (default unlimited).
+        max_uses: Option<u32>,
+    },
+    /// Shares with their use counts.
+    List {
+        /// Only this preset's shares.
+        name: Option<String>,
+    },
+    /// Stop share `share_id` at once.
+    Revoke {
+        /// The share's id (from share or list).
+        share_id: i64,
+    },
+    /// Redeem `code` (with `password`) into a new preset.
+    ImportCode {
+        /// The access code as given (case, spaces and hyphens do not matter).
+        code: String,
+        /// The share's password.
+        password: Option<String>,
+        /// The new preset's name (default the shared name).
+        name: Option<String>,
+    },
+    /// The preset with its whole history as JSON, returned inline or written to `path`.
+    ExportBundle {
+        /// The preset.
+        name: String,
+        /// A file on the machine running this server (only where local files are allowed);
+        /// without it the bundle is returned inline.
+        path: Option<String>,
+        /// With `path`: replace an existing file (default false: refuse).
+        #[serde(default)]
+        overwrite: bool,
+    },
+    /// A bundle from `bundle` (inline JSON) or `path` as a new preset.
+    ImportBundle {
+        /// The bundle JSON as export_bundle returned it (an object, or that object as a string).
+        bundle: Option<Value>,
+        /// A bundle file on the machine running this server (only where local files are allowed).
+        path: Option<String>,
+        /// The new preset's name (default the bundle's).
+        name: Option<String>,
+    },
 }
 
-pub fn tools() -> Vec<Tool> {
-    vec![
-        tool::<PresetArguments>(
-            "preset",
-            "Saved workflows (presets) by name. action=save stores a workflow (API or UI format) as a new preset or a new \
+/// This toolset's tools, each declared once.
+pub(crate) const TOOLS: &[ToolDeclaration] = &[
+    declare_tool!(
+        "preset",
+        "Saved workflows (presets) by name. action=save stores a workflow (API or UI format) as a new preset or a new \
              version of one, with description and tags; list shows presets with tags and usage counts (filter by tag); \
              get returns a preset's workflow (head or any version); apply runs the head with overrides like run_workflow's \
              (validated first, bounded wait, outputs or a job_id for get_job) and counts a use; \
              delete removes a preset with its history and shares.",
-            annotations(false, true, false),
-        ),
-        tool::<PresetVersionArguments>(
-            "preset_version",
-            "Git-like history of a preset: every save is a content-addressed version with parents. action=log lists \
+        Hints::new(false, true, false),
+        PresetArguments,
+        preset,
+    ),
+    declare_tool!(
+        "preset_version",
+        "Git-like history of a preset: every save is a content-addressed version with parents. action=log lists \
              versions newest first; diff compares two versions node by node (node added/removed, input old -> new, link \
              rewired); rollback makes a new head with an older version's content; fork copies a version into a new \
              preset; merge does a three-way merge of another version or a fork's head into the head from their common \
              base (conflicts are listed and nothing is stored; call again with `workflow` to store a resolution); \
              tag/untag name versions (usable wherever a version is asked for).",
-            annotations(false, false, false),
-        ),
-        tool::<PresetShareArguments>(
-            "preset_share",
-            "Share presets. action=share makes an access code for a preset version (shown only once) with optional \
+        Hints::CREATES,
+        PresetVersionArguments,
+        preset_version,
+    ),
+    declare_tool!(
+        "preset_share",
+        "Share presets. action=share makes an access code for a preset version (shown only once) with optional \
              password, expiry and use limit; list shows shares and their use counts; revoke stops a share at once; \
              import_code redeems a code (+ password) into a new local preset with its history (failed attempts are \
              rate-limited and audited); export_bundle gives a preset with its whole history as JSON (inline, or to a \
              file where local files are allowed); import_bundle loads such a bundle (inline or from a file) after \
              checking its hashes.",
-            annotations(false, false, false),
-        ),
-    ]
-}
+        Hints::CREATES,
+        PresetShareArguments,
+        preset_share,
+    ),
+];
 
 /// Runs one of this file's tools; `None` when `name` is not one of them.
-pub async fn call(
-    server: &ComfyServer,
-    name: &str,
-    raw: Option<JsonObject>,
-    context: &RequestContext<RoleServer>,
-) -> Option<CallToolResult> {
-    let outcome = match name {
-        "preset" => preset(server, raw, context).await,
-        "preset_version" => preset_version(server, raw).await,
-        "preset_share" => preset_share(server, raw, context).await,
-        _ => return None,
-    };
-    Some(outcome.unwrap_or_else(|error| error))
-}
-
-type ToolOutcome = Result<CallToolResult, CallToolResult>;
 
 /// A readable tool error with a hint at the tool that helps; share refusals say only what the store
 /// says (it never tells a wrong code from a wrong password beyond its own messages).
@@ -251,33 +287,6 @@ fn failed(error: impl Into<PresetError>) -> CallToolResult {
 }
 
 /// Refuses arguments the chosen action does not use, so a misplaced argument is never ignored.
-fn only(tool: &str, action: &str, raw: &Option<JsonObject>, allowed: &[&str]) -> Result<(), CallToolResult> {
-    let unused: Vec<&str> = raw
-        .iter()
-        .flat_map(|map| map.keys())
-        .map(String::as_str)
-        .filter(|key| *key != "action" && !allowed.contains(key))
-        .collect();
-    if unused.is_empty() {
-        return Ok(());
-    }
-    Err(error_text(format!(
-        "{tool} action={action} does not use {}; it takes {}",
-        unused.join(", "),
-        if allowed.is_empty() {
-            "no other arguments".to_owned()
-        } else {
-            allowed.join(", ")
-        }
-    )))
-}
-
-fn required<'a, T>(value: &'a Option<T>, what: &str, action: &str) -> Result<&'a T, CallToolResult> {
-    value
-        .as_ref()
-        .ok_or_else(|| error_text(format!("action={action} needs `{what}`")))
-}
-
 /// The client identity for share rate limits and usage: the MCP client's name, or "anonymous".
 fn client_identity(context: &RequestContext<RoleServer>) -> String {
     context
@@ -326,28 +335,26 @@ fn summary_json(summary: &comfy_engine::types::PresetSummary) -> Value {
 
 async fn preset(
     server: &ComfyServer,
-    raw: Option<JsonObject>,
+    arguments: PresetArguments,
     context: &RequestContext<RoleServer>,
 ) -> ToolOutcome {
-    let keys = raw.clone();
-    let arguments: PresetArguments = arguments("preset", raw)?;
     let engine = &server.engine;
-    let name = || required(&arguments.name, "name", "this action");
-    match arguments.action {
-        PresetAction::Save => {
-            only(
-                "preset",
-                "save",
-                &keys,
-                &["name", "workflow", "description", "tags", "message", "backend"],
-            )?;
+    match arguments {
+        PresetArguments::Save {
+            name,
+            workflow,
+            description,
+            tags,
+            message,
+            backend,
+        } => {
             let request = PresetSaveRequest {
-                name: required(&arguments.name, "name", "save")?.clone(),
-                workflow: required(&arguments.workflow, "workflow", "save")?.clone(),
-                description: arguments.description,
-                tags: arguments.tags,
-                message: arguments.message,
-                backend: arguments.backend,
+                name,
+                workflow,
+                description: description,
+                tags: tags,
+                message: message,
+                backend: backend,
             };
             let saved = engine.save_preset(request).await.map_err(failed)?;
             let head = &saved.preset.summary.head_version;
@@ -371,21 +378,19 @@ async fn preset(
             }
             Ok(json_result(&value))
         }
-        PresetAction::List => {
-            only("preset", "list", &keys, &["tag"])?;
-            let presets = engine.list_presets(arguments.tag.clone()).await.map_err(failed)?;
+        PresetArguments::List { tag } => {
+            let presets = engine.list_presets(tag.clone()).await.map_err(failed)?;
             Ok(json_result(&json!({
                 "count": presets.len(),
-                "tag": arguments.tag,
+                "tag": tag,
                 "presets": presets.iter().map(summary_json).collect::<Vec<_>>(),
             })))
         }
-        PresetAction::Get => {
-            only("preset", "get", &keys, &["name", "version"])?;
-            let name = name()?;
+        PresetArguments::Get { name, version } => {
+            let name = name.as_str();
             let preset = engine.get_preset(name).await.map_err(failed)?;
             let version = engine
-                .get_preset_version(name, arguments.version.as_deref().unwrap_or("head"))
+                .get_preset_version(name, version.as_deref().unwrap_or("head"))
                 .await
                 .map_err(failed)?;
             Ok(json_result(&json!({
@@ -395,23 +400,17 @@ async fn preset(
                 "workflow": version.content,
             })))
         }
-        PresetAction::Apply => {
-            only(
-                "preset",
-                "apply",
-                &keys,
-                &["name", "overrides", "wait_seconds", "backend"],
-            )?;
-            let name = name()?;
-            let limit = wait_limit(server, arguments.wait_seconds, server.engine.config.wait)?;
-            let overrides = arguments.overrides.clone().unwrap_or_default();
+        PresetArguments::Apply {
+            name,
+            overrides,
+            wait_seconds,
+            backend,
+        } => {
+            let name = name.as_str();
+            let limit = wait_limit(server, wait_seconds, server.engine.config.wait)?;
+            let overrides = overrides.clone().unwrap_or_default();
             let (entry, mut job, preset) = engine
-                .apply_preset(
-                    name,
-                    &overrides,
-                    arguments.backend.as_deref(),
-                    &client_identity(context),
-                )
+                .apply_preset(name, &overrides, backend.as_deref(), &client_identity(context))
                 .await
                 .map_err(failed)?;
             let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
@@ -432,9 +431,8 @@ async fn preset(
             }
             Ok(result)
         }
-        PresetAction::Delete => {
-            only("preset", "delete", &keys, &["name"])?;
-            let name = name()?;
+        PresetArguments::Delete { name } => {
+            let name = name.as_str();
             engine.delete_preset(name).await.map_err(failed)?;
             Ok(json_result(&json!({
                 "deleted": name.trim(),
@@ -519,16 +517,17 @@ fn conflict_json(conflict: &Conflict) -> Value {
     serde_json::to_value(conflict).unwrap_or(Value::Null)
 }
 
-async fn preset_version(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let keys = raw.clone();
-    let arguments: PresetVersionArguments = arguments("preset_version", raw)?;
+async fn preset_version(
+    server: &ComfyServer,
+    arguments: PresetVersionArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let engine = &server.engine;
     let store = &**engine;
-    let name = arguments.name.as_str();
-    match arguments.action {
-        VersionAction::Log => {
-            only("preset_version", "log", &keys, &["name", "limit"])?;
-            let versions = store.preset_log(name, arguments.limit).await.map_err(failed)?;
+    match arguments {
+        PresetVersionArguments::Log { name, limit } => {
+            let name = name.as_str();
+            let versions = store.preset_log(name, limit).await.map_err(failed)?;
             Ok(json_result(&json!({
                 "preset": name.trim(),
                 "head": versions.first().map(|version| version.id.clone()),
@@ -536,10 +535,10 @@ async fn preset_version(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
                 "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
             })))
         }
-        VersionAction::Diff => {
-            only("preset_version", "diff", &keys, &["name", "from", "to"])?;
+        PresetVersionArguments::Diff { name, from, to } => {
+            let name = name.as_str();
             let compared = engine
-                .diff_preset_versions(name, arguments.from.as_deref(), arguments.to.as_deref())
+                .diff_preset_versions(name, from.as_deref(), to.as_deref())
                 .await
                 .map_err(failed)?;
             let lines = change_lines(&compared.diff.changes, &compared.from_prompt, &compared.to_prompt);
@@ -552,16 +551,15 @@ async fn preset_version(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
                 "changes": lines,
             })))
         }
-        VersionAction::Rollback => {
-            only(
-                "preset_version",
-                "rollback",
-                &keys,
-                &["name", "version", "message"],
-            )?;
-            let target = required(&arguments.version, "version", "rollback")?;
+        PresetVersionArguments::Rollback {
+            name,
+            version,
+            message,
+        } => {
+            let name = name.as_str();
+            let target = &version;
             let version = store
-                .rollback_preset(name, target, arguments.message.clone())
+                .rollback_preset(name, target, message.clone())
                 .await
                 .map_err(failed)?;
             Ok(json_result(&json!({
@@ -571,21 +569,16 @@ async fn preset_version(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
                 "note": "a new head version with the old content; the versions in between stay in the log",
             })))
         }
-        VersionAction::Fork => {
-            only(
-                "preset_version",
-                "fork",
-                &keys,
-                &["name", "version", "new_name", "description"],
-            )?;
-            let new_name = required(&arguments.new_name, "new_name", "fork")?;
+        PresetVersionArguments::Fork {
+            name,
+            version,
+            new_name,
+            description,
+        } => {
+            let name = name.as_str();
+            let new_name = &new_name;
             let forked = store
-                .fork_preset(
-                    name,
-                    arguments.version.clone(),
-                    new_name,
-                    arguments.description.clone(),
-                )
+                .fork_preset(name, version.clone(), new_name, description.clone())
                 .await
                 .map_err(failed)?;
             Ok(json_result(&json!({
@@ -598,29 +591,24 @@ async fn preset_version(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
                 ),
             })))
         }
-        VersionAction::Merge => {
-            only(
-                "preset_version",
-                "merge",
-                &keys,
-                &[
-                    "name",
-                    "version",
-                    "from_preset",
-                    "base",
-                    "workflow",
-                    "message",
-                    "backend",
-                ],
-            )?;
+        PresetVersionArguments::Merge {
+            name,
+            version,
+            from_preset,
+            base,
+            workflow,
+            message,
+            backend,
+        } => {
+            let name = name.as_str();
             let request = MergeRequest {
                 name: name.to_owned(),
-                from_preset: arguments.from_preset.clone(),
-                version: arguments.version.clone(),
-                base: arguments.base.clone(),
-                resolution: arguments.workflow.clone(),
-                message: arguments.message.clone(),
-                backend: arguments.backend.clone(),
+                from_preset: from_preset.clone(),
+                version: version.clone(),
+                base: base.clone(),
+                resolution: workflow.clone(),
+                message: message.clone(),
+                backend: backend.clone(),
             };
             match engine.merge_preset_versions(request).await.map_err(failed)? {
                 MergeOutcome::UpToDate { ours, theirs } => Ok(json_result(&json!({
@@ -672,11 +660,11 @@ async fn preset_version(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
                 }
             }
         }
-        VersionAction::Tag => {
-            only("preset_version", "tag", &keys, &["name", "tag", "version"])?;
-            let tag = required(&arguments.tag, "tag", "tag")?;
+        PresetVersionArguments::Tag { name, tag, version } => {
+            let name = name.as_str();
+            let tag = &tag;
             let version = store
-                .tag_preset_version(name, tag, arguments.version.as_deref().unwrap_or("head"))
+                .tag_preset_version(name, tag, version.as_deref().unwrap_or("head"))
                 .await
                 .map_err(failed)?;
             Ok(json_result(&json!({
@@ -686,9 +674,9 @@ async fn preset_version(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
                 "note": format!("use {:?} wherever a version is asked for", tag.trim()),
             })))
         }
-        VersionAction::Untag => {
-            only("preset_version", "untag", &keys, &["name", "tag"])?;
-            let tag = required(&arguments.tag, "tag", "untag")?;
+        PresetVersionArguments::Untag { name, tag } => {
+            let name = name.as_str();
+            let tag = &tag;
             let removed = store.untag_preset_version(name, tag).await.map_err(failed)?;
             if !removed {
                 return Err(error_text(format!(
@@ -709,23 +697,21 @@ async fn preset_version(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOu
 
 async fn preset_share(
     server: &ComfyServer,
-    raw: Option<JsonObject>,
+    arguments: PresetShareArguments,
     context: &RequestContext<RoleServer>,
 ) -> ToolOutcome {
-    let keys = raw.clone();
-    let arguments: PresetShareArguments = arguments("preset_share", raw)?;
     let engine = &server.engine;
     let store = &**engine;
-    match arguments.action {
-        ShareAction::Share => {
-            only(
-                "preset_share",
-                "share",
-                &keys,
-                &["name", "version", "password", "expires_in_seconds", "max_uses"],
-            )?;
-            let name = required(&arguments.name, "name", "share")?;
-            let expires_at_ms = match arguments.expires_in_seconds {
+    match arguments {
+        PresetShareArguments::Share {
+            name,
+            version,
+            password,
+            expires_in_seconds,
+            max_uses,
+        } => {
+            let name = &name;
+            let expires_at_ms = match expires_in_seconds {
                 None => None,
                 Some(seconds)
                     if seconds.is_finite() && seconds > 0.0 && seconds <= 10.0 * 365.0 * 86_400.0 =>
@@ -743,10 +729,10 @@ async fn preset_share(
             let created = store
                 .share_preset(ShareRequest {
                     preset: name.clone(),
-                    version: arguments.version.clone(),
-                    password: arguments.password.clone(),
+                    version: version.clone(),
+                    password: password.clone(),
                     expires_at_ms,
-                    max_uses: arguments.max_uses,
+                    max_uses: max_uses,
                     created_by: Some(client_identity(context)),
                 })
                 .await
@@ -757,14 +743,12 @@ async fn preset_share(
                 "share": created.share,
             })))
         }
-        ShareAction::List => {
-            only("preset_share", "list", &keys, &["name"])?;
-            let shares = store.list_shares(arguments.name.clone()).await.map_err(failed)?;
+        PresetShareArguments::List { name } => {
+            let shares = store.list_shares(name.clone()).await.map_err(failed)?;
             Ok(json_result(&json!({"count": shares.len(), "shares": shares})))
         }
-        ShareAction::Revoke => {
-            only("preset_share", "revoke", &keys, &["share_id"])?;
-            let id = *required(&arguments.share_id, "share_id", "revoke")?;
+        PresetShareArguments::Revoke { share_id } => {
+            let id = share_id;
             let share = store.revoke_share(id).await.map_err(|error| match error {
                 StoreError::ShareNotFound => error_text(format!(
                     "no share with id {id}; preset_share action=list shows the shares"
@@ -773,22 +757,16 @@ async fn preset_share(
             })?;
             Ok(json_result(&json!({"revoked": true, "share": share})))
         }
-        ShareAction::ImportCode => {
-            only(
-                "preset_share",
-                "import_code",
-                &keys,
-                &["code", "password", "name"],
-            )?;
-            let code = required(&arguments.code, "code", "import_code")?;
+        PresetShareArguments::ImportCode { code, password, name } => {
+            let code = &code;
             let redemption = Redemption {
                 code: code.clone(),
-                password: arguments.password.clone(),
+                password: password.clone(),
                 client: client_identity(context),
-                connection: super::connection_key(context),
+                connection: super::tool::connection_key(context),
             };
             let preset = store
-                .import_shared_preset(redemption, arguments.name.clone())
+                .import_shared_preset(redemption, name.clone())
                 .await
                 .map_err(failed)?;
             Ok(json_result(&json!({
@@ -797,21 +775,15 @@ async fn preset_share(
                 "note": "a local preset with the shared version and its history; run it with preset action=apply",
             })))
         }
-        ShareAction::ExportBundle => {
-            only(
-                "preset_share",
-                "export_bundle",
-                &keys,
-                &["name", "path", "overwrite"],
-            )?;
-            let name = required(&arguments.name, "name", "export_bundle")?;
-            let path = arguments
-                .path
-                .as_deref()
-                .map(|path| local_path(server, path))
-                .transpose()?;
+        PresetShareArguments::ExportBundle {
+            name,
+            path,
+            overwrite,
+        } => {
+            let name = &name;
+            let path = path.as_deref().map(|path| local_path(server, path)).transpose()?;
             let bundle = engine
-                .export_preset_bundle(name, path, arguments.overwrite)
+                .export_preset_bundle(name, path, overwrite)
                 .await
                 .map_err(failed)?;
             match path {
@@ -828,20 +800,10 @@ async fn preset_share(
                 }))),
             }
         }
-        ShareAction::ImportBundle => {
-            only(
-                "preset_share",
-                "import_bundle",
-                &keys,
-                &["bundle", "path", "name"],
-            )?;
-            let path = arguments
-                .path
-                .as_deref()
-                .map(|path| local_path(server, path))
-                .transpose()?;
+        PresetShareArguments::ImportBundle { bundle, path, name } => {
+            let path = path.as_deref().map(|path| local_path(server, path)).transpose()?;
             // Some clients send JSON arguments as text.
-            let bundle = match arguments.bundle.clone() {
+            let bundle = match bundle.clone() {
                 Some(Value::String(text)) => Some(
                     serde_json::from_str(&text)
                         .map_err(|error| error_text(format!("bundle is text but not JSON: {error}")))?,
@@ -849,7 +811,7 @@ async fn preset_share(
                 other => other,
             };
             let preset = engine
-                .import_preset_bundle(bundle, path, arguments.name.clone())
+                .import_preset_bundle(bundle, path, name.clone())
                 .await
                 .map_err(failed)?;
             Ok(json_result(&json!({
@@ -899,15 +861,21 @@ mod tests {
 
     #[test]
     fn arguments_an_action_does_not_use_are_refused() {
-        let raw: Option<JsonObject> =
-            serde_json::from_value(json!({"action": "list", "tag": "x", "workflow": {}})).ok();
-        let refused = only("preset", "list", &raw, &["tag"]).expect_err("workflow is not used by list");
-        let text = refused.content[0]
-            .as_text()
-            .map(|text| text.text.clone())
-            .unwrap_or_default();
-        assert!(text.contains("does not use workflow"), "{text}");
-        assert!(only("preset", "list", &raw, &["tag", "workflow"]).is_ok());
+        let refused =
+            serde_json::from_value::<PresetArguments>(json!({"action": "list", "tag": "x", "workflow": {}}))
+                .expect_err("workflow is not used by list");
+        assert!(
+            refused.to_string().contains("unknown field `workflow`"),
+            "{refused}"
+        );
+        let missing =
+            serde_json::from_value::<PresetVersionArguments>(json!({"action": "rollback", "name": "p"}))
+                .expect_err("rollback needs a version");
+        assert!(
+            missing.to_string().contains("missing field `version`"),
+            "{missing}"
+        );
+        assert!(serde_json::from_value::<PresetArguments>(json!({"action": "list", "tag": "x"})).is_ok());
     }
 
     #[test]

@@ -5,25 +5,23 @@
 //! are its discovered parameters, run exactly like `run_workflow`; connected clients are told
 //! (`notifications/tools/list_changed`) when the directory changes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use comfy_workflow::{ConvertOptions, Format};
+use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use rmcp::service::RequestContext;
-use rmcp::{Peer, RoleServer};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::render::{engine_error, error_text, json_result};
-use super::{ComfyServer, arguments, follow_job, job_answer, read_only, tool, wait_limit};
-use comfy_engine::Engine;
+use super::server::ComfyServer;
+use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool, follow_job, job_answer, wait_limit};
 use comfy_engine::workflows::{
     SavedWorkflow, TOOL_PREFIX, WorkflowSource, conversion_json, current_time, diagnostics_json, format_name,
     parameter_options, parameters_json, parse_date, parse_workflow_text, validation_json,
 };
-
-type ToolOutcome = Result<CallToolResult, CallToolResult>;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -70,41 +68,32 @@ struct WorkflowParametersArguments {
     backend: Option<String>,
 }
 
-pub fn tools() -> Vec<Tool> {
-    vec![
-        tool::<ConvertWorkflowArguments>(
-            "convert_workflow",
-            "Convert a UI-format workflow to the API format ComfyUI queues, as the ComfyUI frontend does (widgets, primitives, reroutes, bypassed and muted nodes, subgraphs), with every finding of the conversion.",
-            read_only(),
-        ),
-        tool::<ValidateWorkflowArguments>(
-            "validate_workflow",
-            "Check a workflow (UI or API format) against the backend's node definitions without queuing it: outcome valid/partial/rejected, the outputs that would run, and diagnostics naming node, input, code and a suggestion.",
-            read_only(),
-        ),
-        tool::<WorkflowParametersArguments>(
-            "workflow_parameters",
-            "The knobs of a workflow (UI or API format) by role: prompt, negative_prompt, seed, steps, cfg, size, models, images..., each with a JSON Schema and its current value as default; run_workflow accepts these names as overrides.",
-            read_only(),
-        ),
-    ]
-}
+/// This toolset's tools, each declared once.
+pub(crate) const TOOLS: &[ToolDeclaration] = &[
+    declare_tool!(
+        "convert_workflow",
+        "Convert a UI-format workflow to the API format ComfyUI queues, as the ComfyUI frontend does (widgets, primitives, reroutes, bypassed and muted nodes, subgraphs), with every finding of the conversion.",
+        Hints::READ_ONLY,
+        ConvertWorkflowArguments,
+        convert_workflow,
+    ),
+    declare_tool!(
+        "validate_workflow",
+        "Check a workflow (UI or API format) against the backend's node definitions without queuing it: outcome valid/partial/rejected, the outputs that would run, and diagnostics naming node, input, code and a suggestion.",
+        Hints::READ_ONLY,
+        ValidateWorkflowArguments,
+        validate_workflow,
+    ),
+    declare_tool!(
+        "workflow_parameters",
+        "The knobs of a workflow (UI or API format) by role: prompt, negative_prompt, seed, steps, cfg, size, models, images..., each with a JSON Schema and its current value as default; run_workflow accepts these names as overrides.",
+        Hints::READ_ONLY,
+        WorkflowParametersArguments,
+        workflow_parameters,
+    ),
+];
 
 /// Runs one of this file's tools; `None` when `name` is not one of them.
-pub async fn call(
-    server: &ComfyServer,
-    name: &str,
-    raw: Option<JsonObject>,
-    _context: &RequestContext<RoleServer>,
-) -> Option<CallToolResult> {
-    let outcome = match name {
-        "convert_workflow" => convert_workflow(server, raw).await,
-        "validate_workflow" => validate_workflow(server, raw).await,
-        "workflow_parameters" => workflow_parameters(server, raw).await,
-        _ => return None,
-    };
-    Some(outcome.unwrap_or_else(|error| error))
-}
 
 /// Exactly one of inline JSON (an object, or a string holding one), a path or a name.
 fn workflow_source(
@@ -134,8 +123,11 @@ async fn read_source(server: &ComfyServer, source: &WorkflowSource) -> Result<Va
         .map_err(|error| engine_error(&error))
 }
 
-async fn convert_workflow(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: ConvertWorkflowArguments = arguments("convert_workflow", raw)?;
+async fn convert_workflow(
+    server: &ComfyServer,
+    arguments: ConvertWorkflowArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let source = workflow_source(arguments.workflow, arguments.path, arguments.name)?;
     let now = match &arguments.date {
         Some(date) => parse_date(date).map_err(|error| engine_error(&error))?,
@@ -162,8 +154,11 @@ async fn convert_workflow(server: &ComfyServer, raw: Option<JsonObject>) -> Tool
     Ok(json_result(&result))
 }
 
-async fn validate_workflow(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: ValidateWorkflowArguments = arguments("validate_workflow", raw)?;
+async fn validate_workflow(
+    server: &ComfyServer,
+    arguments: ValidateWorkflowArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let source = workflow_source(arguments.workflow, arguments.path, arguments.name)?;
     let value = read_source(server, &source).await?;
     let checked = server
@@ -174,8 +169,11 @@ async fn validate_workflow(server: &ComfyServer, raw: Option<JsonObject>) -> Too
     Ok(json_result(&validation_json(&checked)))
 }
 
-async fn workflow_parameters(server: &ComfyServer, raw: Option<JsonObject>) -> ToolOutcome {
-    let arguments: WorkflowParametersArguments = arguments("workflow_parameters", raw)?;
+async fn workflow_parameters(
+    server: &ComfyServer,
+    arguments: WorkflowParametersArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
     let source = workflow_source(arguments.workflow, arguments.path, arguments.name)?;
     let value = read_source(server, &source).await?;
     let prepared = server
@@ -350,45 +348,4 @@ async fn run_saved_workflow(
         context,
     )
     .await
-}
-
-/// Sessions to tell when the saved workflows change (sessions that negotiated a protocol with
-/// `initialize`; newer ones subscribe with `subscriptions/listen`).
-#[derive(Default)]
-pub struct ListChangedPeers {
-    peers: Mutex<Vec<Peer<RoleServer>>>,
-}
-
-impl ListChangedPeers {
-    pub fn register(&self, peer: Peer<RoleServer>) {
-        if let Ok(mut peers) = self.peers.lock() {
-            peers.retain(|known| !known.is_transport_closed());
-            peers.push(peer);
-        }
-    }
-
-    async fn notify_all(&self) {
-        let peers: Vec<Peer<RoleServer>> = match self.peers.lock() {
-            Ok(mut peers) => {
-                peers.retain(|known| !known.is_transport_closed());
-                peers.clone()
-            }
-            Err(_) => return,
-        };
-        for peer in peers {
-            // A session that went away only means nobody is listening there.
-            if let Err(error) = peer.notify_tool_list_changed().await {
-                tracing::debug!(%error, "tools/list_changed not delivered");
-            }
-        }
-    }
-}
-
-/// Sends `notifications/tools/list_changed` to every registered session after each change of the
-/// workflows directory, from a task the engine owns.
-pub fn forward_list_changes(engine: &Engine, peers: Arc<ListChangedPeers>) {
-    engine.on_workflow_changes(move || {
-        let peers = peers.clone();
-        async move { peers.notify_all().await }
-    });
 }
