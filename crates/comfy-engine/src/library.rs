@@ -262,7 +262,7 @@ fn delete_inside(directory: &Path, path: &Path) -> Result<&'static str, String> 
     if !resolved.is_file() {
         return Err(format!("refused: {} is not a regular file", path.display()));
     }
-    std::fs::remove_file(&resolved)
+    fs_err::remove_file(&resolved)
         .map(|()| "deleted")
         .map_err(|error| error.to_string())
 }

@@ -77,14 +77,14 @@ pub async fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, LocalFileE
 
 fn read_bounded_blocking(path: &Path, limit: u64) -> Result<Vec<u8>, LocalFileError> {
     // Checked before opening: opening a FIFO would block until a writer appears.
-    let metadata = std::fs::metadata(path).map_err(io_error("read", path))?;
+    let metadata = fs_err::metadata(path).map_err(io_error("read", path))?;
     if !metadata.is_file() {
         return Err(LocalFileError::NotRegular {
             path: path.to_owned(),
             kind: kind_of(metadata.file_type()),
         });
     }
-    let file = std::fs::File::open(path).map_err(io_error("open", path))?;
+    let file = fs_err::File::open(path).map_err(io_error("open", path))?;
     // And again on the open file, in case the path was swapped in between.
     let opened = file.metadata().map_err(io_error("read", path))?;
     if !opened.is_file() {
@@ -126,7 +126,7 @@ fn write_atomically_blocking(path: &Path, bytes: &[u8], overwrite: bool) -> Resu
     let exists = || LocalFileError::Exists {
         path: path.to_owned(),
     };
-    if !overwrite && std::fs::symlink_metadata(path).is_ok() {
+    if !overwrite && fs_err::symlink_metadata(path).is_ok() {
         return Err(exists());
     }
     let directory = match path.parent() {
@@ -138,7 +138,7 @@ fn write_atomically_blocking(path: &Path, bytes: &[u8], overwrite: bool) -> Resu
         .map_or_else(|| "output".into(), |name| name.to_string_lossy().into_owned());
     let temporary = directory.join(format!(".{file_name}.{}.partial", uuid::Uuid::new_v4().simple()));
     let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
+        let mut file = fs_err::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temporary)
@@ -146,19 +146,19 @@ fn write_atomically_blocking(path: &Path, bytes: &[u8], overwrite: bool) -> Resu
         file.write_all(bytes).map_err(io_error("write", &temporary))?;
         file.sync_all().map_err(io_error("write", &temporary))?;
         if overwrite {
-            std::fs::rename(&temporary, path).map_err(io_error("write", path))
+            fs_err::rename(&temporary, path).map_err(io_error("write", path))
         } else {
             // A hard link fails if the target appeared meanwhile, which a rename would replace.
-            match std::fs::hard_link(&temporary, path) {
+            match fs_err::hard_link(&temporary, path) {
                 Ok(()) => Ok(()),
                 Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Err(exists()),
-                Err(_) if std::fs::symlink_metadata(path).is_ok() => Err(exists()),
+                Err(_) if fs_err::symlink_metadata(path).is_ok() => Err(exists()),
                 // Filesystems without hard links: the check above is the best there is.
-                Err(_) => std::fs::rename(&temporary, path).map_err(io_error("write", path)),
+                Err(_) => fs_err::rename(&temporary, path).map_err(io_error("write", path)),
             }
         }
     })();
-    let _ = std::fs::remove_file(&temporary);
+    let _ = fs_err::remove_file(&temporary);
     result
 }
 

@@ -436,14 +436,14 @@ struct ListedFile {
 /// `*.json` files of `directory` (not hidden), by file name.
 async fn list_directory(directory: &Path) -> std::io::Result<BTreeMap<String, ListedFile>> {
     let mut listing = BTreeMap::new();
-    let mut entries = tokio::fs::read_dir(directory).await?;
+    let mut entries = fs_err::tokio::read_dir(directory).await?;
     while let Some(entry) = entries.next_entry().await? {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') || !name.to_ascii_lowercase().ends_with(".json") {
             continue;
         }
         // Follows symbolic links; a broken one is skipped.
-        let Ok(metadata) = tokio::fs::metadata(entry.path()).await else {
+        let Ok(metadata) = fs_err::tokio::metadata(entry.path()).await else {
             continue;
         };
         if metadata.is_file() {

@@ -114,15 +114,15 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
+    fs_err::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
     let temporary = directory.join(format!(
         ".{}.partial-{}",
         path.file_name()
             .map_or_else(|| "output".into(), |name| name.to_string_lossy()),
         std::process::id()
     ));
-    std::fs::write(&temporary, bytes).with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, path)
+    fs_err::write(&temporary, bytes).with_context(|| format!("cannot write {}", temporary.display()))?;
+    fs_err::rename(&temporary, path)
         .with_context(|| format!("cannot move the image to {}", path.display()))?;
     Ok(())
 }

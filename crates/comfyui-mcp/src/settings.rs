@@ -621,7 +621,7 @@ fn move_credentials_to_header(url: &mut url::Url, headers: &mut Vec<(String, Str
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::ReadFile {
+    let text = fs_err::read_to_string(path).map_err(|source| SettingsError::ReadFile {
         path: path.to_owned(),
         source,
     })?;
