@@ -138,13 +138,23 @@ pub struct Measurements {
     /// The txt2img session's server memory after all runs: current and peak.
     pub session_resident_bytes: Option<u64>,
     pub session_peak_resident_bytes: Option<u64>,
-    /// Diagnostic runs through the timing proxy, or why there are none.
-    pub probed: Result<Vec<ProbedRun>, String>,
+    /// Diagnostic runs through the timing proxy, or why there are none: warm calls of one
+    /// session, and the first call of fresh processes (definitions on disk).
+    pub probed: Result<Probed, String>,
     /// The first `generate_image` of a freshly spawned server (node definitions on disk from an
     /// earlier process), paired with a direct run.
     pub first_calls: Vec<FirstCall>,
     /// The same without a disk cache: what the first session on a machine meets.
     pub first_calls_without_cache: Vec<FirstCall>,
+}
+
+/// The diagnostic runs of both kinds.
+#[derive(Debug, Clone, Default)]
+pub struct Probed {
+    /// Calls of one warm session.
+    pub warm: Vec<ProbedRun>,
+    /// The first call of each of several freshly spawned servers.
+    pub first: Vec<ProbedRun>,
 }
 
 /// One pair of the first-call measure, in milliseconds.
@@ -344,7 +354,7 @@ async fn probe(
     comfyui_url: &str,
     direct: &DirectClient,
     runs: usize,
-) -> anyhow::Result<Vec<ProbedRun>> {
+) -> anyhow::Result<Probed> {
     eprintln!("diagnostics: 1 warm-up + {runs} server runs through a timing proxy");
     let proxy = TimingProxy::start(comfyui_url).await?;
     let probed_server = ServerCommand {
@@ -354,7 +364,43 @@ async fn probe(
     let (mut session, _) = probed_server.start(None).await?;
     let outcome = probe_session(&mut session, &proxy, direct, runs).await;
     session.stop().await;
-    outcome
+    let warm = outcome?;
+    // The disk copy of definitions is kept per URL: the warm session above wrote the proxy's.
+    eprintln!("diagnostics: {runs} first calls of fresh servers through the timing proxy");
+    let mut first = Vec::new();
+    for index in 0..runs {
+        let (mut session, _) = probed_server.start(None).await?;
+        let probe = probe_call(&mut session, &proxy, direct).await;
+        session.stop().await;
+        let probe = probe?;
+        eprintln!(
+            "  first-call diagnostic {}: {:.0} ms, {} requests to ComfyUI",
+            index + 1,
+            probe.done - probe.sent,
+            probe.requests.len()
+        );
+        first.push(probe);
+    }
+    Ok(Probed { warm, first })
+}
+
+/// One `generate_image` through the proxy, read back with ComfyUI's history entry.
+async fn probe_call(
+    session: &mut ServerSession,
+    proxy: &TimingProxy,
+    direct: &DirectClient,
+) -> anyhow::Result<ProbedRun> {
+    let run = session.generate(&workload::distinct_prompt()).await?;
+    tokio::time::sleep(AFTER_ANSWER).await;
+    let entry = direct
+        .history_entry(&run.timed.prompt_id)
+        .await
+        .context("reading a diagnostic run's history entry")?;
+    let events = proxy.events_between(
+        run.timed.sent_at_milliseconds - 1.0,
+        run.timed.done_at_milliseconds + AFTER_ANSWER.as_secs_f64() * 1000.0,
+    );
+    Ok(ProbedRun::new(&run, &entry, &events))
 }
 
 async fn probe_session(
@@ -368,21 +414,11 @@ async fn probe_session(
     tokio::time::sleep(AFTER_ANSWER).await;
     let mut probed = Vec::new();
     for index in 0..runs {
-        let run = session.generate(&workload::distinct_prompt()).await?;
-        tokio::time::sleep(AFTER_ANSWER).await;
-        let entry = direct
-            .history_entry(&run.timed.prompt_id)
-            .await
-            .context("reading a diagnostic run's history entry")?;
-        let events = proxy.events_between(
-            run.timed.sent_at_milliseconds - 1.0,
-            run.timed.done_at_milliseconds + AFTER_ANSWER.as_secs_f64() * 1000.0,
-        );
-        let probe = ProbedRun::new(&run, &entry, &events);
+        let probe = probe_call(session, proxy, direct).await?;
         eprintln!(
             "  diagnostic run {}: {:.0} ms, {} requests to ComfyUI",
             index + 1,
-            milliseconds(run.timed.elapsed),
+            probe.done - probe.sent,
             probe.requests.len()
         );
         probed.push(probe);

@@ -1,7 +1,7 @@
 //! Turns the measurements into what the bench prints: a few lines on the conditions (machine
 //! load, run counts, the job), the results beside their targets, and where the time goes.
 
-use crate::measure::{FirstCall, Measurements, PairedRun, ProbedRun, WARMUP_SPAWNS};
+use crate::measure::{FirstCall, Measurements, PairedRun, Probed, ProbedRun, WARMUP_SPAWNS};
 use crate::report::{Table, Verdict, kilobytes, mebibytes, milliseconds, signed_milliseconds};
 use crate::statistics::{median, percentile, range};
 use crate::workload;
@@ -30,8 +30,10 @@ pub struct Summary {
     pub conditions: Vec<(String, String)>,
     pub results: Table,
     pub breakdown: Table,
-    /// The diagnostic runs through the timing proxy, when there were any.
+    /// The diagnostic runs through the timing proxy, when there were any: a warm call, and the
+    /// first call of a fresh process.
     pub inside: Option<Table>,
+    pub inside_first: Option<Table>,
     pub notes: Vec<String>,
 }
 
@@ -51,7 +53,7 @@ impl Summary {
         text.push_str(&self.results.plain());
         text.push('\n');
         text.push_str(&self.breakdown.plain());
-        if let Some(inside) = &self.inside {
+        for inside in self.inside.iter().chain(&self.inside_first) {
             text.push('\n');
             text.push_str(&inside.plain());
         }
@@ -73,7 +75,7 @@ impl Summary {
         text.push_str(&self.results.markdown());
         text.push('\n');
         text.push_str(&self.breakdown.markdown());
-        if let Some(inside) = &self.inside {
+        for inside in self.inside.iter().chain(&self.inside_first) {
             text.push('\n');
             text.push_str(&inside.markdown());
         }
@@ -406,8 +408,18 @@ pub fn summarize(measurements: &Measurements, conditions: &Conditions) -> Summar
         "overhead outside ComfyUI's execution = (sent -> execution starts) + (execution ends -> result in the client), server minus direct, per pair: the end-to-end overhead without the run-to-run jitter of ComfyUI's own execution time.".to_owned(),
         "medians do not add up: each row is the median of its own column. ComfyUI's timestamps are whole milliseconds of its wall clock, compared with the bench's wall clock on the same machine.".to_owned(),
     ];
+    let mut inside_first = None;
     let inside = match &measurements.probed {
-        Ok(probed) if !probed.is_empty() => {
+        Ok(Probed { warm: probed, first }) if !probed.is_empty() => {
+            if !first.is_empty() {
+                inside_first = Some(inside_table(
+                    first,
+                    &format!(
+                        "inside the first generate_image of a fresh process ({} fresh servers through a timing proxy, definitions on disk)",
+                        first.len()
+                    ),
+                ));
+            }
             if let Some(first) = probed.first() {
                 let requests: Vec<String> = first
                     .requests
@@ -421,7 +433,13 @@ pub fn summarize(measurements: &Measurements, conditions: &Conditions) -> Summar
                     requests.join(", ")
                 ));
             }
-            Some(inside_table(probed))
+            Some(inside_table(
+                probed,
+                &format!(
+                    "inside one generate_image call ({} runs through a timing proxy)",
+                    probed.len()
+                ),
+            ))
         }
         Ok(_) => None,
         Err(reason) => {
@@ -443,6 +461,7 @@ pub fn summarize(measurements: &Measurements, conditions: &Conditions) -> Summar
         results,
         breakdown,
         inside,
+        inside_first,
         notes,
     }
 }
@@ -456,7 +475,7 @@ fn shorten_ids(request: &str) -> String {
 }
 
 /// One generate_image call step by step, from the diagnostic runs through the timing proxy.
-fn inside_table(probed: &[ProbedRun]) -> Table {
+fn inside_table(probed: &[ProbedRun], title: &str) -> Table {
     let steps: [(&str, Step); 9] = [
         ("tools/call sent by the client", |run| Some(run.sent)),
         ("server sends POST /prompt", |run| run.prompt_posted),
@@ -473,10 +492,7 @@ fn inside_table(probed: &[ProbedRun]) -> Table {
         ("client holds the result", |run| Some(run.done)),
     ];
     let mut table = Table::new(&[
-        &format!(
-            "inside one generate_image call ({} runs through a timing proxy)",
-            probed.len()
-        ),
+        title,
         "median since the step before",
         "median since ComfyUI finished",
     ]);
