@@ -370,7 +370,8 @@ async fn probe(
     let mut first = Vec::new();
     for index in 0..runs {
         let (mut session, _) = probed_server.start(None).await?;
-        let probe = probe_call(&mut session, &proxy, direct).await;
+        // From a second before the call: what the server asked at start shows too.
+        let probe = probe_call(&mut session, &proxy, direct, Duration::from_secs(1)).await;
         session.stop().await;
         let probe = probe?;
         eprintln!(
@@ -389,6 +390,7 @@ async fn probe_call(
     session: &mut ServerSession,
     proxy: &TimingProxy,
     direct: &DirectClient,
+    before: Duration,
 ) -> anyhow::Result<ProbedRun> {
     let run = session.generate(&workload::distinct_prompt()).await?;
     tokio::time::sleep(AFTER_ANSWER).await;
@@ -397,7 +399,7 @@ async fn probe_call(
         .await
         .context("reading a diagnostic run's history entry")?;
     let events = proxy.events_between(
-        run.timed.sent_at_milliseconds - 1.0,
+        run.timed.sent_at_milliseconds - 1.0 - milliseconds(before),
         run.timed.done_at_milliseconds + AFTER_ANSWER.as_secs_f64() * 1000.0,
     );
     Ok(ProbedRun::new(&run, &entry, &events))
@@ -414,7 +416,7 @@ async fn probe_session(
     tokio::time::sleep(AFTER_ANSWER).await;
     let mut probed = Vec::new();
     for index in 0..runs {
-        let probe = probe_call(session, proxy, direct).await?;
+        let probe = probe_call(session, proxy, direct, Duration::ZERO).await?;
         eprintln!(
             "  diagnostic run {}: {:.0} ms, {} requests to ComfyUI",
             index + 1,

@@ -411,6 +411,12 @@ pub fn summarize(measurements: &Measurements, conditions: &Conditions) -> Summar
     let mut inside_first = None;
     let inside = match &measurements.probed {
         Ok(Probed { warm: probed, first }) if !probed.is_empty() => {
+            if let Some(run) = first.first() {
+                notes.push(format!(
+                    "requests a fresh server made to ComfyUI during its first call (first of the first-call diagnostics): {}",
+                    request_list(run)
+                ));
+            }
             if !first.is_empty() {
                 inside_first = Some(inside_table(
                     first,
@@ -421,16 +427,9 @@ pub fn summarize(measurements: &Measurements, conditions: &Conditions) -> Summar
                 ));
             }
             if let Some(first) = probed.first() {
-                let requests: Vec<String> = first
-                    .requests
-                    .iter()
-                    .map(|(offset, request)| {
-                        format!("{} {}", signed_milliseconds(*offset), shorten_ids(request))
-                    })
-                    .collect();
                 notes.push(format!(
                     "requests the server made to ComfyUI in the first diagnostic run (time after tools/call was sent; later ones come from work after the answer): {}",
-                    requests.join(", ")
+                    request_list(first)
                 ));
             }
             Some(inside_table(
@@ -464,6 +463,16 @@ pub fn summarize(measurements: &Measurements, conditions: &Conditions) -> Summar
         inside_first,
         notes,
     }
+}
+
+/// A run's requests to ComfyUI with their times after tools/call was sent.
+fn request_list(run: &ProbedRun) -> String {
+    let requests: Vec<String> = run
+        .requests
+        .iter()
+        .map(|(offset, request)| format!("{} {}", signed_milliseconds(*offset), shorten_ids(request)))
+        .collect();
+    requests.join(", ")
 }
 
 /// Prompt ids in request paths replaced by `<id>`, so paths read the same across runs.
