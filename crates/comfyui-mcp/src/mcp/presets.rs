@@ -243,8 +243,6 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
     ),
 ];
 
-/// Runs one of this file's tools; `None` when `name` is not one of them.
-
 /// A readable tool error with a hint at the tool that helps; share refusals say only what the store
 /// says (it never tells a wrong code from a wrong password beyond its own messages).
 fn preset_error(error: &PresetError) -> CallToolResult {
@@ -351,10 +349,10 @@ async fn preset(
             let request = PresetSaveRequest {
                 name,
                 workflow,
-                description: description,
-                tags: tags,
-                message: message,
-                backend: backend,
+                description,
+                tags,
+                message,
+                backend,
             };
             let saved = engine.save_preset(request).await.map_err(failed)?;
             let head = &saved.preset.summary.head_version;
@@ -732,7 +730,7 @@ async fn preset_share(
                     version: version.clone(),
                     password: password.clone(),
                     expires_at_ms,
-                    max_uses: max_uses,
+                    max_uses,
                     created_by: Some(client_identity(context)),
                 })
                 .await

@@ -93,8 +93,6 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
     ),
 ];
 
-/// Runs one of this file's tools; `None` when `name` is not one of them.
-
 /// Exactly one of inline JSON (an object, or a string holding one), a path or a name.
 fn workflow_source(
     workflow: Option<Value>,
