@@ -368,7 +368,7 @@ impl ComfyClient {
                 self.decode(response, path).await
             })
             .await?;
-        Ok(raw
+        let mut entries: Vec<HistoryEntry> = raw
             .as_object()
             .map(|entries| {
                 entries
@@ -376,12 +376,37 @@ impl ComfyClient {
                     .map(|(id, entry)| HistoryEntry::from_json(id, entry))
                     .collect()
             })
-            .unwrap_or_default())
+            .unwrap_or_default();
+        // ComfyUI sends them in the order they ran, but a JSON object loses it here (keys sorted).
+        sort_oldest_first(&mut entries);
+        Ok(entries)
     }
 
-    /// `GET /object_info` as raw JSON (parse it with `comfy_workflow::ObjectInfo`).
+    /// `GET /object_info` as raw JSON (parse it with `comfy_workflow::ObjectInfo`). Its keys come
+    /// back sorted; [`ComfyClient::object_info_text`] keeps the server's order.
     pub async fn object_info(&self) -> Result<Value, ClientError> {
         self.get_json("object_info", CallKind::Catalog).await
+    }
+
+    /// `GET /object_info` as the text ComfyUI sent, under the same limit as
+    /// [`ComfyClient::object_info`]: the order of every key is the server's (the inputs of a V3
+    /// dynamic combo's options are laid out in it; parse it with
+    /// `comfy_workflow::ObjectInfo::from_json_text`). Checked to be UTF-8, not to be JSON.
+    pub async fn object_info_text(&self) -> Result<String, ClientError> {
+        let path = "object_info";
+        self.bounded(CallKind::Catalog, Method::GET, path, async {
+            let response = self.send(self.request(Method::GET, path), path).await?;
+            let response = self.expect_ok(response, path).await?;
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|source| self.unreachable(path, source))?;
+            String::from_utf8(Vec::from(bytes)).map_err(|error| ClientError::Decode {
+                url: self.url_of(path),
+                message: format!("the body is not UTF-8: {error}"),
+            })
+        })
+        .await
     }
 
     /// `GET /object_info/{class}`; `None` for an unknown class.
@@ -650,6 +675,21 @@ fn parse_queue_item(item: &Value) -> Option<QueueItem> {
     })
 }
 
+/// History entries in the order they ran: by the time ComfyUI finished (else started) them, then
+/// by queue number; entries without any time (a ComfyUI that records none) come first.
+fn sort_oldest_first(entries: &mut [HistoryEntry]) {
+    entries.sort_by(|left, right| {
+        let time = |entry: &HistoryEntry| entry.finished_at_ms.or(entry.started_at_ms);
+        time(left)
+            .cmp(&time(right))
+            .then_with(|| {
+                let number = |entry: &HistoryEntry| entry.queue_number.unwrap_or(f64::NEG_INFINITY);
+                number(left).total_cmp(&number(right))
+            })
+            .then_with(|| left.prompt_id.cmp(&right.prompt_id))
+    });
+}
+
 fn truncate(text: &str, limit: usize) -> String {
     if text.len() <= limit {
         return text.to_owned();
@@ -731,6 +771,31 @@ mod tests {
         }
         assert!(check_file_name("ComfyUI_00001_.png").is_ok());
         assert!(check_relative_path("video/clips").is_ok());
+    }
+
+    #[test]
+    fn history_runs_oldest_first_whatever_the_ids() {
+        let entry = |id: &str, number: i64, finished: i64| {
+            HistoryEntry::from_json(
+                id,
+                &json!({"prompt": [number, id, {}, {}, []], "outputs": {}, "status": {"status_str": "success",
+                    "messages": [["execution_start", {"timestamp": finished - 5}],
+                                 ["execution_success", {"timestamp": finished}]]}}),
+            )
+        };
+        // Sorted by id, as a JSON object hands them over; they ran z, m, a.
+        let mut entries = vec![entry("a", 3, 300), entry("m", 2, 200), entry("z", 1, 100)];
+        sort_oldest_first(&mut entries);
+        let ids: Vec<&str> = entries.iter().map(|entry| entry.prompt_id.as_str()).collect();
+        assert_eq!(ids, ["z", "m", "a"]);
+        // Without times, the queue number decides.
+        let untimed = |id: &str, number: i64| {
+            HistoryEntry::from_json(id, &json!({"prompt": [number, id, {}, {}, []], "outputs": {}}))
+        };
+        let mut entries = vec![untimed("a", 2), untimed("b", 1)];
+        sort_oldest_first(&mut entries);
+        assert_eq!(entries[0].prompt_id, "b");
+        assert_eq!(entries[0].queue_number, Some(1.0));
     }
 
     #[test]

@@ -236,8 +236,7 @@ impl JobTracker {
     /// Applies the authoritative history entry and makes the snapshot final.
     pub fn finish_from_history(&mut self, entry: &HistoryEntry, cancel_requested: bool) {
         self.snapshot.outputs = entry.files();
-        self.snapshot.started_at_ms = self.snapshot.started_at_ms.or(entry.started_at_ms);
-        self.snapshot.finished_at_ms = Some(entry.finished_at_ms.unwrap_or_else(now_ms));
+        self.take_times_from(entry);
         match entry.outcome {
             HistoryOutcome::Success => self.snapshot.phase = JobPhase::Succeeded,
             HistoryOutcome::Interrupted => {
@@ -270,11 +269,43 @@ impl JobTracker {
         self.close();
     }
 
+    /// Sets the start and end from one clock, so a run never lasts less than nothing. The start
+    /// we saw is on our clock, ComfyUI's times on its own (another machine, or the same one a few
+    /// milliseconds apart: a fully cached job ran in 1 ms). So the run lasts what ComfyUI measured,
+    /// placed on our clock from the start we saw, and ends no later than now; a job nobody saw
+    /// start keeps ComfyUI's times.
+    fn take_times_from(&mut self, entry: &HistoryEntry) {
+        let now = now_ms();
+        let (started, finished) = match (
+            self.snapshot.started_at_ms,
+            entry.started_at_ms,
+            entry.finished_at_ms,
+        ) {
+            (Some(seen), Some(start), Some(end)) => {
+                let ran = end.saturating_sub(start).max(0);
+                let finished = seen.saturating_add(ran).min(now);
+                (Some(finished - ran), finished)
+            }
+            (Some(seen), _, _) => (Some(seen), now.max(seen)),
+            (None, start, end) => {
+                let finished = end.unwrap_or(now);
+                (start, start.map_or(finished, |start| finished.max(start)))
+            }
+        };
+        self.snapshot.started_at_ms = started;
+        self.snapshot.finished_at_ms = Some(finished);
+    }
+
     /// Ends the job without a history entry (dequeued before it ran, or lost).
     pub fn finish_without_history(&mut self, phase: JobPhase, failure: Option<JobFailure>) {
         self.snapshot.phase = phase;
         self.snapshot.failure = failure;
-        self.snapshot.finished_at_ms = Some(now_ms());
+        let now = now_ms();
+        self.snapshot.finished_at_ms = Some(
+            self.snapshot
+                .started_at_ms
+                .map_or(now, |started| now.max(started)),
+        );
         self.close();
     }
 
@@ -287,5 +318,64 @@ impl JobTracker {
             self.snapshot.fraction = 1.0;
             self.snapshot.nodes_done = self.snapshot.nodes_total;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn history(start: i64, end: i64) -> HistoryEntry {
+        HistoryEntry::from_json(
+            "p",
+            &json!({"prompt": [1, "p", {}, {}, ["1"]], "outputs": {}, "status": {"status_str": "success",
+                "messages": [["execution_start", {"prompt_id": "p", "timestamp": start}],
+                             ["execution_cached", {"prompt_id": "p", "nodes": ["1"], "timestamp": start}],
+                             ["execution_success", {"prompt_id": "p", "timestamp": end}]]}}),
+        )
+    }
+
+    fn run_ms(tracker: &JobTracker) -> i64 {
+        tracker.snapshot.finished_at_ms.unwrap() - tracker.snapshot.started_at_ms.unwrap()
+    }
+
+    #[test]
+    fn a_fully_cached_job_never_runs_for_less_than_nothing() {
+        // We saw it start 1 ms after ComfyUI had finished it (it ran in 1 ms, all from cache).
+        let mut tracker = JobTracker::new("p", BTreeMap::new(), 1);
+        tracker.on_cached(&["1".to_owned()]);
+        let seen = tracker.snapshot.started_at_ms.unwrap();
+        tracker.finish_from_history(&history(seen - 2, seen - 1), false);
+        assert_eq!(tracker.snapshot.phase, JobPhase::Succeeded);
+        assert_eq!(run_ms(&tracker), 1);
+        assert!(tracker.snapshot.started_at_ms.unwrap() <= seen);
+    }
+
+    #[test]
+    fn a_run_lasts_what_comfyui_measured_and_ends_by_now() {
+        // ComfyUI's clock is an hour ahead of ours; the run took 4 s.
+        let hour = 3_600_000;
+        let mut tracker = JobTracker::new("p", BTreeMap::new(), 1);
+        tracker.on_start();
+        let seen = tracker.snapshot.started_at_ms.unwrap();
+        tracker.finish_from_history(&history(seen + hour, seen + hour + 4_000), false);
+        let finished = tracker.snapshot.finished_at_ms.unwrap();
+        assert!(finished <= now_ms(), "ends no later than now");
+        assert_eq!(run_ms(&tracker), 4_000);
+        // Seen late (attached while it ran): the start moves back, the length stays.
+        assert!(tracker.snapshot.started_at_ms.unwrap() <= seen);
+    }
+
+    #[test]
+    fn a_job_nobody_saw_start_keeps_comfyuis_times() {
+        let mut tracker = JobTracker::new("p", BTreeMap::new(), 1);
+        tracker.finish_from_history(&history(1_000, 1_250), false);
+        assert_eq!(tracker.snapshot.started_at_ms, Some(1_000));
+        assert_eq!(tracker.snapshot.finished_at_ms, Some(1_250));
+        let mut tracker = JobTracker::new("p", BTreeMap::new(), 1);
+        tracker.on_start();
+        tracker.finish_without_history(JobPhase::Cancelled, None);
+        assert!(run_ms(&tracker) >= 0);
     }
 }

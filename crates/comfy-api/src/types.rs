@@ -241,6 +241,9 @@ pub struct HistoryEntry {
     pub finished_at_ms: Option<i64>,
     /// The prompt as ComfyUI ran it (after coercion).
     pub prompt: Value,
+    /// Its number in ComfyUI's queue (`prompt[0]`): later submissions have larger ones, except
+    /// those queued at the front.
+    pub queue_number: Option<f64>,
 }
 
 impl HistoryEntry {
@@ -283,6 +286,7 @@ impl HistoryEntry {
             started_at_ms: timestamp("execution_start"),
             finished_at_ms,
             prompt: entry.pointer("/prompt/2").cloned().unwrap_or(Value::Null),
+            queue_number: entry.pointer("/prompt/0").and_then(Value::as_f64),
         }
     }
 

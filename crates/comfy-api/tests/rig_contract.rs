@@ -1,5 +1,5 @@
-//! The client's contract with a real ComfyUI 0.3.75 (the rig): every endpoint the product uses,
-//! error shapes, path-traversal refusals, and job following through the backend actor.
+//! The client's contract with a real ComfyUI (the rig's 0.3.75 or 0.26.0): every endpoint the
+//! product uses, error shapes, path-traversal refusals, and job following through the backend actor.
 //! Needs `COMFYUI_MCP_TEST_URL` (see `scripts/test`); fails without it.
 
 use std::collections::BTreeMap;
@@ -44,12 +44,20 @@ fn png(side: u32) -> Vec<u8> {
 async fn information_endpoints() {
     let client = client();
     let stats = client.system_stats().await.expect("system_stats");
-    assert_eq!(stats.system.comfyui_version, "0.3.75");
+    test_support::assert_rig_version(&stats.system.comfyui_version);
     assert!(!stats.devices.is_empty());
     let features = client.features().await.expect("features");
     assert_eq!(features["supports_preview_metadata"], true);
     let info = client.object_info().await.expect("object_info");
     assert!(info.as_object().map_or(0, serde_json::Map::len) > 400);
+    // The same document as text, in the server's order.
+    let text = client.object_info_text().await.expect("object_info as text");
+    let reparsed: Value = serde_json::from_str(&text).expect("the text is JSON");
+    assert_eq!(
+        reparsed.as_object().map(serde_json::Map::len),
+        info.as_object().map(serde_json::Map::len)
+    );
+    assert!(text.trim_start().starts_with('{'));
     assert!(
         client
             .object_info_for("KSampler")
@@ -106,7 +114,7 @@ async fn information_endpoints() {
         client
             .job("anything")
             .await
-            .expect("0.3.75 has no /api/jobs")
+            .expect("an unknown job is None: 0.3.75 has no /api/jobs, 0.26 answers 404")
             .is_none()
     );
     client.free(false, false).await.expect("free");
@@ -224,6 +232,71 @@ async fn files_upload_view_and_traversal() {
         client.view(&bad_type, None).await,
         Err(ClientError::UnsafePath { .. })
     ));
+}
+
+/// A prompt run twice is served from ComfyUI's cache the second time: its run lasts zero or more
+/// milliseconds (start seen on our clock, end from ComfyUI's). And the history lists jobs in the
+/// order they ran, not by id.
+#[tokio::test]
+async fn cached_jobs_take_no_negative_time_and_history_runs_in_order() {
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let backend = Backend::start(
+        &comfyui_url(),
+        BackendOptions::default(),
+        cancel.clone(),
+        &tracker,
+    )
+    .expect("backend");
+    assert!(
+        backend.wait_connected(Duration::from_secs(5)).await,
+        "websocket connects"
+    );
+    let color = u64::from(uuid::Uuid::new_v4().as_fields().0 & 0xff_ffff);
+    let prompt = model_free_prompt("contract-cached", color);
+    // Ids that sort against the order they run in.
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let ids = [
+        format!("ffffffff-0000-4000-8000-{}", &suffix[..12]),
+        format!("00000000-0000-4000-8000-{}", &suffix[..12]),
+    ];
+    let mut runs = Vec::new();
+    for id in &ids {
+        let options = SubmitOptions {
+            prompt_id: Some(id.clone()),
+            ..SubmitOptions::default()
+        };
+        let mut job = backend
+            .submit(&prompt, BTreeMap::new(), options)
+            .await
+            .expect("submit");
+        let finished = tokio::time::timeout(Duration::from_secs(60), job.subscription.finished())
+            .await
+            .expect("finishes")
+            .expect("final");
+        assert_eq!(finished.phase, JobPhase::Succeeded, "{id}");
+        let started = finished.started_at_ms.expect("a start");
+        let ended = finished.finished_at_ms.expect("an end");
+        assert!(ended >= started, "{id} ran for {} ms", ended - started);
+        runs.push(ended - started);
+    }
+    let history = backend
+        .client()
+        .history(comfy_api::HistoryQuery {
+            max_items: Some(2),
+            offset: None,
+        })
+        .await
+        .expect("history");
+    let order: Vec<&str> = history.iter().map(|entry| entry.prompt_id.as_str()).collect();
+    assert_eq!(
+        order,
+        [ids[0].as_str(), ids[1].as_str()],
+        "oldest first; runs took {runs:?} ms"
+    );
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
 }
 
 #[tokio::test]

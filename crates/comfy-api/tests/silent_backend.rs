@@ -75,6 +75,7 @@ async fn object_info_times_out() {
     let url = silent_listener().await;
     let client = ComfyClient::new(&url, short_options()).expect("client");
     expect_timeout(&url, "object_info", client.object_info()).await;
+    expect_timeout(&url, "object_info_text", client.object_info_text()).await;
 }
 
 #[tokio::test]

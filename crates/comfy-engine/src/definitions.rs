@@ -7,6 +7,11 @@
 //!   at once; a copy from disk is revalidated in the background a little after start (not at once:
 //!   serving `/object_info` costs ComfyUI CPU that the first job needs) and is never trusted to
 //!   reject a request: a graph that fails against it is checked again against a fresh fetch.
+//!
+//! They are parsed from the text ComfyUI sent, in its order (the inputs of a V3 dynamic combo's
+//! options are laid out in it, and UI -> API conversion follows that layout), and the disk copy is
+//! that text. Each fetch also asks `/system_stats` for the server's version, which decides the
+//! checks it makes (V3 combo values from 0.4 on, see [`validation_options`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,10 +19,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use comfy_api::{ClientError, ComfyClient};
-use comfy_workflow::ObjectInfo;
+use comfy_workflow::{ObjectInfo, ValidationOptions};
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
-use serde_json::Value;
 
 /// How long fetched definitions are trusted before being fetched again (model lists change).
 pub const TTL: Duration = Duration::from_secs(300);
@@ -25,8 +29,12 @@ pub const TTL: Duration = Duration::from_secs(300);
 /// has refetched it before: late enough not to slow the session's first job.
 pub const REVALIDATE_DISK_COPY_AFTER: Duration = Duration::from_secs(20);
 
+/// What one fetch brings: the definitions, and the version of the ComfyUI that sent them when
+/// `/system_stats` answered.
+type Fetched = (Arc<ObjectInfo>, Option<String>);
+
 /// One fetch that every caller arriving while it runs shares.
-type Fetch = Shared<BoxFuture<'static, Result<Arc<ObjectInfo>, Arc<ClientError>>>>;
+type Fetch = Shared<BoxFuture<'static, Result<Fetched, Arc<ClientError>>>>;
 
 #[derive(Clone)]
 struct Cached {
@@ -47,6 +55,9 @@ pub struct Definitions {
     disk: Option<PathBuf>,
     /// Set once the disk copy has been read (or found missing): it is read once per process.
     disk_read: tokio::sync::OnceCell<()>,
+    /// The backend's ComfyUI version (`system.comfyui_version`), once known: from the last fetch
+    /// or status that had it, else from the disk copy.
+    comfyui_version: RwLock<Option<String>>,
 }
 
 impl Definitions {
@@ -59,7 +70,27 @@ impl Definitions {
             epoch: AtomicU64::new(0),
             disk,
             disk_read: tokio::sync::OnceCell::new(),
+            comfyui_version: RwLock::new(None),
         }
+    }
+
+    /// The backend's ComfyUI version, when a fetch, a status or the disk copy told it.
+    pub fn comfyui_version(&self) -> Option<String> {
+        self.comfyui_version.read().ok()?.clone()
+    }
+
+    /// Records the version ComfyUI reported (`/system_stats` answered someone).
+    pub fn note_comfyui_version(&self, version: &str) {
+        if let Ok(mut guard) = self.comfyui_version.write()
+            && guard.as_deref() != Some(version)
+        {
+            *guard = Some(version.to_owned());
+        }
+    }
+
+    /// How to validate for this backend: the checks its version makes.
+    pub fn validation_options(&self) -> ValidationOptions {
+        validation_options(self.comfyui_version().as_deref())
     }
 
     /// The definitions in memory, if fetched within [`TTL`] or read from disk and not yet replaced.
@@ -102,7 +133,10 @@ impl Definitions {
         {
             *slot = None;
         }
-        let info = result?;
+        let (info, version) = result?;
+        if let Some(version) = &version {
+            self.note_comfyui_version(version);
+        }
         if let Ok(mut guard) = self.cached.write()
             && self.epoch.load(Ordering::SeqCst) == epoch
         {
@@ -128,19 +162,24 @@ impl Definitions {
         let client = client.clone();
         let disk = self.disk.clone();
         let fetch = async move {
-            let raw = client.object_info().await.map_err(Arc::new)?;
-            let (info, raw) = tokio::task::spawn_blocking(move || (ObjectInfo::from_json(&raw), raw))
+            // The version costs one small request beside the largest one, once per fetch.
+            let (text, stats) = tokio::join!(client.object_info_text(), client.system_stats());
+            let text = text.map_err(Arc::new)?;
+            let version = stats.ok().map(|stats| stats.system.comfyui_version);
+            let decode_failed = |message: String| {
+                Arc::new(ClientError::Decode {
+                    url: format!("{}/object_info", client.base_url().trim_end_matches('/')),
+                    message,
+                })
+            };
+            let (parsed, text) = tokio::task::spawn_blocking(move || (parse(&text), text))
                 .await
-                .map_err(|error| {
-                    Arc::new(ClientError::Decode {
-                        url: client.base_url().to_owned(),
-                        message: error.to_string(),
-                    })
-                })?;
+                .map_err(|error| decode_failed(error.to_string()))?;
+            let info = parsed.map_err(decode_failed)?;
             if let Some(path) = disk {
-                save(path, raw).await;
+                save(path, text, version.clone()).await;
             }
-            Ok(Arc::new(info))
+            Ok((Arc::new(info), version))
         }
         .boxed()
         .shared();
@@ -167,9 +206,15 @@ impl Definitions {
             .await
             .ok()
             .flatten();
-        let Some(info) = loaded else {
+        let Some((info, version)) = loaded else {
             return false;
         };
+        if let Some(version) = version
+            && let Ok(mut guard) = self.comfyui_version.write()
+            && guard.is_none()
+        {
+            *guard = Some(version);
+        }
         match self.cached.write() {
             Ok(mut guard) if guard.is_none() && self.epoch.load(Ordering::SeqCst) == epoch => {
                 *guard = Some(Cached {
@@ -197,29 +242,130 @@ fn disk_name(url: &str) -> String {
     format!("object_info-{hex}.json")
 }
 
-fn read_copy(path: &Path) -> Option<ObjectInfo> {
-    let bytes = std::fs::read(path).ok()?;
-    let raw: Value = serde_json::from_slice(&bytes).ok()?;
-    raw.is_object().then(|| ObjectInfo::from_json(&raw))
+/// Whether a ComfyUI of this version checks V3 `COMBO` values against their options when a
+/// prompt is queued: 0.26 does, 0.3.75 does not, and the rule is any version from 0.4 on (a
+/// leading `v` and a suffix after the numbers, as in `0.27.0-rc1`, are allowed). An unknown or
+/// unreadable version does not: a check ComfyUI skips would refuse graphs it runs.
+pub fn checks_v3_combos(comfyui_version: &str) -> bool {
+    let mut parts = comfyui_version.trim().trim_start_matches('v').split('.');
+    let mut number = || -> Option<u64> {
+        let digits: String = parts.next()?.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    match (number(), number()) {
+        (Some(major), Some(minor)) => (major, minor) >= (0, 4),
+        _ => false,
+    }
 }
 
-/// Writes the copy through a temporary file and a rename, so a reader never sees half of one;
-/// a failure only costs the next process its head start.
-async fn save(path: PathBuf, raw: Value) {
+/// How to validate a prompt for a ComfyUI of this version (`None`: unknown, validated as 0.3.75):
+/// from 0.4 on, V3 combo values are checked and a missing node class is `missing_node_type`.
+pub fn validation_options(comfyui_version: Option<&str>) -> ValidationOptions {
+    let current = comfyui_version.is_some_and(checks_v3_combos);
+    ValidationOptions {
+        check_v3_combos: current,
+        missing_node_type: current,
+        ..ValidationOptions::default()
+    }
+}
+
+/// Parses an `/object_info` document from its text, keeping the server's order. It must be a JSON
+/// object (of node classes).
+fn parse(text: &str) -> Result<ObjectInfo, String> {
+    if !text.trim_start().starts_with('{') {
+        return Err(format!(
+            "not a JSON object of node classes; body starts with {:?}",
+            text.chars().take(80).collect::<String>()
+        ));
+    }
+    ObjectInfo::from_json_text(text).map_err(|error| error.to_string())
+}
+
+/// The file beside a copy that holds the version of the ComfyUI that sent it.
+fn version_file(path: &Path) -> PathBuf {
+    path.with_extension("version")
+}
+
+fn read_copy(path: &Path) -> Option<(ObjectInfo, Option<String>)> {
+    let text = fs_err::read_to_string(path).ok()?;
+    let info = parse(&text).ok()?;
+    let version = fs_err::read_to_string(version_file(path))
+        .ok()
+        .map(|version| version.trim().to_owned())
+        .filter(|version| !version.is_empty());
+    Some((info, version))
+}
+
+/// Writes the copy (the text ComfyUI sent) and its version through temporary files and renames,
+/// so a reader never sees half of one; a failure only costs the next process its head start.
+async fn save(path: PathBuf, text: String, version: Option<String>) {
     let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         if let Some(directory) = path.parent() {
-            std::fs::create_dir_all(directory)?;
+            fs_err::create_dir_all(directory)?;
         }
-        let temporary = path.with_extension(format!("{}.partial", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&temporary, serde_json::to_vec(&raw).unwrap_or_default())?;
-        std::fs::rename(&temporary, &path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&temporary);
-        })
+        let write = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
+            let temporary = path.with_extension(format!("{}.partial", uuid::Uuid::new_v4().simple()));
+            fs_err::write(&temporary, bytes)?;
+            fs_err::rename(&temporary, path).inspect_err(|_| {
+                let _ = fs_err::remove_file(&temporary);
+            })
+        };
+        // A version left beside another copy by a failed write only lasts until the first fetch:
+        // a disk copy never refuses a request on its own.
+        let versioned = version_file(&path);
+        match &version {
+            Some(version) => write(&versioned, version.as_bytes())?,
+            None => {
+                let _ = fs_err::remove_file(&versioned);
+            }
+        }
+        write(&path, text.as_bytes())
     })
     .await;
     if let Ok(Err(error)) = written {
         tracing::debug!(%error, "node definitions not cached on disk");
     }
+}
+
+/// One backend's node definitions and version, fetched once.
+pub struct FetchedOnce {
+    pub info: ObjectInfo,
+    /// `system.comfyui_version`, when `/system_stats` answered.
+    pub comfyui_version: Option<String>,
+}
+
+impl FetchedOnce {
+    /// How to validate for this backend: the checks its version makes.
+    pub fn validation_options(&self) -> ValidationOptions {
+        validation_options(self.comfyui_version.as_deref())
+    }
+}
+
+/// One backend's node definitions fetched once (in the server's order, with its version), without
+/// starting an engine (the CLI's `convert`/`validate`/`params` need nothing else: no database, no
+/// websocket).
+pub async fn fetch_once(backend: &crate::BackendSettings) -> Result<FetchedOnce, crate::EngineError> {
+    let failed = |source| crate::EngineError::Backend {
+        backend: format!("{} ({})", backend.name, backend.url),
+        source,
+    };
+    let options = comfy_api::ClientOptions {
+        headers: backend.headers.clone(),
+        ..comfy_api::ClientOptions::default()
+    };
+    let client = ComfyClient::new(&backend.url, options).map_err(failed)?;
+    let (text, stats) = tokio::join!(client.object_info_text(), client.system_stats());
+    let text = text.map_err(failed)?;
+    let url = format!("{}/object_info", client.base_url().trim_end_matches('/'));
+    let info = tokio::task::spawn_blocking(move || parse(&text))
+        .await
+        .map_err(|error| error.to_string())
+        .and_then(|parsed| parsed)
+        .map_err(|message| failed(ClientError::Decode { url, message }))?;
+    Ok(FetchedOnce {
+        info,
+        comfyui_version: stats.ok().map(|stats| stats.system.comfyui_version),
+    })
 }
 
 #[cfg(test)]
@@ -240,30 +386,63 @@ mod tests {
             std::env::temp_dir().join(format!("comfyui-mcp-definitions-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&directory).unwrap();
         let definitions = Definitions::new("http://127.0.0.1:1", Some(&directory));
-        let raw = serde_json::json!({"KSampler": {"input": {"required": {}}, "output": ["LATENT"]}});
-        save(definitions.disk.clone().unwrap(), raw).await;
+        let raw = r#"{"KSampler": {"input": {"required": {}}, "output": ["LATENT"]}}"#;
+        let path = definitions.disk.clone().unwrap();
+        save(path.clone(), raw.to_owned(), Some("0.26.0".to_owned())).await;
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            raw,
+            "the copy is the text as sent"
+        );
         assert!(definitions.load_from_disk().await);
         assert!(!definitions.load_from_disk().await, "read once per process");
         assert!(definitions.current().is_some());
         assert_eq!(definitions.age(), Some(Duration::MAX));
+        assert_eq!(definitions.comfyui_version().as_deref(), Some("0.26.0"));
+        assert!(definitions.validation_options().check_v3_combos);
         definitions.forget();
         assert!(definitions.current().is_none());
         std::fs::remove_dir_all(&directory).ok();
     }
-}
 
-/// One backend's node definitions fetched once, without starting an engine (the CLI's
-/// `convert`/`validate`/`params` need nothing else: no database, no websocket).
-pub async fn fetch_once(backend: &crate::BackendSettings) -> Result<ObjectInfo, crate::EngineError> {
-    let failed = |source| crate::EngineError::Backend {
-        backend: format!("{} ({})", backend.name, backend.url),
-        source,
-    };
-    let options = comfy_api::ClientOptions {
-        headers: backend.headers.clone(),
-        ..comfy_api::ClientOptions::default()
-    };
-    let client = ComfyClient::new(&backend.url, options).map_err(failed)?;
-    let raw = client.object_info().await.map_err(failed)?;
-    Ok(ObjectInfo::from_json(&raw))
+    #[test]
+    fn v3_combos_are_checked_from_comfyui_0_4_on() {
+        for version in ["0.26.0", "0.4.0", "v0.27.1", "1.0.0", "0.26.0-rc1", " 0.26 "] {
+            assert!(checks_v3_combos(version), "{version}");
+        }
+        for version in ["0.3.75", "0.3.0", "0.2.7", "", "unknown", "0", "x.26"] {
+            assert!(!checks_v3_combos(version), "{version}");
+        }
+        let current = validation_options(Some("0.26.0"));
+        assert!(current.check_v3_combos && current.missing_node_type);
+        let older = validation_options(Some("0.3.75"));
+        assert!(!older.check_v3_combos && !older.missing_node_type);
+        assert!(!validation_options(None).check_v3_combos);
+    }
+
+    #[test]
+    fn definitions_keep_the_servers_order_inside_dynamic_combos() {
+        // `z` before `a` in the option's inputs: a parsed `Value` would sort them.
+        let text = r#"{"Node": {"input": {"required": {"mode": ["COMFY_DYNAMICCOMBO_V3", {"options": [
+            {"key": "one", "inputs": {"required": {"z": ["INT", {}], "a": ["INT", {}]}}}]}]}},
+            "output": [], "output_node": true, "display_name": null}}"#;
+        let info = parse(text).unwrap();
+        let node = info.node("Node").unwrap();
+        let comfy_workflow::object_info::InputKind::DynamicCombo(options) = &node.inputs[0].kind else {
+            panic!("a dynamic combo: {:?}", node.inputs[0]);
+        };
+        let names: Vec<&str> = options[0]
+            .inputs
+            .iter()
+            .map(|input| input.name.as_str())
+            .collect();
+        assert_eq!(names, ["mode.z", "mode.a"]);
+        assert_eq!(
+            node.display_name, "Node",
+            "a null display name falls back to the class"
+        );
+        assert!(parse("[]").is_err());
+        assert!(parse("<html>").is_err());
+        assert!(parse(r#"{"a": "#).is_err());
+    }
 }

@@ -8,7 +8,7 @@ use comfy_workflow::builders::{
     Canvas, ControlNetSpec, Generation, HiresFix, LoraSpec, ModelFamily, ModelSource,
 };
 use comfy_workflow::diagnostic::code;
-use comfy_workflow::{ApiPrompt, Report, ValidationOptions, validate};
+use comfy_workflow::{ApiPrompt, Report, validate};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -173,8 +173,9 @@ impl Engine {
         entry: &BackendEntry,
         prompt: &ApiPrompt,
     ) -> Result<Report, EngineError> {
-        let options = ValidationOptions::default();
-        let report = validate(prompt, &*self.object_info(entry, false).await?, &options);
+        let info = self.object_info(entry, false).await?;
+        // The checks this backend's version makes (known once its definitions were fetched).
+        let report = validate(prompt, &info, &entry.definitions.validation_options());
         let stale_models = report.errors().any(|diagnostic| {
             diagnostic.code == code::VALUE_NOT_IN_LIST
                 && diagnostic
@@ -184,7 +185,8 @@ impl Engine {
         });
         let old_cache = entry.object_info_age().is_some_and(|age| age > REVALIDATE_AFTER);
         if stale_models || (report.has_errors() && old_cache) {
-            return Ok(validate(prompt, &*self.object_info(entry, true).await?, &options));
+            let info = self.object_info(entry, true).await?;
+            return Ok(validate(prompt, &info, &entry.definitions.validation_options()));
         }
         Ok(report)
     }

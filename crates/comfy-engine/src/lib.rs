@@ -121,6 +121,12 @@ impl BackendEntry {
         self.definitions.age()
     }
 
+    /// The backend's ComfyUI version, when a fetch of its definitions, a status or their disk
+    /// copy told it (no request is made here).
+    pub fn comfyui_version(&self) -> Option<String> {
+        self.definitions.comfyui_version()
+    }
+
     fn error(&self, source: ClientError) -> EngineError {
         EngineError::Backend {
             backend: self.label(),
@@ -173,6 +179,9 @@ pub struct Engine {
     workflow_library: workflows::WorkflowLibrary,
     /// Whether [`Engine::prefetch_object_info`] ran.
     prefetched: std::sync::atomic::AtomicBool,
+    /// Cancelled once the jobs a previous process left unfinished are reconciled (or could not
+    /// be): until then, the store's word on such a job may be about to change.
+    reconciled: CancellationToken,
 }
 
 impl Engine {
@@ -222,6 +231,7 @@ impl Engine {
             tracker,
             workflow_library,
             prefetched: std::sync::atomic::AtomicBool::new(false),
+            reconciled: CancellationToken::new(),
         });
         engine.watch_workflows_directory();
         let reconciling = engine.clone();
@@ -231,6 +241,7 @@ impl Engine {
                 Ok(count) => tracing::info!(count, "reconciled jobs left unfinished by a previous run"),
                 Err(error) => tracing::error!(%error, "cannot reconcile unfinished jobs"),
             }
+            reconciling.reconciled.cancel();
         });
         Ok(engine)
     }
@@ -384,6 +395,11 @@ async fn backend_status(entry: &BackendEntry) -> BackendStatus {
         Err(_) => None,
     };
     let connection = entry.backend.connection();
+    if let Ok(stats) = &stats {
+        entry
+            .definitions
+            .note_comfyui_version(&stats.system.comfyui_version);
+    }
     match stats {
         Ok(stats) => BackendStatus {
             name: entry.name.clone(),

@@ -23,6 +23,11 @@ pub struct JobContext {
     pub seed: Option<u64>,
 }
 
+/// Longest a read of a stored job waits for the reconciliation at start-up (which asks each
+/// backend about each job a previous process left unfinished: milliseconds, unless a backend is
+/// silent).
+pub const RECONCILIATION_WAIT: Duration = Duration::from_secs(10);
+
 fn store_error(error: comfy_store::StoreError) -> EngineError {
     EngineError::Store { source: error }
 }
@@ -157,9 +162,21 @@ impl Engine {
         }
     }
 
-    /// A job as the store remembers it, when it is final there.
+    /// A job as the store remembers it. Right after start, a job a previous process left
+    /// unfinished may be being reconciled (found in ComfyUI, or failed as never sent): its record
+    /// is read again once that is done, waiting at most [`RECONCILIATION_WAIT`].
     pub async fn stored_job(&self, job_id: &str) -> Option<JobRecord> {
-        self.store.get_job(job_id).await.ok()
+        let record = self.store.get_job(job_id).await.ok()?;
+        if record.state.is_final() || self.reconciled.is_cancelled() {
+            return Some(record);
+        }
+        if tokio::time::timeout(RECONCILIATION_WAIT, self.reconciled.cancelled())
+            .await
+            .is_err()
+        {
+            return Some(record);
+        }
+        Some(self.store.get_job(job_id).await.unwrap_or(record))
     }
 }
 

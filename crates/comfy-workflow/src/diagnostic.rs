@@ -58,6 +58,8 @@ pub mod code {
     pub const VALUE_BIGGER_THAN_MAX: &str = "value_bigger_than_max";
     pub const VALUE_NOT_IN_LIST: &str = "value_not_in_list";
     pub const CUSTOM_VALIDATION_FAILED: &str = "custom_validation_failed";
+    // ComfyUI 0.26: a missing or unknown node class (0.3.75 says `invalid_prompt`).
+    pub const MISSING_NODE_TYPE: &str = "missing_node_type";
     // ComfyUI 0.26.
     pub const DEPENDENCY_CYCLE: &str = "dependency_cycle";
     // Ours: warnings for things ComfyUI accepts but that are probably mistakes.

@@ -46,6 +46,9 @@ pub struct ValidationOptions {
     pub partial_execution_targets: Option<Vec<String>>,
     /// Check V3 `COMBO` values against their options, as ComfyUI 0.26 does (0.3.75 does not).
     pub check_v3_combos: bool,
+    /// Call a missing or unknown node class `missing_node_type`, as ComfyUI 0.26 does (0.3.75
+    /// calls it `invalid_prompt`).
+    pub missing_node_type: bool,
     /// Known providers of node classes the backend lacks: class type -> custom-node pack.
     pub custom_node_hints: BTreeMap<String, String>,
 }
@@ -53,7 +56,8 @@ pub struct ValidationOptions {
 /// The top-level error `POST /prompt` would answer with (HTTP 400).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rejection {
-    /// `invalid_prompt`, `prompt_no_outputs` or `prompt_outputs_failed_validation`.
+    /// `invalid_prompt` (0.26: `missing_node_type` for node classes), `prompt_no_outputs` or
+    /// `prompt_outputs_failed_validation`.
     pub code: String,
     pub message: String,
 }
@@ -192,7 +196,12 @@ pub fn validate_json(raw: &Value, info: &ObjectInfo, options: &ValidationOptions
                 class_type: class_type.unwrap_or_default().to_owned(),
                 title: class_type.unwrap_or_default().to_owned(),
                 input: None,
-                code: code::INVALID_PROMPT.to_owned(),
+                code: if raw_node.is_object() && class_type.is_none() {
+                    missing_class_code(options)
+                } else {
+                    code::INVALID_PROMPT
+                }
+                .to_owned(),
                 severity: Severity::Error,
                 message: problem.unwrap_or("node is malformed").to_owned(),
                 suggestion: None,
@@ -202,12 +211,18 @@ pub fn validate_json(raw: &Value, info: &ObjectInfo, options: &ValidationOptions
     }
     let mut report = Validator::new(&prompt, info, options).run();
     if !shape_diagnostics.is_empty() {
+        // ComfyUI stops at the first malformed node; the first one by id stands for it.
+        let first = shape_diagnostics
+            .iter()
+            .min_by(|left, right| compare_node_ids(&left.node_id, &right.node_id))
+            .map_or(code::INVALID_PROMPT, |diagnostic| diagnostic.code.as_str())
+            .to_owned();
         report.diagnostics.extend(shape_diagnostics);
         report
             .diagnostics
             .sort_by(|left, right| compare_node_ids(&left.node_id, &right.node_id));
         report.rejection = Some(Rejection {
-            code: code::INVALID_PROMPT.to_owned(),
+            code: first,
             message: "Cannot execute because a node is malformed or missing the class_type property"
                 .to_owned(),
         });
@@ -468,17 +483,18 @@ impl<'a> Validator<'a> {
             let Some((node_id, node)) = self.node(position) else {
                 continue;
             };
+            let class_code = missing_class_code(self.options);
             if node.class_type.trim().is_empty() {
                 let message = "Cannot execute because a node is missing the class_type property".to_owned();
                 rejection.get_or_insert_with(|| Rejection {
-                    code: code::INVALID_PROMPT.to_owned(),
+                    code: class_code.to_owned(),
                     message: format!("{message}: node '{node_id}'"),
                 });
                 self.push(
                     node_id,
                     node,
                     None,
-                    code::INVALID_PROMPT,
+                    class_code,
                     Severity::Error,
                     message,
                     Vec::new(),
@@ -486,7 +502,7 @@ impl<'a> Validator<'a> {
             } else if !self.info.has_node(&node.class_type) {
                 let message = format!("Cannot execute because node {} does not exist", node.class_type);
                 rejection.get_or_insert_with(|| Rejection {
-                    code: code::INVALID_PROMPT.to_owned(),
+                    code: class_code.to_owned(),
                     message: message.clone(),
                 });
                 if let Some(pack) = self.options.custom_node_hints.get(&node.class_type) {
@@ -498,7 +514,7 @@ impl<'a> Validator<'a> {
                         node_id,
                         node,
                         None,
-                        code::INVALID_PROMPT,
+                        class_code,
                         Severity::Error,
                         message,
                         suggestion,
@@ -514,7 +530,7 @@ impl<'a> Validator<'a> {
                         node_id,
                         node,
                         None,
-                        code::INVALID_PROMPT,
+                        class_code,
                         Severity::Error,
                         message,
                         candidates,
@@ -1155,6 +1171,15 @@ fn output_at(definition: &NodeDefinition, slot: i128) -> Option<&OutputSpec> {
 
 /// A V3 `COMBO` declares its choices in `options.options`; a legacy combo puts the list in the
 /// type position and has no such key.
+/// The code of a missing or unknown node class: the server generation's.
+fn missing_class_code(options: &ValidationOptions) -> &'static str {
+    if options.missing_node_type {
+        code::MISSING_NODE_TYPE
+    } else {
+        code::INVALID_PROMPT
+    }
+}
+
 fn is_v3_combo(spec: &InputSpec) -> bool {
     spec.option("options").is_some_and(Value::is_array)
 }

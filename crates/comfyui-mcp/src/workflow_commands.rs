@@ -82,13 +82,21 @@ fn input_error(message: impl Into<String>) -> CommandError {
     CommandError::Input(message.into())
 }
 
-/// Reads the node definitions from a file, or fetches them from the configured backend.
+/// Node definitions and the checks of the server they come from.
+struct NodeDefinitions {
+    info: ObjectInfo,
+    /// From the backend's version; a file's definitions get the default checks.
+    validation: ValidationOptions,
+}
+
+/// Reads the node definitions from a file, or fetches them (and the version) from the configured
+/// backend.
 async fn node_definitions(
     arguments: &NodeDefinitionsArguments,
     settings: &Settings,
-) -> Result<ObjectInfo, CommandError> {
+) -> Result<NodeDefinitions, CommandError> {
     if let Some(path) = &arguments.object_info {
-        let text = tokio::fs::read_to_string(path)
+        let text = fs_err::tokio::read_to_string(path)
             .await
             .map_err(|error| input_error(format!("cannot read {}: {error}", path.display())))?;
         let raw = parse_workflow_text(&text, &path.display().to_string())?;
@@ -98,7 +106,12 @@ async fn node_definitions(
                 path.display()
             )));
         }
-        return Ok(ObjectInfo::from_json(&raw));
+        // The text keeps the order of nested inputs, which a parsed value lost.
+        let info = ObjectInfo::from_json_text(&text).unwrap_or_else(|_| ObjectInfo::from_json(&raw));
+        return Ok(NodeDefinitions {
+            info,
+            validation: ValidationOptions::default(),
+        });
     }
     let backend = match &arguments.backend {
         Some(name) => settings
@@ -113,15 +126,19 @@ async fn node_definitions(
             .first()
             .ok_or_else(|| input_error("no ComfyUI backend is configured"))?,
     };
-    comfy_engine::definitions::fetch_once(backend).await.map_err(|error| {
+    let fetched = comfy_engine::definitions::fetch_once(backend).await.map_err(|error| {
         input_error(format!(
             "cannot fetch node definitions: {error}; start ComfyUI, pass --comfyui-url, or use --object-info FILE"
         ))
+    })?;
+    Ok(NodeDefinitions {
+        validation: fetched.validation_options(),
+        info: fetched.info,
     })
 }
 
 async fn read_workflow(path: &Path) -> Result<Value, CommandError> {
-    let text = tokio::fs::read_to_string(path)
+    let text = fs_err::tokio::read_to_string(path)
         .await
         .map_err(|error| input_error(format!("cannot read {}: {error}", path.display())))?;
     Ok(parse_workflow_text(&text, &path.display().to_string())?)
@@ -190,7 +207,7 @@ pub async fn convert(arguments: ConvertArguments, settings: &Settings) -> ExitCo
 
 async fn run_convert(arguments: &ConvertArguments, settings: &Settings) -> Result<bool, CommandError> {
     let options = convert_options(arguments)?;
-    let info = node_definitions(&arguments.definitions, settings).await?;
+    let info = node_definitions(&arguments.definitions, settings).await?.info;
     if let (Some(batch), Some(out)) = (&arguments.batch, &arguments.out) {
         return convert_batch(batch, out, &info, &options).await;
     }
@@ -210,7 +227,7 @@ fn json_files(directory: &Path) -> Result<Vec<PathBuf>, CommandError> {
     let mut pending = vec![PathBuf::new()];
     while let Some(relative) = pending.pop() {
         let folder = directory.join(&relative);
-        let entries = std::fs::read_dir(&folder)
+        let entries = fs_err::read_dir(&folder)
             .map_err(|error| input_error(format!("cannot list {}: {error}", folder.display())))?;
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -267,11 +284,11 @@ async fn batch_item(path: &Path) -> BatchItem {
 
 fn write_record(target: &Path, record: &Value) -> Result<(), CommandError> {
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)
+        fs_err::create_dir_all(parent)
             .map_err(|error| input_error(format!("cannot create {}: {error}", parent.display())))?;
     }
     let text = serde_json::to_string_pretty(record).unwrap_or_default() + "\n";
-    std::fs::write(target, text)
+    fs_err::write(target, text)
         .map_err(|error| input_error(format!("cannot write {}: {error}", target.display())))
 }
 
@@ -329,14 +346,14 @@ pub async fn validate_command(arguments: WorkflowFileArguments, settings: &Setti
 }
 
 async fn run_validate(arguments: &WorkflowFileArguments, settings: &Settings) -> Result<bool, CommandError> {
-    let info = node_definitions(&arguments.definitions, settings).await?;
+    let NodeDefinitions { info, validation } = node_definitions(&arguments.definitions, settings).await?;
     let value = read_workflow(&arguments.workflow).await?;
     let options = ConvertOptions {
         now: Some(current_time()),
         ..ConvertOptions::default()
     };
     let loaded = load_workflow(&value, &info, &options)?;
-    let report = validate(&loaded.prompt, &info, &ValidationOptions::default());
+    let report = validate(&loaded.prompt, &info, &validation);
     let checked = CheckedWorkflow {
         format: loaded.format,
         conversion: loaded.conversion,
@@ -352,7 +369,7 @@ pub async fn params(arguments: WorkflowFileArguments, settings: &Settings) -> Ex
 }
 
 async fn run_params(arguments: &WorkflowFileArguments, settings: &Settings) -> Result<bool, CommandError> {
-    let info = node_definitions(&arguments.definitions, settings).await?;
+    let info = node_definitions(&arguments.definitions, settings).await?.info;
     let value = read_workflow(&arguments.workflow).await?;
     let loaded = load_workflow(&value, &info, &parameter_options())?;
     print_diagnostics(&arguments.workflow.display().to_string(), &loaded.conversion);

@@ -387,3 +387,23 @@ fn no_child_module_imports_its_parent() {
         "child modules that import their parent: {found:#?}"
     );
 }
+
+#[test]
+fn file_errors_carry_their_path() {
+    // fs-err wraps std's and tokio's file calls so every error names the file it is about.
+    for krate in ["comfy-engine", "comfyui-mcp"] {
+        for (path, text) in sources(&format!("crates/{krate}/src")) {
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for pattern in ["tokio::fs::", "std::fs::"] {
+                let lines: Vec<&str> = uses(code, pattern)
+                    .into_iter()
+                    .filter(|line| !line.contains("std::fs::FileType"))
+                    .collect();
+                assert!(
+                    lines.is_empty(),
+                    "{path} uses {pattern} (use fs_err, whose errors name the path): {lines:?}"
+                );
+            }
+        }
+    }
+}

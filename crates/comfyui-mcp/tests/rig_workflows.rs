@@ -360,3 +360,110 @@ async fn harness_with_same_directory(directory: &Path, scratch: &Path) -> Harnes
     std::fs::create_dir_all(&private).unwrap();
     harness(Some(directory.to_owned()), &private).await
 }
+
+/// EmptyImage -> ImageScaleToTotalPixels (a V3 node: its `upscale_method` is a V3 `COMBO` on both
+/// rig servers) -> PreviewImage, with `method` as the upscale method.
+fn v3_combo_graph(method: &str) -> Value {
+    json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 0}},
+        // `resolution_steps` is 0.26's; 0.3.75 ignores it (a warning here).
+        "2": {"class_type": "ImageScaleToTotalPixels", "inputs": {"image": ["1", 0], "upscale_method": method,
+              "megapixels": 0.01, "resolution_steps": 1}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
+    })
+}
+
+/// A current ComfyUI (0.26) checks V3 combo values when a prompt is queued, and so do we for it:
+/// a misspelled one is refused before anything is queued, with the value it meant. 0.3.75 does
+/// not check them, and neither do we for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_combo_values_are_checked_where_the_server_checks_them() {
+    let client = comfy_api::ComfyClient::new(&comfyui_url(), Default::default()).expect("client");
+    let version = client
+        .system_stats()
+        .await
+        .expect("system_stats")
+        .system
+        .comfyui_version;
+    let checks = test_support::is_current_comfyui(&version);
+    let scratch = scratch_directory("v3-combos");
+    let harness = harness(None, &scratch).await;
+
+    let good = json_of(
+        &harness
+            .call(
+                "validate_workflow",
+                json!({"workflow": v3_combo_graph("lanczos")}),
+            )
+            .await,
+    );
+    assert_eq!(good["error_count"], 0, "{version}: {good:#}");
+    let report = json_of(
+        &harness
+            .call(
+                "validate_workflow",
+                json!({"workflow": v3_combo_graph("lanczoz")}),
+            )
+            .await,
+    );
+    if checks {
+        assert_eq!(report["outcome"], "rejected", "{version}: {report:#}");
+        let finding = diagnostic(&report["diagnostics"], "2", "upscale_method");
+        assert_eq!(finding["code"], "value_not_in_list", "{finding:#}");
+        assert!(
+            finding["suggestion"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("lanczos"),
+            "{finding:#}"
+        );
+        let refused = harness
+            .call("run_workflow", json!({"workflow": v3_combo_graph("lanczoz")}))
+            .await;
+        let text = text_of(&refused);
+        // Refused here ("is not valid for", with the suggestion), not by ComfyUI's /prompt.
+        assert!(
+            is_error(&refused)
+                && text.contains("is not valid for")
+                && text.contains("nothing was queued")
+                && text.contains("lanczos"),
+            "{text}"
+        );
+    } else {
+        assert_eq!(
+            report["error_count"], 0,
+            "{version} does not check V3 combos: {report:#}"
+        );
+        assert_ne!(report["outcome"], "rejected", "{version}: {report:#}");
+    }
+
+    harness.engine.shutdown().await;
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
+/// Nodes whose definition has no display name (`null` for 154 core nodes on 0.26, 157 on 0.3.75)
+/// are shown under their class name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_nodes_names_nodes_without_a_display_name_by_class() {
+    let scratch = scratch_directory("display-names");
+    let harness = harness(None, &scratch).await;
+    let found = json_of(
+        &harness
+            .call("search_nodes", json!({"query": "scheduler", "limit": 200}))
+            .await,
+    );
+    let nodes = found["nodes"].as_array().expect("nodes");
+    let basic = nodes
+        .iter()
+        .find(|node| node["class_type"] == "BasicScheduler")
+        .unwrap_or_else(|| panic!("BasicScheduler in {found:#}"));
+    assert_eq!(basic["display_name"], "BasicScheduler", "{basic:#}");
+    for node in nodes {
+        assert!(
+            node["display_name"].as_str().is_some_and(|name| !name.is_empty()),
+            "{node:#}"
+        );
+    }
+    harness.engine.shutdown().await;
+    std::fs::remove_dir_all(&scratch).ok();
+}

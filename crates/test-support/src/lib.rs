@@ -6,4 +6,4 @@ pub mod proxy;
 pub mod rig;
 
 pub use proxy::FaultProxy;
-pub use rig::{RigInstance, comfyui_url};
+pub use rig::{RigInstance, assert_rig_version, comfyui_url, expected_comfyui_version, is_current_comfyui};

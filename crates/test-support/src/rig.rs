@@ -25,6 +25,50 @@ pub fn comfyui_url() -> String {
     }
 }
 
+/// The environment variable naming the ComfyUI version of the shared rig, when the caller knows
+/// it (`scripts/test` sets it for each server of its matrix).
+pub const TEST_VERSION_VARIABLE: &str = "COMFYUI_MCP_TEST_COMFYUI_VERSION";
+
+/// The ComfyUI versions the rig installs by name (`rig.py install --comfyui VERSION`).
+pub const RIG_VERSIONS: &[&str] = &["0.3.75", "0.26.0"];
+
+/// The version the shared rig is expected to run: the one in [`TEST_VERSION_VARIABLE`] if set.
+pub fn expected_comfyui_version() -> Option<String> {
+    std::env::var(TEST_VERSION_VARIABLE)
+        .ok()
+        .map(|version| version.trim().to_owned())
+        .filter(|version| !version.is_empty())
+}
+
+/// Fails the test unless `reported` (a server's `system.comfyui_version`) is the expected
+/// version, or, when none is set, one of the [`RIG_VERSIONS`].
+pub fn assert_rig_version(reported: &str) {
+    match expected_comfyui_version() {
+        Some(expected) => assert_eq!(
+            reported, expected,
+            "the server runs ComfyUI {reported}, but {TEST_VERSION_VARIABLE} says {expected}"
+        ),
+        None => assert!(
+            RIG_VERSIONS.contains(&reported),
+            "the server runs ComfyUI {reported}, which is none of the rig's {RIG_VERSIONS:?}"
+        ),
+    }
+}
+
+/// Whether a ComfyUI version is 0.4 or later (0.26 is): the V3-era servers, which check V3 combo
+/// values, have `/api/jobs` and send V3 dynamic inputs. `false` for anything unparseable.
+pub fn is_current_comfyui(version: &str) -> bool {
+    let mut parts = version.trim().trim_start_matches('v').split('.');
+    let number = |part: Option<&str>| -> Option<u64> {
+        let digits: String = part?.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    match (number(parts.next()), number(parts.next())) {
+        (Some(major), Some(minor)) => (major, minor) >= (0, 4),
+        _ => false,
+    }
+}
+
 /// The repository root (two levels above this crate).
 pub fn repository_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -211,6 +211,31 @@ fn missing_class_type_rejects_the_prompt() {
 }
 
 #[test]
+fn a_current_server_calls_a_missing_class_missing_node_type() {
+    let current = ValidationOptions {
+        missing_node_type: true,
+        ..ValidationOptions::default()
+    };
+    let mut unknown = txt2img();
+    unknown.get_mut("3").unwrap().class_type = "Ksampler".to_owned();
+    let report = validate(&unknown, object_info(), &current);
+    assert_eq!(report.rejection.as_ref().unwrap().code, "missing_node_type");
+    assert_eq!(
+        report.errors().find(|error| error.node_id == "3").unwrap().code,
+        "missing_node_type"
+    );
+    let mut raw = txt2img_json();
+    raw["5"].as_object_mut().unwrap().remove("class_type");
+    let report = validate_json(&raw, object_info(), &current);
+    assert_eq!(report.rejection.as_ref().unwrap().code, "missing_node_type");
+    // A node that is not an object is malformed on every server.
+    let mut raw = txt2img_json();
+    raw["5"] = json!("not a node");
+    let report = validate_json(&raw, object_info(), &current);
+    assert_eq!(report.rejection.as_ref().unwrap().code, "invalid_prompt");
+}
+
+#[test]
 fn unknown_class_is_suggested_or_attributed_to_a_pack() {
     let mut prompt = txt2img();
     prompt.get_mut("3").unwrap().class_type = "Ksampler".to_owned();
