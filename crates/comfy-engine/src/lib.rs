@@ -234,6 +234,14 @@ impl Engine {
             reconciled: CancellationToken::new(),
         });
         engine.watch_workflows_directory();
+        // The disk copies of node definitions are read now, while the client is still shaking
+        // hands: reading costs ComfyUI nothing, and the first call then finds them in memory.
+        for index in 0..engine.backends.len() {
+            let reader = engine.clone();
+            engine.tracker.spawn(async move {
+                reader.backends[index].definitions.load_from_disk().await;
+            });
+        }
         let reconciling = engine.clone();
         engine.tracker.spawn(async move {
             match reconciling.reconcile_unfinished_jobs().await {
@@ -336,14 +344,19 @@ impl Engine {
             let cancel = self.cancel.child_token();
             self.tracker.spawn(async move {
                 let entry = &engine.backends[index];
-                // With a disk copy the fetch can wait: serving /object_info takes ComfyUI's own
-                // CPU (0.2 to 0.6 s), which would slow the session's first job; a copy that is
-                // out of date meanwhile is refetched by the first validation it fails.
-                if entry.definitions.load_from_disk().await {
-                    tokio::select! {
+                // Started by `start`; this waits for it to end.
+                entry.definitions.load_from_disk().await;
+                match entry.object_info_age() {
+                    // With a disk copy the fetch can wait: serving /object_info takes ComfyUI's own
+                    // CPU (0.2 to 0.6 s), which would slow the session's first job; a copy that is
+                    // out of date meanwhile is refetched by the first validation it fails.
+                    Some(Duration::MAX) => tokio::select! {
                         () = cancel.cancelled() => return,
                         () = tokio::time::sleep(definitions::REVALIDATE_DISK_COPY_AFTER) => {}
-                    }
+                    },
+                    // Something fetched them already.
+                    Some(_) => return,
+                    None => {}
                 }
                 tokio::select! {
                     () = cancel.cancelled() => {}
