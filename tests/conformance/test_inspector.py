@@ -116,6 +116,19 @@ def test_stdio_tools_list(era: str, inspector_prefix: str, scratch: Path, binary
     check_era_in_server_log(era, stderr)
 
 
+def test_every_toolset_lists_without_portability_warnings(inspector_prefix: str, scratch: Path, binary: str, server_env: dict[str, str]) -> None:
+    # The Inspector prints "Schema portability: N errors, M warnings" (details with --strict) when a
+    # tool schema would trip some client; every schema of every toolset must pass clean.
+    code, envelope, stderr = inspector(
+        inspector_prefix, scratch, "--method", "tools/list", "--strict",
+        "-e", "COMFYUI_MCP_TOOLSETS=all", *stdio_target(binary, server_env),
+    )  # fmt: skip
+    result = result_of(code, envelope, stderr)
+    assert len(result["tools"]) > 20, [tool["name"] for tool in result["tools"]]
+    findings = [line for line in stderr.splitlines() if line.startswith(("Warning:", "Error:", "Schema portability"))]
+    assert not findings, "\n".join(findings) + "\n" + stderr[-3000:]
+
+
 @pytest.mark.parametrize("era", ERAS)
 def test_stdio_call_status(era: str, inspector_prefix: str, scratch: Path, binary: str, server_env: dict[str, str]) -> None:
     code, envelope, stderr = inspector(

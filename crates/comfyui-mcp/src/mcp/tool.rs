@@ -219,6 +219,30 @@ fn flatten_actions(schema: &mut Value) {
     }
 }
 
+/// A property that accepts any JSON (a workflow, a bundle) says it is a free-form object: a schema
+/// without any validation keyword reads as "anything" and clients warn about it. The server still
+/// takes such a value sent as a JSON string.
+fn declare_free_form(property: &mut Value) {
+    const VALIDATING: &[&str] = &[
+        "type",
+        "$ref",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "enum",
+        "const",
+        "properties",
+        "items",
+        "not",
+    ];
+    if let Value::Object(map) = property
+        && !VALIDATING.iter().any(|keyword| map.contains_key(*keyword))
+    {
+        map.insert("type".to_owned(), Value::String("object".to_owned()));
+        map.insert("additionalProperties".to_owned(), Value::Bool(true));
+    }
+}
+
 /// Parses a tool's arguments; a mistake becomes a readable tool error the model can correct.
 pub(crate) fn parse<T: DeserializeOwned>(tool: &str, raw: JsonObject) -> Result<T, CallToolResult> {
     serde_json::from_value(Value::Object(raw))
@@ -257,6 +281,9 @@ pub(crate) fn portable_schema(schema: &mut Value) {
                         map.entry(inner).or_insert(value);
                     }
                 }
+            }
+            if let Some(Value::Object(properties)) = map.get_mut("properties") {
+                properties.values_mut().for_each(declare_free_form);
             }
             map.values_mut().for_each(portable_schema);
         }
