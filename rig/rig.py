@@ -53,7 +53,10 @@ INSTALL_KEY = "comfyui-0.3.75-torch-2.11.0"  # the default install's folder name
 RIG_DIR = Path(__file__).resolve().parent
 MAKE_MODELS = RIG_DIR / "make_models.py"
 # Third-party files kept beside the project, never inside it.
-VENDOR_DIR = RIG_DIR.parent.parent / "shared" / "vendor" / "comfyui"
+# Where the vendored ComfyUI releases live: beside the project, or where COMFYUI_MCP_RIG_VENDOR_DIR says.
+VENDOR_DIR = Path(
+    os.environ.get("COMFYUI_MCP_RIG_VENDOR_DIR") or RIG_DIR.parent.parent / "shared" / "vendor" / "comfyui"
+)
 
 # ComfyUI releases known by version, besides the default: the tarball in VENDOR_DIR, its sha256
 # (from the vendor README) and the pip freeze it is known to start and run with.

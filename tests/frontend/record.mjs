@@ -1,7 +1,9 @@
 // Records what ComfyUI's own frontend sends for every UI workflow of the template corpora:
 // each workflow is loaded into the real frontend (headless Chromium, a few reused pages) with
 // `app.loadGraphData`, and `(await app.graphToPrompt()).output` is saved. This is the ground truth
-// for our UI -> API converter (tests/frontend/compare.py compares against it).
+// for our UI -> API converter (tests/frontend/compare.py compares against it). Works with
+// frontend 1.32.9 (ComfyUI 0.3.75) and 1.45.19 (ComfyUI 0.26.0); the version the page reports
+// chooses what differs between them (frontendApi below).
 //
 // Usually run through tests/frontend/record, which installs Chromium and playwright-core and
 // starts a rig. Directly:
@@ -118,7 +120,7 @@ function seedFor(name) {
 // constant, and counts its calls; Date can be frozen on demand. The frontend keeps working: the
 // real Date is back as soon as graphToPrompt returns.
 function pageInit() {
-  const state = { seed: 1, calls: 0, constant: null, dateCalls: 0 };
+  const state = { seed: 1, calls: 0, constant: null, dateCalls: 0, drawn: null };
   let a = 1;
   const mulberry32 = () => {
     a = (a + 0x6d2b79f5) | 0;
@@ -128,7 +130,9 @@ function pageInit() {
   };
   Math.random = function random() {
     state.calls++;
-    return state.constant === null ? mulberry32() : state.constant;
+    const value = state.constant === null ? mulberry32() : state.constant;
+    if (state.drawn && state.drawn.length < 1000) state.drawn.push(value);
+    return value;
   };
   const RealDate = Date;
   const frozenDate = (fixed) => {
@@ -172,7 +176,7 @@ function pageInit() {
 // ----------------------------------------------------------------------------- page side
 
 // Loads one workflow and converts it. Runs in the page; must not throw.
-async function convertInPage({ workflow, seed, constant, time, repeat }) {
+async function convertInPage({ workflow, seed, constant, time, repeat, loadOptions }) {
   const truth = window.__truth;
   const errorText = (error) => {
     if (error instanceof Error) return `${error.name}: ${error.message}`;
@@ -207,10 +211,17 @@ async function convertInPage({ workflow, seed, constant, time, repeat }) {
       }
     }
     result.stage = 'load';
-    await window.app.loadGraphData(workflow, true, false, null, {
-      showMissingNodesDialog: false,
-      showMissingModelsDialog: false,
-    });
+    // Loading can draw random numbers too (1.45 puts `&rand=<Math.random()>` into the audio
+    // players' URLs, which are sent), so the same seed or constant applies while it runs.
+    truth.reseed(seed, constant);
+    truth.state.drawn = [];
+    try {
+      await window.app.loadGraphData(workflow, true, false, null, loadOptions);
+    } finally {
+      result.loadRandomCalls = truth.state.calls;
+      result.loadDraws = truth.state.drawn;
+      truth.state.drawn = null;
+    }
     if (truth.configureError) {
       result.error = { stage: 'load', message: errorText(truth.configureError), stack: stackOf(truth.configureError) };
       return result;
@@ -341,6 +352,23 @@ function differingInputs(first, second) {
   return found.sort((x, y) => (x[0] + '\u0000' + (x[1] ?? '')).localeCompare(y[0] + '\u0000' + (y[1] ?? '')));
 }
 
+// [[nodeId, inputName], ...] whose value holds one of `texts` inside a string.
+function inputsContaining(output, texts) {
+  const found = [];
+  const holds = (value) => {
+    if (typeof value === 'string') return texts.some((text) => value.includes(text));
+    if (Array.isArray(value)) return value.some(holds);
+    if (value && typeof value === 'object') return Object.values(value).some(holds);
+    return false;
+  };
+  for (const [id, node] of Object.entries(output || {})) {
+    for (const [name, value] of Object.entries(node?.inputs || {})) {
+      if (holds(value)) found.push([id, name]);
+    }
+  }
+  return found;
+}
+
 // ----------------------------------------------------------------------------- main
 
 function withTimeout(promise, ms, what) {
@@ -374,6 +402,28 @@ function loadPlaywright() {
   return { chromium: playwright.chromium, version: pkg.version };
 }
 
+// What differs between the frontend releases this recorder drives, chosen by the version the page
+// reports (window.__COMFYUI_FRONTEND_VERSION__). Both load a workflow with
+// app.loadGraphData(workflow, clean, restoreView, workflow, options) and convert it with
+// app.graphToPrompt(); only loadGraphData's options changed.
+function frontendApi(version) {
+  const [major, minor] = String(version || '0.0').split('.').map(Number);
+  if (major > 1 || (major === 1 && minor >= 33)) {
+    // 1.45: missing nodes and models are no longer dialogs but pending warnings, which
+    // deferWarnings keeps from being shown; skipAssetScans skips the missing-model and
+    // missing-media scans (they only report, and fetch model metadata from the network).
+    return {
+      generation: '1.45',
+      loadOptions: { deferWarnings: true, skipAssetScans: true, silentAssetErrors: true },
+    };
+  }
+  // 1.32: the missing-nodes and missing-models dialogs are turned off.
+  return {
+    generation: '1.32',
+    loadOptions: { showMissingNodesDialog: false, showMissingModelsDialog: false },
+  };
+}
+
 // One browser context and page per worker; each converts workflows from the shared queue.
 class Worker {
   constructor(id, browser, options) {
@@ -386,6 +436,7 @@ class Worker {
     this.loadsSinceReload = 0;
     this.pageLoads = 0;
     this.frontendVersion = null;
+    this.api = frontendApi(null);
   }
 
   // A fresh context and page: the frontend starts from scratch (no tabs, no storage).
@@ -409,6 +460,7 @@ class Worker {
     await page.goto(this.options.url + '/', { waitUntil: 'load', timeout: this.options.readyTimeoutMs });
     await page.waitForFunction(() => window.app && window.app.vueAppReady && window.app.graph, null, { timeout: this.options.readyTimeoutMs });
     this.frontendVersion = await page.evaluate(() => window.__COMFYUI_FRONTEND_VERSION__ ?? null);
+    this.api = frontendApi(this.frontendVersion);
     this.pageLoads++;
     this.loadsSinceReload = 0;
     return Date.now() - t0;
@@ -419,7 +471,8 @@ class Worker {
     if (this.options.reloadEvery > 0 && this.loadsSinceReload >= this.options.reloadEvery) await this.open();
     this.loadsSinceReload++;
     try {
-      return await withTimeout(this.page.evaluate(convertInPage, args), this.options.timeoutMs, 'load and graphToPrompt');
+      const inPage = { ...args, loadOptions: this.api.loadOptions };
+      return await withTimeout(this.page.evaluate(convertInPage, inPage), this.options.timeoutMs, 'load and graphToPrompt');
     } catch (error) {
       const timedOut = Boolean(error.timeout);
       try {
@@ -453,6 +506,10 @@ class Worker {
         record.output = result.output;
         record.frontend_node_count = result.nodeCount;
         record.random_calls = result.randomCalls;
+        record.load_random_calls = result.loadRandomCalls;
+        // Values drawn while loading that show up in the output (a `rand=` in a URL): the
+        // recorder cannot vary them without loading again, so they are found by their text.
+        const loadDrawn = (result.loadDraws ?? []).map(String);
         record.clock_reads = result.dateCalls;
         record.repeat_identical = canonical(result.output) === canonical(result.repeatOutput);
         // Whatever depends on Math.random or the clock: convert again with other values.
@@ -481,6 +538,14 @@ class Worker {
               cause,
               class_type: result.output[node]?.class_type ?? again.output[node]?.class_type ?? null,
             });
+          }
+        }
+        if (loadDrawn.length) {
+          for (const [node, input] of inputsContaining(result.output, loadDrawn)) {
+            const id = `${node}\u0000${input}`;
+            if (seen.has(id)) continue;
+            seen.add(id);
+            nondeterministic.push({ node, input, cause: 'Math.random while loading', class_type: result.output[node]?.class_type ?? null });
           }
         }
         record.nondeterministic = nondeterministic;
@@ -577,6 +642,7 @@ async function main() {
   const sorted = [...timings].sort((a, b) => a - b);
   const meta = {
     frontend_version: frontendVersion,
+    frontend_api: workers[0].api,
     server: systemStats?.system ?? null,
     url: options.url,
     chromium: chromiumVersion(options.chromium),

@@ -163,6 +163,15 @@ impl BackendEntry {
         self.backend.jobs().await.map_err(|source| self.error(source))
     }
 
+    /// The frontend generation this backend serves (by its ComfyUI version, once a fetch or the
+    /// disk copy told it), whose UI -> API conversion is followed for it.
+    pub fn frontend_generation(&self) -> comfy_workflow::FrontendGeneration {
+        self.definitions
+            .comfyui_version()
+            .and_then(|version| comfy_workflow::FrontendGeneration::from_comfyui_version(&version))
+            .unwrap_or_default()
+    }
+
     /// `name (url)`, for messages.
     pub fn label(&self) -> String {
         format!("{} ({})", self.name, self.backend.url())

@@ -148,7 +148,11 @@ impl Engine {
             Format::Ui => {
                 let entry: &BackendEntry = self.pick_backend(backend)?;
                 let info = self.object_info(entry, false).await?;
-                let loaded = load_workflow(workflow, &info, &ConvertOptions::default())?;
+                let options = ConvertOptions {
+                    frontend: entry.frontend_generation(),
+                    ..ConvertOptions::default()
+                };
+                let loaded = load_workflow(workflow, &info, &options)?;
                 if loaded.conversion_errors().next().is_some() {
                     return Err(PresetError::bad_input(format!(
                         "the UI workflow cannot be converted faithfully with the node definitions of {}; nothing was saved:{}",

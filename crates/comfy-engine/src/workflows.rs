@@ -761,7 +761,11 @@ impl Engine {
     ) -> Result<PreparedWorkflow<'_>, EngineError> {
         let entry = self.pick_backend(backend)?;
         let info = self.object_info(entry, false).await?;
-        let loaded = load_workflow(workflow, &info, options)?;
+        let options = ConvertOptions {
+            frontend: entry.frontend_generation(),
+            ..options.clone()
+        };
+        let loaded = load_workflow(workflow, &info, &options)?;
         Ok(PreparedWorkflow { entry, info, loaded })
     }
 

@@ -17,7 +17,8 @@ mod testing;
 pub mod validate;
 
 pub use convert::{
-    Conversion, ConvertOptions, Format, LocalDateTime, MAXIMUM_EXPANDED_NODES, detect_format, ui_to_api,
+    Conversion, ConvertOptions, Format, FrontendGeneration, LocalDateTime, MAXIMUM_EXPANDED_NODES,
+    detect_format, ui_to_api, ui_to_api_for,
 };
 pub use diagnostic::{Diagnostic, Severity};
 pub use diff::{Change, Conflict, ConflictKind, GraphDiff, MergeResult, diff, merge};

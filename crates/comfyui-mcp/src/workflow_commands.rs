@@ -8,7 +8,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use comfy_workflow::{ConvertOptions, Diagnostic, Format, ObjectInfo, ValidationOptions, validate};
+use comfy_workflow::{
+    ConvertOptions, Diagnostic, Format, FrontendGeneration, ObjectInfo, ValidationOptions, validate,
+};
 use serde_json::{Value, json};
 
 use crate::settings::Settings;
@@ -58,6 +60,10 @@ pub struct ConvertArguments {
     /// (no class_type, values collapsed into an UNKNOWN input), for comparisons with it
     #[arg(long)]
     pub frontend_missing_nodes: bool,
+    /// Convert as this frontend does: 1.32 (ComfyUI 0.3.x), 1.45 (ComfyUI 0.26) or a frontend
+    /// version [default: the one the backend serves, by its version; 1.32 with --object-info]
+    #[arg(long, value_name = "VERSION")]
+    pub frontend: Option<String>,
 }
 
 /// Arguments of `comfyui-mcp validate` and `comfyui-mcp params`.
@@ -87,6 +93,8 @@ struct NodeDefinitions {
     info: ObjectInfo,
     /// From the backend's version; a file's definitions get the default checks.
     validation: ValidationOptions,
+    /// The frontend generation the backend serves (the oldest for a file's definitions).
+    frontend: FrontendGeneration,
 }
 
 /// Reads the node definitions from a file, or fetches them (and the version) from the configured
@@ -111,6 +119,7 @@ async fn node_definitions(
         return Ok(NodeDefinitions {
             info,
             validation: ValidationOptions::default(),
+            frontend: FrontendGeneration::default(),
         });
     }
     let backend = match &arguments.backend {
@@ -131,7 +140,13 @@ async fn node_definitions(
             "cannot fetch node definitions: {error}; start ComfyUI, pass --comfyui-url, or use --object-info FILE"
         ))
     })?;
+    let frontend = fetched
+        .comfyui_version
+        .as_deref()
+        .and_then(FrontendGeneration::from_comfyui_version)
+        .unwrap_or_default();
     Ok(NodeDefinitions {
+        frontend,
         validation: fetched.validation_options(),
         info: fetched.info,
     })
@@ -186,16 +201,28 @@ fn exit_code(result: Result<bool, CommandError>) -> ExitCode {
     }
 }
 
-fn convert_options(arguments: &ConvertArguments) -> Result<ConvertOptions, CommandError> {
+fn convert_options(
+    arguments: &ConvertArguments,
+    detected: FrontendGeneration,
+) -> Result<ConvertOptions, CommandError> {
     let now = match &arguments.date {
         Some(date) => parse_date(date)?,
         None => current_time(),
+    };
+    let frontend = match &arguments.frontend {
+        None => detected,
+        Some(text) => FrontendGeneration::parse(text).ok_or_else(|| {
+            input_error(format!(
+                "--frontend {text:?}: give 1.32, 1.45 or a frontend version such as 1.45.19"
+            ))
+        })?,
     };
     Ok(ConvertOptions {
         now: Some(now),
         resolve_dynamic_prompts: !arguments.keep_dynamic_prompts,
         dynamic_prompt_seed: arguments.dynamic_prompt_seed,
         frontend_missing_nodes: arguments.frontend_missing_nodes,
+        frontend,
     })
 }
 
@@ -206,8 +233,9 @@ pub async fn convert(arguments: ConvertArguments, settings: &Settings) -> ExitCo
 }
 
 async fn run_convert(arguments: &ConvertArguments, settings: &Settings) -> Result<bool, CommandError> {
-    let options = convert_options(arguments)?;
-    let info = node_definitions(&arguments.definitions, settings).await?.info;
+    let definitions = node_definitions(&arguments.definitions, settings).await?;
+    let options = convert_options(arguments, definitions.frontend)?;
+    let info = definitions.info;
     if let (Some(batch), Some(out)) = (&arguments.batch, &arguments.out) {
         return convert_batch(batch, out, &info, &options).await;
     }
@@ -346,10 +374,15 @@ pub async fn validate_command(arguments: WorkflowFileArguments, settings: &Setti
 }
 
 async fn run_validate(arguments: &WorkflowFileArguments, settings: &Settings) -> Result<bool, CommandError> {
-    let NodeDefinitions { info, validation } = node_definitions(&arguments.definitions, settings).await?;
+    let NodeDefinitions {
+        info,
+        validation,
+        frontend,
+    } = node_definitions(&arguments.definitions, settings).await?;
     let value = read_workflow(&arguments.workflow).await?;
     let options = ConvertOptions {
         now: Some(current_time()),
+        frontend,
         ..ConvertOptions::default()
     };
     let loaded = load_workflow(&value, &info, &options)?;

@@ -1,4 +1,5 @@
-//! The graph as the ComfyUI frontend (1.32.9) holds it after `loadGraphData`: every node with
+//! The graph as the ComfyUI frontend holds it after `loadGraphData` (1.32.9, and where noted
+//! 1.45.19): every node with
 //! the input slots, output slots and widgets the frontend gives it, and the widget values after
 //! loading `widgets_values`. `graphToPrompt` reads this state, so the quirks of loading decide what
 //! the server receives:
@@ -21,11 +22,13 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::generation::FrontendGeneration;
 use super::model::{SUBGRAPH_INPUT_NODE, SubgraphSlot, UiGraph, UiLink, UiNode, UiWorkflow};
 use super::text::{js_json_stringify, js_string};
 use super::widgets::{
     Callback, FrontendLayout, Serialize, Setter, UploadTransform, WidgetTemplate, WidgetType,
-    frontend_layout, frontend_layout_for_values, migrate_widgets_values, value_fits,
+    frontend_layout_for, frontend_layout_for_values_as, migrate_widgets_values, value_fits,
+    with_custom_combo_options,
 };
 use crate::object_info::{InputKind, InputSpec, NodeDefinition, ObjectInfo};
 
@@ -188,6 +191,19 @@ pub(super) enum LoadEvent {
         node: String,
         input: String,
     },
+    /// A saved input was removed with its link, for the reason given.
+    InputDropped {
+        graph: usize,
+        node: String,
+        input: String,
+        detail: String,
+    },
+    /// Values saved on a subgraph instance that frontend 1.45 does not load.
+    InstanceValuesIgnored {
+        graph: usize,
+        node: usize,
+        detail: String,
+    },
     /// A subgraph instance promoted fewer widgets than it has saved values, so values moved.
     PromotedValuesShifted {
         graph: usize,
@@ -222,6 +238,7 @@ pub(super) struct Live<'w> {
     pub events: Vec<LoadEvent>,
     info: &'w ObjectInfo,
     frontend_missing_nodes: bool,
+    pub frontend: FrontendGeneration,
     layouts: BTreeMap<String, FrontendLayout<'w>>,
 }
 
@@ -250,6 +267,22 @@ fn has_annotation(path: &str) -> bool {
     ["[input]", "[output]", "[temp]"]
         .iter()
         .any(|annotation| lower.contains(annotation))
+}
+
+/// JavaScript's `encodeURIComponent`.
+fn encode_uri_component(text: &str) -> String {
+    let mut encoded = String::new();
+    for character in text.chars() {
+        if character.is_ascii_alphanumeric() || "-_.!~*'()".contains(character) {
+            encoded.push(character);
+        } else {
+            let mut buffer = [0; 4];
+            for byte in character.encode_utf8(&mut buffer).bytes() {
+                encoded.push_str(&format!("%{byte:02X}"));
+            }
+        }
+    }
+    encoded
 }
 
 /// `createAnnotatedPath` for a value of a media combo.
@@ -419,7 +452,12 @@ pub(super) fn proxy_widgets(properties: &Map<String, Value>) -> Option<Vec<(Stri
 
 impl<'w> Live<'w> {
     /// Loads a workflow as `loadGraphData` does.
-    pub fn load(workflow: &'w UiWorkflow, info: &'w ObjectInfo, frontend_missing_nodes: bool) -> Self {
+    pub fn load(
+        workflow: &'w UiWorkflow,
+        info: &'w ObjectInfo,
+        frontend_missing_nodes: bool,
+        frontend: FrontendGeneration,
+    ) -> Self {
         let mut live = Live {
             graphs: Vec::new(),
             definitions: BTreeMap::new(),
@@ -427,6 +465,7 @@ impl<'w> Live<'w> {
             events: Vec::new(),
             info,
             frontend_missing_nodes,
+            frontend,
             layouts: BTreeMap::new(),
         };
         live.graphs.push(LiveGraph::new(&workflow.root));
@@ -436,7 +475,7 @@ impl<'w> Live<'w> {
                 live.graphs.push(LiveGraph::new(graph));
             }
         }
-        for index in 1..live.graphs.len() {
+        for index in live.definition_configure_order(workflow) {
             live.configure_graph(index);
         }
         live.configure_graph(0);
@@ -449,6 +488,60 @@ impl<'w> Live<'w> {
         });
         live.apply_legacy_fixes();
         live
+    }
+
+    /// The graph indexes of the subgraph definitions in the order they are configured: file order
+    /// for 1.32; for 1.45 `topologicalSortSubgraphs`, definitions used by others first (Kahn's
+    /// algorithm over file order), or file order when the uses form a cycle. It counts an edge per
+    /// instance but removes it once per used definition, so a definition holding two instances of
+    /// another is never ready and also falls back to file order.
+    fn definition_configure_order(&self, workflow: &UiWorkflow) -> Vec<usize> {
+        let in_file_order: Vec<usize> = (1..self.graphs.len()).collect();
+        if !self.frontend.is_v1_45() {
+            return in_file_order;
+        }
+        let ids = &workflow.subgraph_order;
+        let mut in_degree: Vec<usize> = vec![0; ids.len()];
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
+        for (user, id) in ids.iter().enumerate() {
+            let Some(graph) = workflow.subgraphs.get(id) else {
+                continue;
+            };
+            for node in &graph.nodes {
+                if let Some(used) = ids.iter().position(|other| *other == node.type_name) {
+                    if let Some(list) = dependents.get_mut(used)
+                        && !list.contains(&user)
+                    {
+                        list.push(user);
+                    }
+                    if let Some(degree) = in_degree.get_mut(user) {
+                        *degree += 1;
+                    }
+                }
+            }
+        }
+        let mut queue: std::collections::VecDeque<usize> = (0..ids.len())
+            .filter(|index| in_degree.get(*index) == Some(&0))
+            .collect();
+        let mut sorted = Vec::new();
+        while let Some(index) = queue.pop_front() {
+            sorted.push(index);
+            for &dependent in dependents.get(index).map(Vec::as_slice).unwrap_or_default() {
+                if let Some(degree) = in_degree.get_mut(dependent) {
+                    *degree = degree.saturating_sub(1);
+                    if *degree == 0 {
+                        queue.push_back(dependent);
+                    }
+                }
+            }
+        }
+        if sorted.len() != ids.len() {
+            return in_file_order;
+        }
+        sorted
+            .into_iter()
+            .filter_map(|index| ids.get(index).and_then(|id| self.definitions.get(id)).copied())
+            .collect()
     }
 
     pub fn node(&self, graph: usize, position: usize) -> Option<&LiveNode<'w>> {
@@ -484,6 +577,12 @@ impl<'w> Live<'w> {
         match widget.setter {
             Setter::Ignored => {}
             Setter::Text => cell.value = Some(textarea_value(value.as_ref())),
+            Setter::TextStore => {
+                cell.value = match value {
+                    None | Some(Value::Null) => Some(textarea_value(value.as_ref())),
+                    Some(other) => Some(other),
+                }
+            }
             Setter::Plain => {
                 cell.value = value;
                 if widget.upload.is_some() {
@@ -556,9 +655,10 @@ impl<'w> Live<'w> {
 
     /// The layout of a fresh node, built once per class.
     fn layout(&mut self, definition: &'w NodeDefinition) -> FrontendLayout<'w> {
+        let frontend = self.frontend;
         self.layouts
             .entry(definition.class_type.clone())
-            .or_insert_with(|| frontend_layout(definition))
+            .or_insert_with(|| frontend_layout_for(definition, frontend))
             .clone()
     }
 
@@ -652,6 +752,9 @@ impl<'w> Live<'w> {
         let saved = node.saved;
         match kind {
             Kind::Known(definition) => self.configure_known(graph, position, definition),
+            Kind::Subgraph(definition) if self.frontend.is_v1_45() => {
+                self.configure_instance_1_45(graph, position, definition);
+            }
             Kind::Subgraph(definition) => self.configure_instance(graph, position, definition),
             Kind::Unknown | Kind::GroupNode => self.configure_unknown(graph, position),
             Kind::Primitive => {
@@ -712,9 +815,19 @@ impl<'w> Live<'w> {
             // A dynamic combo's saved value decides which widgets follow it.
             Value::Array(values) if has_dynamic_combo(definition) => {
                 let slot_names: Vec<String> = saved_slots.iter().map(|slot| slot.name.clone()).collect();
-                frontend_layout_for_values(definition, values, &slot_names)
+                frontend_layout_for_values_as(definition, values, &slot_names, self.frontend)
             }
             _ => self.layout(definition),
+        };
+        let layout = if self.frontend.is_v1_45() && definition.class_type == "CustomCombo" {
+            let values = saved
+                .widgets_values
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            with_custom_combo_options(layout, values)
+        } else {
+            layout
         };
         let mut by_name: BTreeMap<&str, &Slot> = BTreeMap::new();
         for slot in &saved_slots {
@@ -738,17 +851,49 @@ impl<'w> Live<'w> {
                 },
             })
             .collect();
-        inputs.extend(
-            saved_slots
-                .iter()
-                .filter(|slot| !layout.slots.iter().any(|template| template.name == slot.name))
-                .cloned(),
-        );
-        let outputs = merge_outputs(
+        // Assigning a dynamic combo's saved value rebuilds its group (`combo.*`): saved slots of
+        // the group that the shown option lacks are removed with their links.
+        let groups: Vec<String> = if saved.widgets_values.is_array() {
             definition
-                .outputs
-                .iter()
-                .map(|output| (output.name.as_str(), output.type_name.as_str())),
+                .settable_inputs()
+                .filter(|spec| matches!(spec.kind, InputKind::DynamicCombo(_)))
+                .map(|spec| format!("{}.", spec.name))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for slot in &saved_slots {
+            if layout.slots.iter().any(|template| template.name == slot.name) {
+                continue;
+            }
+            let grown = layout.autogrow_groups.iter().any(|group| {
+                slot.name
+                    .strip_prefix(group.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+            });
+            if !grown && groups.iter().any(|group| slot.name.starts_with(group.as_str())) {
+                if slot.link.is_some() {
+                    self.events.push(LoadEvent::InputDropped {
+                        graph,
+                        node: saved.id.clone(),
+                        input: slot.name.clone(),
+                        detail: "belongs to an option of its dynamic combo that the saved value does not show, so the frontend removes it with its link".to_owned(),
+                    });
+                }
+                continue;
+            }
+            inputs.push(slot.clone());
+        }
+        // `addOutputs` gives match-type outputs the type `*`.
+        let outputs = merge_outputs(
+            definition.outputs.iter().map(|output| {
+                let type_name = if output.type_name == crate::object_info::MATCH_TYPE {
+                    "*"
+                } else {
+                    output.type_name.as_str()
+                };
+                (output.name.as_str(), type_name)
+            }),
             saved_outputs(saved),
         );
         let mut widgets: Vec<Widget<'w>> = layout
@@ -1149,6 +1294,131 @@ impl<'w> Live<'w> {
         }
     }
 
+    /// A 1.45 `SubgraphNode` after `configure`: one input per subgraph input, in the definition's
+    /// order, with the saved link of the saved input of that name (saved inputs the definition
+    /// lacks are dropped); an input promotes the widget of the first inner input its links reach
+    /// (found by link id), as a view that reads and writes that widget, so every instance of a
+    /// definition shares the inner values. The instance's own `widgets_values` are not loaded
+    /// (promoted views are not serialized) and `proxyWidgets` only chooses what is drawn.
+    fn configure_instance_1_45(&mut self, graph: usize, position: usize, definition: usize) {
+        let Some(saved) = self.node(graph, position).map(|node| node.saved) else {
+            return;
+        };
+        let Some(inner) = self.graphs.get(definition) else {
+            return;
+        };
+        let definition_slots: Vec<SubgraphSlot> = inner.inputs.clone();
+        let definition_outputs: Vec<SubgraphSlot> = inner.outputs.clone();
+        let saved_slots = saved_inputs(saved);
+        let mut by_name: BTreeMap<&str, &Slot> = BTreeMap::new();
+        for slot in &saved_slots {
+            by_name.insert(slot.name.as_str(), slot);
+        }
+        let inputs: Vec<Slot> = definition_slots
+            .iter()
+            .map(|slot| Slot {
+                name: slot.name.clone(),
+                type_name: slot.type_name.clone(),
+                link: by_name.get(slot.name.as_str()).and_then(|saved| saved.link),
+                widget: None,
+            })
+            .collect();
+        let outputs = merge_outputs(
+            definition_outputs
+                .iter()
+                .map(|output| (output.name.as_str(), output.type_name.as_str())),
+            saved_outputs(saved),
+        );
+        if let Some(node) = self.node_mut(graph, position) {
+            node.inputs = inputs.clone();
+            node.outputs = outputs;
+            node.widgets = Some(Vec::new());
+            node.properties = saved.properties.clone();
+        }
+        for (index, input) in inputs.iter().enumerate() {
+            let Some(source) = self.linked_widget(definition, &input.name) else {
+                continue;
+            };
+            let view = Widget {
+                name: input.name.clone(),
+                persisted: false,
+                proxy: false,
+                loaded: false,
+                upload: None,
+                ..source
+            };
+            if let Some(node) = self.node_mut(graph, position) {
+                node.widgets.get_or_insert_with(Vec::new).push(view);
+                if let Some(slot) = node.inputs.get_mut(index) {
+                    slot.widget = Some(input.name.clone());
+                }
+            }
+        }
+        // The values an older frontend saved on the instance (one per promoted widget, in order)
+        // are not loaded: say which unlinked inputs get another value than the saved one.
+        let Value::Array(values) = &saved.widgets_values else {
+            return;
+        };
+        let views: Vec<Widget<'w>> = self
+            .node(graph, position)
+            .and_then(|node| node.widgets.clone())
+            .unwrap_or_default();
+        let ignored: Vec<String> = views
+            .iter()
+            .zip(values)
+            .filter(|(view, _)| {
+                inputs
+                    .iter()
+                    .any(|input| input.name == view.name && input.link.is_none())
+            })
+            .filter_map(|(view, saved_value)| {
+                let sent = self.value(view);
+                let same = match (&sent, saved_value) {
+                    (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
+                    (Some(sent), saved_value) => sent == saved_value,
+                    (None, _) => false,
+                };
+                (!same).then(|| {
+                    let shown = sent.map_or_else(|| "undefined".to_owned(), |value| value.to_string());
+                    format!("{} = {saved_value} (the inner value {shown} is sent)", view.name)
+                })
+            })
+            .collect();
+        if !ignored.is_empty() {
+            self.events.push(LoadEvent::InstanceValuesIgnored {
+                graph,
+                node: position,
+                detail: ignored.join(", "),
+            });
+        }
+    }
+
+    /// `SubgraphNode._resolveInputWidget`: the widget of the first inner input that a link of the
+    /// subgraph input named `input_name` reaches, finding that input by the link's id.
+    fn linked_widget(&self, definition: usize, input_name: &str) -> Option<Widget<'w>> {
+        let inner = self.graphs.get(definition)?;
+        let subgraph_input = inner.inputs.iter().find(|slot| slot.name == input_name)?;
+        for link_id in &subgraph_input.link_ids {
+            let Some(link) = inner.links.get(link_id) else {
+                continue;
+            };
+            let Some(target) = inner.node_position(&link.target_id) else {
+                continue;
+            };
+            let Some(slot) = inner
+                .nodes
+                .get(target)
+                .and_then(|node| node.inputs.iter().find(|input| input.link == Some(*link_id)))
+            else {
+                continue;
+            };
+            if let Some(widget) = self.widget_for_slot(definition, target, slot) {
+                return Some(widget);
+            }
+        }
+        None
+    }
+
     fn apply_proxy_widgets(
         &mut self,
         graph: usize,
@@ -1337,8 +1607,11 @@ impl<'w> Live<'w> {
         let Some(node) = self.node(graph, position) else {
             return;
         };
-        if !matches!(node.kind, Kind::Known(_)) {
+        let Kind::Known(definition) = node.kind else {
             return;
+        };
+        if self.frontend.is_v1_45() {
+            self.show_loaded_audio(graph, position, definition);
         }
         let mut index = 0;
         while let Some(input) = self
@@ -1366,6 +1639,37 @@ impl<'w> Live<'w> {
             }
             index += 1;
         }
+    }
+
+    /// `Comfy.UploadAudio` (1.45) points the audio player at the chosen file once the graph is
+    /// configured: `/api/view?filename=...&type=input&subfolder=...&rand=<Math.random()>`. The
+    /// random part cannot be reproduced; `0.5` stands in for it.
+    fn show_loaded_audio(&mut self, graph: usize, position: usize, definition: &NodeDefinition) {
+        let uploads = definition.inputs.iter().any(|spec| {
+            spec.section == crate::object_info::InputSection::Required
+                && spec.name == "audio"
+                && spec.option("audio_upload").and_then(Value::as_bool) == Some(true)
+        });
+        if !uploads {
+            return;
+        }
+        let Some(node) = self.node(graph, position) else {
+            return;
+        };
+        let (Some(audio), Some(player)) = (node.widget("audio").cloned(), node.widget("audioUI").cloned())
+        else {
+            return;
+        };
+        let path = match self.value(&audio) {
+            None | Some(Value::Null) => String::new(),
+            Some(value) => js_string(&value),
+        };
+        let (subfolder, filename) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+        let url = format!(
+            "/api/view?filename={}&type=input&subfolder={subfolder}&rand=0.5",
+            encode_uri_component(filename)
+        );
+        self.assign(&player, Some(Value::String(url)));
     }
 
     /// `LGraphNode.removeInput`: disconnects the input, removes it, and renumbers the links of the
@@ -1539,22 +1843,54 @@ impl<'w> Live<'w> {
     }
 
     /// The loader's fixes on root nodes: `sample_` sampler prefixes on KSamplers.
+    ///
+    /// 1.32 fixes the root's nodes only; 1.45 every node, inside subgraphs too, and also gives a
+    /// combo without a value (`null`) its first option.
     fn apply_legacy_fixes(&mut self) {
-        let node_count = self.graphs.first().map_or(0, |graph| graph.nodes.len());
-        for position in 0..node_count {
-            let Some(node) = self.node(0, position) else {
-                continue;
-            };
-            if !matches!(node.type_name.as_str(), "KSampler" | "KSamplerAdvanced") {
-                continue;
+        let graph_count = if self.frontend.is_v1_45() {
+            self.graphs.len()
+        } else {
+            1
+        };
+        for graph in 0..graph_count {
+            let node_count = self.graphs.get(graph).map_or(0, |live| live.nodes.len());
+            for position in 0..node_count {
+                self.apply_node_fixes(graph, position);
             }
-            let Some(widget) = node.widget("sampler_name").cloned() else {
-                continue;
-            };
-            if let Some(Value::String(text)) = self.value(&widget)
-                && let Some(stripped) = text.strip_prefix("sample_")
-            {
-                self.assign(&widget, Some(Value::String(stripped.to_owned())));
+        }
+    }
+
+    fn apply_node_fixes(&mut self, graph: usize, position: usize) {
+        let Some(node) = self.node(graph, position) else {
+            return;
+        };
+        if matches!(node.type_name.as_str(), "KSampler" | "KSamplerAdvanced")
+            && let Some(widget) = node.widget("sampler_name").cloned()
+            && let Some(Value::String(text)) = self.value(&widget)
+            && let Some(stripped) = text.strip_prefix("sample_")
+        {
+            self.assign(&widget, Some(Value::String(stripped.to_owned())));
+        }
+        if !self.frontend.is_v1_45() {
+            return;
+        }
+        let combos: Vec<(Widget<'w>, Value)> = self
+            .node(graph, position)
+            .and_then(|node| node.widgets.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|widget| widget.widget_type == WidgetType::Combo)
+            .filter_map(|widget| {
+                let first = match &widget.spec?.kind {
+                    InputKind::Combo(Some(choices)) => choices.first()?.clone(),
+                    _ => return None,
+                };
+                Some((widget.clone(), first))
+            })
+            .collect();
+        for (widget, first) in combos {
+            if matches!(self.value(&widget), None | Some(Value::Null)) {
+                self.assign(&widget, Some(first));
             }
         }
     }

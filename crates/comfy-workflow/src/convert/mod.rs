@@ -1,6 +1,9 @@
-//! UI workflow to API prompt conversion that reproduces what the ComfyUI frontend (1.32.9) sends:
+//! UI workflow to API prompt conversion that reproduces what the ComfyUI frontend sends:
 //! `loadGraphData` followed by `graphToPrompt` (contract section 9), checked against the real
-//! frontend on both template corpora (`tests/frontend`).
+//! frontend on the template corpora (`tests/frontend`). [`FrontendGeneration`] chooses whose
+//! conversion: frontend 1.32.9 (ComfyUI 0.3.75, the default) or 1.45.19 (ComfyUI 0.26.0), which
+//! renumbers colliding subgraph node ids, leaves out disabled root subgraphs, shares promoted values
+//! between instances and builds some widgets differently (`tests/frontend/README.md` lists it all).
 //!
 //! [`live`] rebuilds the graph the frontend holds after loading (slots, widgets and their values,
 //! promoted subgraph widgets, primitive nodes); this module then does what `graphToPrompt` does:
@@ -12,6 +15,8 @@
 //!
 //! Whatever cannot be converted faithfully becomes a [`Diagnostic`]; nothing is dropped silently.
 
+mod dedupe;
+mod generation;
 mod live;
 pub mod model;
 mod size;
@@ -28,6 +33,7 @@ use crate::graph::{ApiPrompt, InputValue, Node, NodeMeta, link_value};
 use crate::object_info::ObjectInfo;
 use crate::suggest::{closest_matches, did_you_mean};
 
+pub use generation::FrontendGeneration;
 use live::{Kind, Live, LoadEvent, MAXIMUM_SUBGRAPH_DEPTH, Widget, js_truthy};
 use model::{MODE_BYPASSED, MODE_MUTED, SUBGRAPH_INPUT_NODE, parse_workflow};
 pub use text::LocalDateTime;
@@ -87,6 +93,9 @@ pub struct ConvertOptions {
     /// nodes keep their type as `class_type`, their widget inputs stay promotable, and each one is
     /// reported as an error naming the class and, when the file says, its custom-node pack.
     pub frontend_missing_nodes: bool,
+    /// Whose conversion [`ui_to_api`] reproduces: the frontend generation of the backend the
+    /// prompt is for.
+    pub frontend: FrontendGeneration,
 }
 
 impl Default for ConvertOptions {
@@ -96,6 +105,7 @@ impl Default for ConvertOptions {
             resolve_dynamic_prompts: true,
             dynamic_prompt_seed: 0,
             frontend_missing_nodes: false,
+            frontend: FrontendGeneration::V1_32,
         }
     }
 }
@@ -107,15 +117,34 @@ pub struct Conversion {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Converts a UI workflow to an API prompt the way the frontend's `graphToPrompt` does.
+/// Converts a UI workflow to an API prompt the way the frontend's `graphToPrompt` does, as the
+/// generation in `options.frontend` does it (frontend 1.32.9 by default): [`ui_to_api_for`].
 pub fn ui_to_api(ui: &Value, info: &ObjectInfo, options: &ConvertOptions) -> Conversion {
+    ui_to_api_for(ui, info, options, options.frontend)
+}
+
+/// Converts a UI workflow to an API prompt the way the given frontend generation's
+/// `loadGraphData` and `graphToPrompt` do.
+pub fn ui_to_api_for(
+    ui: &Value,
+    info: &ObjectInfo,
+    options: &ConvertOptions,
+    frontend: FrontendGeneration,
+) -> Conversion {
+    // 1.45 renumbers inner nodes whose ids collide before anything is created.
+    let deduplicated = if frontend.is_v1_45() {
+        dedupe::deduplicate_subgraph_node_ids(ui)
+    } else {
+        None
+    };
+    let ui = deduplicated.as_ref().unwrap_or(ui);
     let (workflow, problems) = parse_workflow(ui);
     let expanded = size::expanded_node_count(&workflow);
     if expanded > MAXIMUM_EXPANDED_NODES as u64 {
         return too_large(expanded);
     }
-    let live = Live::load(&workflow, info, options.frontend_missing_nodes);
-    let mut converter = Converter::new(live, info, options);
+    let live = Live::load(&workflow, info, options.frontend_missing_nodes, frontend);
+    let mut converter = Converter::new(live, info, options, frontend);
     for problem in problems {
         converter.diagnostics.push(Diagnostic {
             node_id: problem.node_id.unwrap_or_default(),
@@ -193,6 +222,7 @@ struct Converter<'w> {
     live: Live<'w>,
     info: &'w ObjectInfo,
     options: &'w ConvertOptions,
+    frontend: FrontendGeneration,
     contexts: Vec<Context>,
     children: BTreeMap<(usize, usize), usize>,
     diagnostics: Vec<Diagnostic>,
@@ -202,11 +232,17 @@ struct Converter<'w> {
 }
 
 impl<'w> Converter<'w> {
-    fn new(live: Live<'w>, info: &'w ObjectInfo, options: &'w ConvertOptions) -> Self {
+    fn new(
+        live: Live<'w>,
+        info: &'w ObjectInfo,
+        options: &'w ConvertOptions,
+        frontend: FrontendGeneration,
+    ) -> Self {
         Converter {
             live,
             info,
             options,
+            frontend,
             contexts: vec![Context {
                 graph: 0,
                 path: Vec::new(),
@@ -343,14 +379,26 @@ impl<'w> Converter<'w> {
                 }
                 if disabled {
                     let how = if mode == MODE_MUTED { "muted" } else { "bypassed" };
+                    // 1.45 leaves out the inner nodes of muted and bypassed instances in the root
+                    // graph, but not of those nested inside another subgraph.
+                    if self.frontend.is_v1_45() && context == 0 {
+                        continue;
+                    }
+                    let message = if self.frontend.is_v1_45() {
+                        format!(
+                            "subgraph instance is {how}, but it sits inside another subgraph, where the frontend (1.45.19) still sends its inner nodes with their own modes. Mute or bypass the inner nodes to disable them"
+                        )
+                    } else {
+                        format!(
+                            "subgraph instance is {how}, but the frontend (1.32.9) still sends its inner nodes with their own modes; newer frontends leave them out. Mute or bypass the inner nodes to disable them"
+                        )
+                    };
                     self.diagnose(
                         (context, position),
                         None,
                         code::DISABLED_SUBGRAPH_EXPANDED,
                         Severity::Warning,
-                        format!(
-                            "subgraph instance is {how}, but the frontend (1.32.9) still sends its inner nodes with their own modes; newer frontends leave them out. Mute or bypass the inner nodes to disable them"
-                        ),
+                        message,
                     );
                 }
                 let mut path = current.path.clone();
@@ -407,6 +455,40 @@ impl<'w> Converter<'w> {
                             code::INPUT_DISCONNECTED,
                             Severity::Warning,
                             format!("input {input} claims a widget this node does not have, so the frontend removes it with its link"),
+                        );
+                    }
+                }
+                LoadEvent::InputDropped {
+                    graph,
+                    node,
+                    input,
+                    detail,
+                } => {
+                    for location in self.locations(graph, &node) {
+                        self.diagnose(
+                            location,
+                            Some(&input),
+                            code::INPUT_DISCONNECTED,
+                            Severity::Warning,
+                            format!("input {input} {detail}"),
+                        );
+                    }
+                }
+                LoadEvent::InstanceValuesIgnored { graph, node, detail } => {
+                    let node_id = self
+                        .live
+                        .node(graph, node)
+                        .map(|node| node.id.clone())
+                        .unwrap_or_default();
+                    for location in self.locations(graph, &node_id) {
+                        self.diagnose(
+                            location,
+                            None,
+                            code::EXTRA_WIDGET_VALUES,
+                            Severity::Warning,
+                            format!(
+                                "the frontend (1.45.19) does not load the values saved on a subgraph instance, only those of its inner nodes, which every instance of the subgraph shares: {detail}; set the values inside the subgraph to send them"
+                            ),
                         );
                     }
                 }
@@ -817,6 +899,7 @@ impl<'w> Converter<'w> {
             }
             match self.serialize_value(location, widget) {
                 Some(value) => {
+                    let value = self.tag_curve(value, widget.widget_type == widgets::WidgetType::Curve);
                     inputs.insert(widget.name.clone(), InputValue::constant(value));
                 }
                 None => {
@@ -947,11 +1030,79 @@ impl<'w> Converter<'w> {
         );
     }
 
+    /// What `Comfy.Preview3DAdvanced`'s `viewport_state.serializeValue` returns in a browser
+    /// whose viewer has loaded no model: no captures, no model info, and the camera it restored
+    /// from the saved `Camera Config` (or its initial one), whose aspect ratio is `NaN` (`null`)
+    /// until the viewer has a size.
+    fn viewport_state(&self, (context, position): (usize, usize)) -> Value {
+        let saved = self.node(context, position).and_then(|node| {
+            node.properties
+                .get("Camera Config")
+                .and_then(|config| config.get("state"))
+                .filter(|state| state.is_object())
+                .cloned()
+        });
+        let mut camera = saved.unwrap_or_else(|| {
+            serde_json::json!({
+                "position": {"x": 10, "y": 10, "z": 10.000_000_000_000_002},
+                "target": {"x": 0, "y": 0, "z": 0},
+                "zoom": 1,
+                "cameraType": "perspective",
+                "quaternion": {"x": -0.279_848_142_333_121_3, "y": 0.364_705_199_631_000_8, "z": 0.115_916_895_959_295_11, "w": 0.880_476_239_217_149_3},
+                "fov": 35,
+                "near": 0.01,
+                "far": 10000,
+                "frustum": {"left": -5, "right": 5, "top": 5, "bottom": -5}
+            })
+        });
+        if let Some(fields) = camera.as_object_mut() {
+            fields.insert("aspect".to_owned(), Value::Null);
+        }
+        serde_json::json!({
+            "image": "",
+            "mask": "",
+            "normal": "",
+            "camera_info": camera,
+            "recording": "",
+            "model_3d_info": []
+        })
+    }
+
+    /// `CustomCombo`'s `index`: `widgets.slice(2).findIndex(w => w.value === combo.value)`.
+    fn option_index(&self, (context, position): (usize, usize)) -> Value {
+        let Some(widgets) = self
+            .node(context, position)
+            .and_then(|node| node.widgets.as_ref())
+        else {
+            return Value::from(-1);
+        };
+        let chosen = widgets.first().and_then(|widget| self.live.value(widget));
+        let found = widgets
+            .iter()
+            .skip(2)
+            .position(|widget| js_strict_equal(self.live.value(widget).as_ref(), chosen.as_ref()));
+        found.map_or(Value::from(-1), Value::from)
+    }
+
+    /// List values are sent as `{"__value__": list}` ([`InputValue::constant`]); 1.45 tags a
+    /// curve widget's list `{"__type__": "CURVE", "__value__": list}`.
+    fn tag_curve(&self, value: Value, curve: bool) -> Value {
+        if !self.frontend.is_v1_45() || !curve || !value.is_array() {
+            return value;
+        }
+        let mut wrapped = Map::new();
+        wrapped.insert("__type__".to_owned(), Value::String("CURVE".to_owned()));
+        wrapped.insert("__value__".to_owned(), value);
+        Value::Object(wrapped)
+    }
+
     /// `serializeValue`: dynamic prompts, filename placeholders; `None` is `undefined`.
     fn serialize_value(&mut self, location: (usize, usize), widget: &Widget<'w>) -> Option<Value> {
         let value = self.live.value(widget);
         match widget.serialize {
             widgets::Serialize::Undefined => None,
+            widgets::Serialize::OptionIndex => Some(self.option_index(location)),
+            widgets::Serialize::ViewportState => Some(self.viewport_state(location)),
             widgets::Serialize::Raw => value,
             widgets::Serialize::DynamicPrompt => match value {
                 Some(Value::String(text)) if self.options.resolve_dynamic_prompts => {
@@ -1229,6 +1380,18 @@ impl<'w> Converter<'w> {
                 candidates: Vec::new(),
             });
         }
+    }
+}
+
+/// JavaScript's `===` on widget values (objects compare by identity, so never equal here).
+fn js_strict_equal(left: Option<&Value>, right: Option<&Value>) -> bool {
+    match (left, right) {
+        (None, None) => true,
+        (Some(Value::Number(a)), Some(Value::Number(b))) => a.as_f64() == b.as_f64(),
+        (Some(Value::Null), Some(Value::Null)) => true,
+        (Some(Value::Bool(a)), Some(Value::Bool(b))) => a == b,
+        (Some(Value::String(a)), Some(Value::String(b))) => a == b,
+        _ => false,
     }
 }
 

@@ -1141,3 +1141,355 @@ fn without_saved_slots_the_option_order_comes_from_the_definition_text() {
         conversion.diagnostics
     );
 }
+
+// ----------------------------------------------------------------------------- frontend 1.45
+
+fn convert_1_45(ui: &Value) -> Conversion {
+    convert_1_45_with(ui, object_info())
+}
+
+fn convert_1_45_with(ui: &Value, info: &ObjectInfo) -> Conversion {
+    ui_to_api_for(ui, info, &ConvertOptions::default(), FrontendGeneration::V1_45)
+}
+
+#[test]
+fn frontend_generations_come_from_versions() {
+    assert_eq!(FrontendGeneration::default(), FrontendGeneration::V1_32);
+    assert_eq!(
+        FrontendGeneration::from_frontend_version("1.32.9"),
+        Some(FrontendGeneration::V1_32)
+    );
+    assert_eq!(
+        FrontendGeneration::from_frontend_version("v1.45.19"),
+        Some(FrontendGeneration::V1_45)
+    );
+    assert_eq!(
+        FrontendGeneration::from_frontend_version("1.33.0"),
+        Some(FrontendGeneration::V1_45)
+    );
+    assert_eq!(
+        FrontendGeneration::from_frontend_version("2.0"),
+        Some(FrontendGeneration::V1_45)
+    );
+    assert_eq!(
+        FrontendGeneration::from_frontend_version("1.9.18"),
+        Some(FrontendGeneration::V1_32)
+    );
+    assert_eq!(FrontendGeneration::from_frontend_version("latest"), None);
+    assert_eq!(
+        FrontendGeneration::from_comfyui_version("0.3.75"),
+        Some(FrontendGeneration::V1_32)
+    );
+    assert_eq!(
+        FrontendGeneration::from_comfyui_version("0.26.0"),
+        Some(FrontendGeneration::V1_45)
+    );
+    assert_eq!(FrontendGeneration::parse("1.45"), Some(FrontendGeneration::V1_45));
+    assert_eq!(FrontendGeneration::V1_45.as_str(), "1.45");
+    assert_eq!(FrontendGeneration::V1_45.reference_version(), "1.45.19");
+}
+
+#[test]
+fn the_same_workflow_converts_alike_when_nothing_differs() {
+    let ui = txt2img_ui();
+    assert_eq!(convert_1_45(&ui).prompt, convert(&ui).prompt);
+}
+
+#[test]
+fn frontend_1_45_leaves_out_muted_and_bypassed_root_subgraphs() {
+    let mut instance = scale_instance(json!([3.0]), json!({}));
+    instance["mode"] = json!(2);
+    let conversion = convert_1_45(&subgraph_ui(instance));
+    assert!(
+        conversion.prompt.get("19:1").is_none(),
+        "{:#?}",
+        conversion.prompt
+    );
+    assert!(!codes(&conversion).contains(&"disabled_subgraph_expanded"));
+    let mut instance = scale_instance(json!([3.0]), json!({}));
+    instance["mode"] = json!(4);
+    let conversion = convert_1_45(&subgraph_ui(instance));
+    assert!(conversion.prompt.get("19:1").is_none());
+    assert_eq!(inputs(&conversion, "20")["images"], json!(["10", 0]));
+}
+
+#[test]
+fn frontend_1_45_ignores_the_instance_values_and_sends_the_inner_ones() {
+    // 1.45's promoted widgets are views of the inner widget and are not serialized, so the
+    // instance's saved value (3.0) is not loaded: the inner node's 2.0 is sent.
+    let ui = subgraph_ui(scale_instance(
+        json!([3.0]),
+        json!({"proxyWidgets": [["-1", "scale_by"]]}),
+    ));
+    assert_eq!(inputs(&convert(&ui), "19:1")["scale_by"], 3.0);
+    let conversion = convert_1_45(&ui);
+    assert_eq!(inputs(&conversion, "19:1")["scale_by"], 2.0);
+    let ignored = conversion
+        .diagnostics
+        .iter()
+        .find(|diagnostic| diagnostic.code == "extra_widget_values")
+        .unwrap();
+    assert_eq!(ignored.node_id, "19");
+    assert!(ignored.message.contains("scale_by = 3.0"), "{}", ignored.message);
+    // The promoted widget is found by the link's id, not by its saved slot index.
+    let conversion = convert_1_45(&subgraph_ui(scale_instance(json!([]), json!({}))));
+    assert_eq!(inputs(&conversion, "19:1")["scale_by"], 2.0);
+    assert!(
+        !codes(&conversion).contains(&"widget_values_shifted"),
+        "{:#?}",
+        conversion.diagnostics
+    );
+}
+
+#[test]
+fn frontend_1_45_renumbers_inner_nodes_whose_ids_collide() {
+    // Root node 1 and inner node 1 collide; last_node_id is 20, so the inner node becomes 21,
+    // and its links follow.
+    let mut ui = subgraph_ui(scale_instance(json!([]), json!({})));
+    ui["version"] = json!(0.4);
+    ui["last_node_id"] = json!(20);
+    node_mut(&mut ui, 10)["id"] = json!(1);
+    ui["links"][0] = json!([30, 1, 0, 19, 0, "IMAGE"]);
+    let conversion = convert(&ui);
+    assert!(conversion.prompt.get("19:1").is_some());
+    let conversion = convert_1_45(&ui);
+    assert!(
+        conversion.prompt.get("19:1").is_none(),
+        "{:#?}",
+        conversion.prompt
+    );
+    assert_eq!(inputs(&conversion, "19:21")["image"], json!(["1", 0]));
+    assert_eq!(inputs(&conversion, "20")["images"], json!(["19:21", 0]));
+}
+
+#[test]
+fn ids_are_deduplicated_like_frontend_1_45() {
+    let ui = json!({
+        "version": 0.4, "last_node_id": 3,
+        "nodes": [{"id": 1, "type": "sg-a"}, {"id": 2, "type": "sg-b", "properties": {"proxyWidgets": [["2", "seed"]]}}],
+        "definitions": {"subgraphs": [
+            {"id": "sg-a", "nodes": [{"id": 1}, {"id": 5}], "links": [{"id": 1, "origin_id": 1, "target_id": 5}]},
+            {"id": "sg-b", "nodes": [{"id": 5}, {"id": 2}, {"id": "7"}], "widgets": [{"id": 2, "name": "seed"}],
+             "links": [{"id": 2, "origin_id": 5, "target_id": 2}]}
+        ]}
+    });
+    let renumbered = dedupe::deduplicate_subgraph_node_ids(&ui).unwrap();
+    let ids = |definition: usize| -> Vec<Value> {
+        renumbered["definitions"]["subgraphs"][definition]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|node| node["id"].clone())
+            .collect()
+    };
+    // sg-a: 1 collides with the root's 1 and becomes 4 (after last_node_id 3); 5 is new.
+    assert_eq!(ids(0), [json!(4), json!(5)]);
+    assert_eq!(
+        renumbered["definitions"]["subgraphs"][0]["links"][0]["origin_id"],
+        4
+    );
+    // sg-b: 5 is taken by sg-a and becomes 6, 2 collides with the root and becomes 7 (the string
+    // id "7" does not count), and its promoted widget and the instance's proxyWidgets follow.
+    assert_eq!(ids(1), [json!(6), json!(7), json!("7")]);
+    assert_eq!(
+        renumbered["definitions"]["subgraphs"][1]["links"][0],
+        json!({"id": 2, "origin_id": 6, "target_id": 7})
+    );
+    assert_eq!(renumbered["definitions"]["subgraphs"][1]["widgets"][0]["id"], 7);
+    assert_eq!(
+        renumbered["nodes"][1]["properties"]["proxyWidgets"],
+        json!([["7", "seed"]])
+    );
+    // Nothing collides: no copy.
+    assert!(dedupe::deduplicate_subgraph_node_ids(&txt2img_ui()).is_none());
+}
+
+#[test]
+fn frontend_1_45_sends_no_preview_of_preview_any() {
+    let ui = json!({
+        "nodes": [
+            {"id": 1, "type": "PrimitiveString", "mode": 0, "outputs": [output("STRING", "STRING", &[1])], "widgets_values": ["hi"]},
+            {"id": 2, "type": "PreviewAny", "mode": 0, "inputs": [input("source", "*", Some(1))], "widgets_values": [false]}
+        ],
+        "links": [[1, 1, 0, 2, 0, "STRING"]]
+    });
+    assert_eq!(
+        inputs(&convert(&ui), "2"),
+        json!({"source": ["1", 0], "preview": ""})
+    );
+    assert_eq!(inputs(&convert_1_45(&ui), "2"), json!({"source": ["1", 0]}));
+}
+
+#[test]
+fn frontend_1_45_keeps_the_type_of_multiline_text_values() {
+    let ui =
+        json!({"nodes": [{"id": 1, "type": "PrimitiveStringMultiline", "mode": 0, "widgets_values": [8]}]});
+    assert_eq!(inputs(&convert(&ui), "1")["value"], "8");
+    assert_eq!(inputs(&convert_1_45(&ui), "1")["value"], 8);
+    let ui = json!({"nodes": [{"id": 1, "type": "PrimitiveStringMultiline", "mode": 0, "widgets_values": [null]}]});
+    assert_eq!(inputs(&convert_1_45(&ui), "1")["value"], "");
+}
+
+#[test]
+fn frontend_1_45_gives_combos_without_a_value_their_first_option() {
+    let mut ui = txt2img_ui();
+    node_mut(&mut ui, 3)["widgets_values"] = json!([1, "fixed", 20, 8.0, null, "normal", 1.0]);
+    assert_eq!(inputs(&convert(&ui), "3")["sampler_name"], Value::Null);
+    let first = match &object_info()
+        .node("KSampler")
+        .unwrap()
+        .input("sampler_name")
+        .unwrap()
+        .kind
+    {
+        crate::object_info::InputKind::Combo(Some(choices)) => choices[0].clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(inputs(&convert_1_45(&ui), "3")["sampler_name"], first);
+}
+
+/// Definitions in the shapes ComfyUI 0.26 sends, for the widgets frontend 1.45 builds.
+fn widgets_1_45_info() -> ObjectInfo {
+    ObjectInfo::from_json(&json!({
+        "CustomCombo": {"input": {"required": {"choice": ["COMBO", {"multiselect": false, "options": []}]}},
+                        "output": ["COMBO", "INT"], "output_name": ["STRING", "INDEX"], "name": "CustomCombo"},
+        "ImageCompare": {"input": {"required": {"compare_view": ["IMAGECOMPARE", {"socketless": true}]},
+                                   "optional": {"image_a": ["IMAGE", {}], "image_b": ["IMAGE", {}]}},
+                         "input_order": {"required": ["compare_view"], "optional": ["image_a", "image_b"]},
+                         "output": [], "name": "ImageCompare", "output_node": true},
+        "CurveEditor": {"input": {"required": {"curve": ["CURVE", {"default": {"points": [[0, 0], [1, 1]], "interpolation": "monotone_cubic"}, "socketless": true}]}},
+                        "output": ["CURVE"], "output_name": ["CURVE"], "name": "CurveEditor"},
+        "ImageCropV2": {"input": {"required": {"image": ["IMAGE", {}], "crop_region": ["BOUNDING_BOX", {"default": {"x": 0, "y": 0, "width": 512, "height": 512}, "socketless": true, "component": "ImageCrop"}]}},
+                        "input_order": {"required": ["image", "crop_region"]},
+                        "output": ["IMAGE"], "output_name": ["IMAGE"], "name": "ImageCropV2"},
+        "Preview3D": {"input": {"required": {"model_file": ["STRING,FILE_3D_GLB", {"default": "", "widgetType": "STRING", "multiline": false}]}},
+                      "output": [], "name": "Preview3D", "output_node": true},
+        "LoadAudio": {"input": {"required": {"audio": [["voice.mp3", "demo/noisy bg.mp3"], {"audio_upload": true}]}},
+                      "input_order": {"required": ["audio"]},
+                      "output": ["AUDIO"], "output_name": ["AUDIO"], "name": "LoadAudio"},
+        "SaveAudioAdvanced": {"input": {"required": {"audio": ["AUDIO", {}], "filename_prefix": ["STRING", {"default": "audio/ComfyUI"}]}},
+                              "input_order": {"required": ["audio", "filename_prefix"]},
+                              "output": [], "name": "SaveAudioAdvanced", "output_node": true},
+        "LoadText": {"input": {"required": {}}, "output": ["STRING"], "output_name": ["STRING"], "name": "LoadText"}
+    }))
+}
+
+#[test]
+fn custom_combo_options_grow_as_frontend_1_45_loads_them() {
+    let info = widgets_1_45_info();
+    let ui = json!({"nodes": [{"id": 1, "type": "CustomCombo", "mode": 0,
+                               "widgets_values": ["B", 0, "A", "B", "", "ignored"]}]});
+    let conversion = convert_1_45_with(&ui, &info);
+    // option3 is the empty last option: loading stops adding options there.
+    assert_eq!(
+        inputs(&conversion, "1"),
+        json!({"choice": "B", "index": 1, "option1": "A", "option2": "B", "option3": ""})
+    );
+    let ui = json!({"nodes": [{"id": 1, "type": "CustomCombo", "mode": 0, "widgets_values": ["Z", 0, "A"]}]});
+    assert_eq!(inputs(&convert_1_45_with(&ui, &info), "1")["index"], -1);
+}
+
+#[test]
+fn frontend_1_45_widget_types() {
+    let info = widgets_1_45_info();
+    let ui = json!({
+        "nodes": [
+            {"id": 1, "type": "ImageCompare", "mode": 0, "widgets_values": []},
+            {"id": 2, "type": "CurveEditor", "mode": 0, "widgets_values": [{"points": [[0, 0], [0.5, 0.7], [1, 1]], "interpolation": "linear"}]},
+            {"id": 3, "type": "ImageCropV2", "mode": 0, "widgets_values": [{"x": 10, "y": 0, "width": 64, "height": 64}, 0, 0, 512, 512]},
+            {"id": 4, "type": "LoadText", "mode": 0, "outputs": [output("STRING", "STRING", &[1])]},
+            {"id": 5, "type": "Preview3D", "mode": 0,
+             "inputs": [{"name": "model_file", "type": "STRING,FILE_3D_GLB", "widget": {"name": "model_file"}, "link": 1}],
+             "widgets_values": ["", ""]}
+        ],
+        "links": [[1, 4, 0, 5, 0, "STRING"]]
+    });
+    let conversion = convert_1_45_with(&ui, &info);
+    assert_eq!(
+        inputs(&conversion, "1"),
+        json!({"compare_view": {"__value__": ["", ""]}})
+    );
+    assert_eq!(
+        inputs(&conversion, "2")["curve"],
+        json!({"points": [[0, 0], [0.5, 0.7], [1, 1]], "interpolation": "linear"})
+    );
+    assert_eq!(
+        inputs(&conversion, "3"),
+        json!({"crop_region": {"x": 10, "y": 0, "width": 64, "height": 64}})
+    );
+    // widgetType: the socket type list is drawn as a STRING widget, and its slot keeps the link.
+    assert_eq!(inputs(&conversion, "5")["model_file"], json!(["4", 0]));
+}
+
+#[test]
+fn frontend_1_45_points_audio_players_at_the_loaded_file() {
+    let info = widgets_1_45_info();
+    let ui = json!({
+        "nodes": [
+            {"id": 1, "type": "LoadAudio", "mode": 0, "outputs": [output("AUDIO", "AUDIO", &[1])],
+             "widgets_values": ["demo/noisy bg.mp3", null, null]},
+            {"id": 2, "type": "SaveAudioAdvanced", "mode": 0, "inputs": [input("audio", "AUDIO", Some(1))],
+             "widgets_values": ["audio/ComfyUI"]}
+        ],
+        "links": [[1, 1, 0, 2, 0, "AUDIO"]]
+    });
+    let conversion = convert_1_45_with(&ui, &info);
+    assert_eq!(
+        inputs(&conversion, "1")["audioUI"],
+        "/api/view?filename=noisy%20bg.mp3&type=input&subfolder=demo&rand=0.5"
+    );
+    assert_eq!(inputs(&conversion, "1")["audio"], "demo/noisy bg.mp3");
+    assert_eq!(inputs(&conversion, "2")["audioUI"], "");
+    assert_eq!(inputs(&conversion, "2")["filename_prefix"], "audio/ComfyUI");
+}
+
+#[test]
+fn a_dynamic_combo_drops_saved_slots_of_options_it_does_not_show() {
+    let info = crate::testing::v3_object_info();
+    let ui = json!({
+        "nodes": [
+            {"id": 1, "type": "EmptyImage", "mode": 0, "outputs": [output("IMAGE", "IMAGE", &[1, 2])], "widgets_values": [64, 64]},
+            {"id": 2, "type": "ResizeImageMaskNode", "mode": 0,
+             "inputs": [input("input", "IMAGE,MASK", Some(1)), input("resize_type.match", "IMAGE,MASK", Some(2))],
+             "outputs": [output("resized", "IMAGE", &[])],
+             "widgets_values": ["scale by multiplier", 0.5, "nearest-exact"]}
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 1, 0, 2, 1, "IMAGE,MASK"]]
+    });
+    let conversion = convert_1_45_with(&ui, info);
+    let sent = inputs(&conversion, "2");
+    assert_eq!(sent["resize_type"], "scale by multiplier");
+    assert_eq!(sent["resize_type.multiplier"], 0.5);
+    assert!(sent.get("resize_type.match").is_none(), "{sent:#}");
+    let dropped = conversion
+        .diagnostics
+        .iter()
+        .find(|diagnostic| diagnostic.input.as_deref() == Some("resize_type.match"))
+        .unwrap();
+    assert_eq!(dropped.code, "input_disconnected");
+}
+
+#[test]
+fn subgraphs_are_configured_in_dependency_order_by_frontend_1_45() {
+    let outer = json!({
+        "id": "sg-outer", "name": "Outer",
+        "inputs": [{"id": "x", "name": "image", "type": "IMAGE", "linkIds": [1]}],
+        "outputs": [{"id": "y", "name": "IMAGE", "type": "IMAGE", "linkIds": [2]}],
+        "nodes": [{"id": 5, "type": "sg-scale", "mode": 0, "inputs": [input("image", "IMAGE", Some(1))],
+                   "outputs": [output("IMAGE", "IMAGE", &[2])]}],
+        "links": [
+            {"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 5, "target_slot": 0, "type": "IMAGE"},
+            {"id": 2, "origin_id": 5, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}
+        ]
+    });
+    // The outer definition comes first in the file, but uses the inner one.
+    let mut ui = subgraph_ui(
+        json!({"id": 19, "type": "sg-outer", "mode": 0, "inputs": [input("image", "IMAGE", Some(30))],
+                                     "outputs": [output("IMAGE", "IMAGE", &[31])]}),
+    );
+    ui["definitions"]["subgraphs"] = json!([outer, scale_subgraph("sg-scale")]);
+    let conversion = convert_1_45(&ui);
+    assert_eq!(inputs(&conversion, "19:5:1")["image"], json!(["10", 0]));
+    assert_eq!(inputs(&conversion, "19:5:1")["scale_by"], 2.0);
+    assert_eq!(inputs(&conversion, "20")["images"], json!(["19:5:1", 0]));
+}

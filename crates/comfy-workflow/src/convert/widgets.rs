@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::convert::FrontendGeneration;
 use crate::object_info::{
     DYNAMIC_COMBO_TYPE, DynamicOption, InputKind, InputSection, InputSpec, NodeDefinition,
 };
@@ -55,6 +56,9 @@ const FRONTEND_WIDGET_TYPES: &[&str] = &[
     "LOAD_3D",
     "PREVIEW_3D",
 ];
+
+/// Widget constructors frontend 1.45 adds to those of [`FRONTEND_WIDGET_TYPES`].
+const FRONTEND_1_45_WIDGET_TYPES: &[&str] = &["BOUNDING_BOX", "PAINTER", "CURVE", "RANGE"];
 
 /// Widget types whose value the browser produces when queueing (a webcam frame, a 3D render, a
 /// recording), so a converted value is only a placeholder.
@@ -110,6 +114,9 @@ pub enum Setter {
     Plain,
     /// A `<textarea>`: the value becomes a string (`null` becomes `""`).
     Text,
+    /// A `<textarea>` whose value lives in the widget store (1.45): values are kept as they are,
+    /// except that `null` and `undefined` read as the text area's `""` and `"undefined"`.
+    TextStore,
     /// A DOM or component widget without a setter: assignments are lost and it reads `""`.
     Ignored,
 }
@@ -142,6 +149,12 @@ pub enum Serialize {
     FilenamePrefix,
     /// Always `undefined` (the webcam's capture button).
     Undefined,
+    /// The 3D viewport of the advanced previews (1.45), which the browser captures when queueing:
+    /// empty images and the camera of the saved `Camera Config`.
+    ViewportState,
+    /// `CustomCombo`'s hidden `index` (1.45): the position, among the widgets after it, of the
+    /// first whose value is the chosen one (`-1` when none is).
+    OptionIndex,
 }
 
 /// The widget kinds the primitive node cares about when it copies a target's widget.
@@ -149,6 +162,8 @@ pub enum Serialize {
 pub enum WidgetType {
     Number,
     Combo,
+    /// A curve editor (1.45), whose list values are sent tagged `CURVE`.
+    Curve,
     Other,
 }
 
@@ -240,6 +255,9 @@ struct FrontendInput<'a> {
     name: String,
     /// The V2 input type (`COMBO` for combos).
     type_name: String,
+    /// The type whose widget constructor builds its widget: `widgetType` when the definition
+    /// gives one (a V3 socket drawn as a widget), else the type.
+    widget_type: String,
     spec: Option<&'a InputSpec>,
     force_input: bool,
     /// The required input whose combo an `IMAGEUPLOAD` input uploads into.
@@ -254,6 +272,10 @@ pub struct FrontendLayout<'a> {
     /// `migrateWidgetsValues`: for each input in definition record order that has a widget or is
     /// `forceInput`, whether it is `forceInput` and whether it counts two values.
     pub migration: Vec<(bool, bool)>,
+    /// The autogrow inputs the node shows (top level and in shown dynamic combo options): the
+    /// frontend adds a slot group whenever the last one is linked, so saved slots named
+    /// `<autogrow>.<anything>` stay.
+    pub autogrow_groups: Vec<String>,
 }
 
 fn v2_type(spec: &InputSpec) -> String {
@@ -266,9 +288,14 @@ fn v2_type(spec: &InputSpec) -> String {
 }
 
 fn frontend_input(spec: &InputSpec) -> FrontendInput<'_> {
+    let type_name = v2_type(spec);
     FrontendInput {
         name: spec.name.clone(),
-        type_name: v2_type(spec),
+        widget_type: spec
+            .option("widgetType")
+            .and_then(Value::as_str)
+            .map_or_else(|| type_name.clone(), str::to_owned),
+        type_name,
         spec: Some(spec),
         force_input: spec.option("forceInput").and_then(Value::as_bool) == Some(true),
         upload_target: None,
@@ -299,7 +326,7 @@ fn is_media_upload_combo(spec: &InputSpec) -> bool {
 
 /// The inputs in the frontend's order, with the inputs the core extensions add to the definition
 /// (`beforeRegisterNodeDef`): appended keys are not in `input_order`, so they come last.
-fn frontend_inputs(definition: &NodeDefinition) -> Vec<FrontendInput<'_>> {
+fn frontend_inputs(definition: &NodeDefinition, frontend: FrontendGeneration) -> Vec<FrontendInput<'_>> {
     let mut inputs: Vec<FrontendInput<'_>> = Vec::new();
     for spec in definition.settable_inputs() {
         match &spec.kind {
@@ -327,6 +354,7 @@ fn frontend_inputs(definition: &NodeDefinition) -> Vec<FrontendInput<'_>> {
             FrontendInput {
                 name: "upload".to_owned(),
                 type_name: "IMAGEUPLOAD".to_owned(),
+                widget_type: "IMAGEUPLOAD".to_owned(),
                 spec: None,
                 force_input: false,
                 upload_target: Some(target),
@@ -334,7 +362,9 @@ fn frontend_inputs(definition: &NodeDefinition) -> Vec<FrontendInput<'_>> {
         );
     }
     // Comfy.AudioWidget
-    if AUDIO_UI_CLASSES.contains(&definition.class_type.as_str()) {
+    if AUDIO_UI_CLASSES.contains(&definition.class_type.as_str())
+        || (frontend.is_v1_45() && definition.class_type == "SaveAudioAdvanced")
+    {
         put(&mut inputs, synthetic("audioUI", "AUDIO_UI"));
     }
     // Comfy.UploadAudio
@@ -366,17 +396,19 @@ fn synthetic<'a>(name: &str, type_name: &str) -> FrontendInput<'a> {
     FrontendInput {
         name: name.to_owned(),
         type_name: type_name.to_owned(),
+        widget_type: type_name.to_owned(),
         spec: None,
         force_input: false,
         upload_target: None,
     }
 }
 
-fn widget_constructor_exists(type_name: &str) -> bool {
+fn widget_constructor_exists(type_name: &str, frontend: FrontendGeneration) -> bool {
     matches!(
         type_name,
         "INT" | "FLOAT" | "BOOLEAN" | "STRING" | "COMBO" | DYNAMIC_COMBO_TYPE
     ) || FRONTEND_WIDGET_TYPES.contains(&type_name)
+        || (frontend.is_v1_45() && FRONTEND_1_45_WIDGET_TYPES.contains(&type_name))
 }
 
 /// The control widgets `addValueControlWidgets` adds after a value widget.
@@ -408,8 +440,17 @@ fn control_widgets<'a>(spec: &InputSpec, combo: bool) -> Vec<WidgetTemplate<'a>>
 }
 
 /// The widgets the frontend creates for one widget input.
-fn input_widgets<'a>(definition: &'a NodeDefinition, input: &FrontendInput<'a>) -> Vec<WidgetTemplate<'a>> {
-    match (input.type_name.as_str(), input.spec) {
+fn input_widgets<'a>(
+    definition: &'a NodeDefinition,
+    input: &FrontendInput<'a>,
+    frontend: FrontendGeneration,
+) -> Vec<WidgetTemplate<'a>> {
+    if frontend.is_v1_45()
+        && let Some(widgets) = input_widgets_1_45(definition, input)
+    {
+        return widgets;
+    }
+    match (input.widget_type.as_str(), input.spec) {
         ("INT", Some(spec)) => {
             let mut widget = WidgetTemplate::value(
                 spec,
@@ -465,7 +506,9 @@ fn input_widgets<'a>(definition: &'a NodeDefinition, input: &FrontendInput<'a>) 
                         .unwrap_or(Value::String(String::new())),
                 ),
             );
-            if truthy(spec.option("multiline")) {
+            if truthy(spec.option("multiline")) && frontend.is_v1_45() {
+                widget.setter = Setter::TextStore;
+            } else if truthy(spec.option("multiline")) {
                 // A <textarea>: its value is always a string.
                 widget.setter = Setter::Text;
                 if let Some(default) = widget.default.as_ref().filter(|default| !default.is_string()) {
@@ -526,7 +569,7 @@ fn input_widgets<'a>(definition: &'a NodeDefinition, input: &FrontendInput<'a>) 
             widgets
         }
         ("MARKDOWN" | "COLOR" | "IMAGECOMPARE" | "CHART" | "GALLERIA" | "TEXTAREA", Some(spec)) => {
-            let default = match input.type_name.as_str() {
+            let default = match input.widget_type.as_str() {
                 "COLOR" => spec
                     .default_value()
                     .filter(|value| truthy(Some(value)))
@@ -599,6 +642,114 @@ fn input_widgets<'a>(definition: &'a NodeDefinition, input: &FrontendInput<'a>) 
     }
 }
 
+/// The widgets frontend 1.45 builds differently from 1.32, or `None` to build them as 1.32 does.
+fn input_widgets_1_45<'a>(
+    definition: &'a NodeDefinition,
+    input: &FrontendInput<'a>,
+) -> Option<Vec<WidgetTemplate<'a>>> {
+    let spec = input.spec;
+    let declared = || spec.and_then(InputSpec::default_value).cloned();
+    let value_widget = |default: Value| {
+        let mut widget = match spec {
+            Some(spec) => WidgetTemplate::value(spec, Some(default)),
+            None => WidgetTemplate::extra(&input.name, Some(default), true, true),
+        };
+        widget.name = input.name.clone();
+        widget
+    };
+    Some(match input.widget_type.as_str() {
+        // `useImageCompareWidget`: the value is a pair of image URLs, and the widget is not saved.
+        "IMAGECOMPARE" => {
+            let mut widget = value_widget(Value::Array(vec![
+                Value::String(String::new()),
+                Value::String(String::new()),
+            ]));
+            widget.persisted = false;
+            vec![widget]
+        }
+        // `useBoundingBoxWidget`: the box, then its four fields as number widgets that are saved
+        // but not sent.
+        "BOUNDING_BOX" => {
+            let default = declared()
+                .unwrap_or_else(|| serde_json::json!({"x": 0, "y": 0, "width": 512, "height": 512}));
+            let mut widgets = vec![value_widget(default.clone())];
+            for field in ["x", "y", "width", "height"] {
+                let value = default.get(field).cloned();
+                widgets.push(WidgetTemplate::extra(field, value, true, false));
+            }
+            widgets
+        }
+        // `useCurveWidget`
+        "CURVE" => {
+            let mut widget = value_widget(declared().unwrap_or_else(
+                || serde_json::json!({"points": [[0, 0], [1, 1]], "interpolation": "monotone_cubic"}),
+            ));
+            widget.widget_type = WidgetType::Curve;
+            vec![widget]
+        }
+        // `useRangeWidget`
+        "RANGE" => vec![value_widget(
+            declared().unwrap_or_else(|| serde_json::json!({"min": 0, "max": 1})),
+        )],
+        // `usePainterWidget`
+        "PAINTER" => vec![value_widget(declared().unwrap_or(Value::String(String::new())))],
+        // `AUDIO_UI`: a player that is not saved and sends what the widget store holds, `""`
+        // until a file is loaded (loading sets the URL of the chosen file).
+        // `Comfy.Load3D`'s `LOAD_3D`: the upload and clear buttons only on nodes with a
+        // `model_file` widget, then the viewer, named `viewport_state` on the advanced previews.
+        "LOAD_3D" => {
+            let viewer_name = if matches!(
+                definition.class_type.as_str(),
+                "Preview3DAdvanced" | "PreviewGaussianSplat" | "PreviewPointCloud"
+            ) {
+                "viewport_state"
+            } else {
+                "image"
+            };
+            let mut viewer = WidgetTemplate::constant(viewer_name, true);
+            viewer.spec = input.spec;
+            viewer.browser_produced = true;
+            if viewer_name == "viewport_state" {
+                viewer.serialize = Serialize::ViewportState;
+            }
+            let has_model_file = definition
+                .inputs
+                .iter()
+                .any(|spec| spec.name == "model_file" && has_widget(spec));
+            let mut widgets = Vec::new();
+            if has_model_file {
+                widgets.push(WidgetTemplate::extra(
+                    "upload 3d model",
+                    Some(Value::String("upload3dmodel".to_owned())),
+                    true,
+                    true,
+                ));
+                widgets.push(WidgetTemplate::extra(
+                    "upload extra resources",
+                    Some(Value::String("uploadExtraResources".to_owned())),
+                    true,
+                    true,
+                ));
+                widgets.push(WidgetTemplate::extra(
+                    "clear",
+                    Some(Value::String("clear".to_owned())),
+                    true,
+                    true,
+                ));
+            }
+            widgets.push(viewer);
+            widgets
+        }
+        "AUDIO_UI" => vec![WidgetTemplate::extra(
+            "audioUI",
+            Some(Value::String(String::new())),
+            false,
+            true,
+        )],
+        _ => return None,
+    })
+}
+
 /// What decides a dynamic combo's widgets: the value each combo shows, by the combo's input name
 /// (a combo not listed shows its first option, as a fresh node does), and the saved slot names,
 /// whose order is the frontend's order of an option's inputs.
@@ -606,11 +757,21 @@ fn input_widgets<'a>(definition: &'a NodeDefinition, input: &FrontendInput<'a>) 
 struct Selections<'s> {
     values: BTreeMap<String, Value>,
     slot_order: &'s [String],
+    frontend: FrontendGeneration,
 }
 
 /// Builds the frontend's slots and widgets for a fresh node of a class.
 pub fn frontend_layout(definition: &NodeDefinition) -> FrontendLayout<'_> {
-    frontend_layout_with(definition, &Selections::default())
+    frontend_layout_for(definition, FrontendGeneration::V1_32)
+}
+
+/// [`frontend_layout`] as the given frontend generation builds it.
+pub fn frontend_layout_for(definition: &NodeDefinition, frontend: FrontendGeneration) -> FrontendLayout<'_> {
+    let selections = Selections {
+        frontend,
+        ..Selections::default()
+    };
+    frontend_layout_with(definition, &selections)
 }
 
 /// The layout after `LGraphNode.configure` assigns `values` in order to the persisted widgets:
@@ -625,9 +786,20 @@ pub fn frontend_layout_for_values<'a>(
     values: &[Value],
     slot_names: &[String],
 ) -> FrontendLayout<'a> {
+    frontend_layout_for_values_as(definition, values, slot_names, FrontendGeneration::V1_32)
+}
+
+/// [`frontend_layout_for_values`] as the given frontend generation builds it.
+pub fn frontend_layout_for_values_as<'a>(
+    definition: &'a NodeDefinition,
+    values: &[Value],
+    slot_names: &[String],
+    frontend: FrontendGeneration,
+) -> FrontendLayout<'a> {
     let mut selections = Selections {
         values: BTreeMap::new(),
         slot_order: slot_names,
+        frontend,
     };
     let mut layout = frontend_layout_with(definition, &selections);
     let mut value_index = 0;
@@ -659,6 +831,7 @@ fn add_option_inputs<'a>(
     selections: &Selections<'_>,
     widgets: &mut Vec<WidgetTemplate<'a>>,
     slots: &mut Vec<SlotTemplate>,
+    autogrows: &mut Vec<String>,
 ) {
     let InputKind::DynamicCombo(options) = &spec.kind else {
         return;
@@ -667,8 +840,26 @@ fn add_option_inputs<'a>(
         return;
     };
     for nested in option_input_order(option, selections.slot_order) {
+        // `applyAutogrow` on an option input: groups 0 to `min`, as at the top level.
+        if let InputKind::Autogrow(autogrow) = &nested.kind {
+            autogrows.push(nested.name.clone());
+            for slot in autogrow.slots.iter().take(autogrow.min.saturating_add(1).max(1)) {
+                let input = frontend_input(slot);
+                let widget =
+                    widget_constructor_exists(&input.widget_type, selections.frontend) && !input.force_input;
+                if widget {
+                    widgets.extend(input_widgets(definition, &input, selections.frontend));
+                }
+                slots.push(SlotTemplate {
+                    name: input.name.clone(),
+                    type_name: input.type_name.clone(),
+                    widget: widget.then(|| input.name.clone()),
+                });
+            }
+            continue;
+        }
         let input = frontend_input(nested);
-        if !widget_constructor_exists(&input.type_name) || input.force_input {
+        if !widget_constructor_exists(&input.widget_type, selections.frontend) || input.force_input {
             slots.push(SlotTemplate {
                 name: input.name.clone(),
                 type_name: input.type_name.clone(),
@@ -676,13 +867,13 @@ fn add_option_inputs<'a>(
             });
             continue;
         }
-        widgets.extend(input_widgets(definition, &input));
+        widgets.extend(input_widgets(definition, &input, selections.frontend));
         slots.push(SlotTemplate {
             name: input.name.clone(),
             type_name: input.type_name.clone(),
             widget: Some(input.name.clone()),
         });
-        add_option_inputs(definition, nested, selections, widgets, slots);
+        add_option_inputs(definition, nested, selections, widgets, slots, autogrows);
     }
 }
 
@@ -727,12 +918,18 @@ fn frontend_layout_with<'a>(
     definition: &'a NodeDefinition,
     selections: &Selections<'_>,
 ) -> FrontendLayout<'a> {
-    let inputs = frontend_inputs(definition);
+    let frontend = selections.frontend;
+    let inputs = frontend_inputs(definition, frontend);
     let mut slots = Vec::new();
     let mut widget_slots = Vec::new();
     let mut widgets: Vec<WidgetTemplate<'_>> = Vec::new();
+    let mut autogrow_groups: Vec<String> = definition
+        .settable_inputs()
+        .filter(|spec| matches!(spec.kind, InputKind::Autogrow(_)))
+        .map(|spec| spec.name.clone())
+        .collect();
     for input in &inputs {
-        if !widget_constructor_exists(&input.type_name) || input.force_input {
+        if !widget_constructor_exists(&input.widget_type, frontend) || input.force_input {
             slots.push(SlotTemplate {
                 name: input.name.clone(),
                 type_name: input.type_name.clone(),
@@ -741,10 +938,10 @@ fn frontend_layout_with<'a>(
         }
     }
     for input in &inputs {
-        if !widget_constructor_exists(&input.type_name) || input.force_input {
+        if !widget_constructor_exists(&input.widget_type, frontend) || input.force_input {
             continue;
         }
-        let created = input_widgets(definition, input);
+        let created = input_widgets(definition, input, frontend);
         if let Some(target) = input.upload_target
             && let Some(combo) = widgets
                 .iter_mut()
@@ -771,12 +968,41 @@ fn frontend_layout_with<'a>(
             widget: Some(input.name.clone()),
         });
         if let Some(spec) = input.spec {
-            add_option_inputs(definition, spec, selections, &mut widgets, &mut widget_slots);
+            add_option_inputs(
+                definition,
+                spec,
+                selections,
+                &mut widgets,
+                &mut widget_slots,
+                &mut autogrow_groups,
+            );
         }
     }
     slots.extend(widget_slots);
     // Widgets the core extensions add when the node is created.
     match definition.class_type.as_str() {
+        // 1.45: a markdown and a text preview, neither saved nor sent, and a mode toggle that is
+        // saved but not sent.
+        "PreviewAny" if frontend.is_v1_45() => {
+            widgets.push(WidgetTemplate::extra(
+                "preview_markdown",
+                Some(Value::String(String::new())),
+                false,
+                false,
+            ));
+            widgets.push(WidgetTemplate::extra(
+                "preview_text",
+                Some(Value::String(String::new())),
+                false,
+                false,
+            ));
+            widgets.push(WidgetTemplate::extra(
+                "previewMode",
+                Some(Value::Bool(false)),
+                true,
+                false,
+            ));
+        }
         "PreviewAny" => widgets.push(WidgetTemplate::constant("preview", false)),
         "WebcamCapture" => {
             let mut button = WidgetTemplate::extra(
@@ -809,7 +1035,41 @@ fn frontend_layout_with<'a>(
         slots,
         widgets,
         migration,
+        autogrow_groups,
     }
+}
+
+/// `Comfy.CustomWidgets`' `CustomCombo` (1.45): after the combo, a hidden `index` widget (saved,
+/// sent, computed) and option widgets `option1`, `option2`...: assigning a truthy value to the last
+/// option adds the next one, so loading `values` ends with one option per saved option up to the
+/// first empty one after the last filled one.
+pub(crate) fn with_custom_combo_options<'a>(
+    mut layout: FrontendLayout<'a>,
+    values: &[Value],
+) -> FrontendLayout<'a> {
+    let mut index = WidgetTemplate::extra("index", Some(Value::from(-1)), true, true);
+    index.serialize = Serialize::OptionIndex;
+    index.setter = Setter::Ignored;
+    layout.widgets.push(index);
+    let before = layout.widgets.len();
+    let mut options = 1;
+    for (offset, value) in values.iter().skip(before).enumerate() {
+        if offset >= options {
+            break;
+        }
+        if offset + 1 == options && truthy(Some(value)) {
+            options += 1;
+        }
+    }
+    for number in 1..=options {
+        layout.widgets.push(WidgetTemplate::extra(
+            &format!("option{number}"),
+            Some(Value::String(String::new())),
+            true,
+            true,
+        ));
+    }
+    layout
 }
 
 /// `migrateWidgetsValues`: when the saved values match the count of the old layout (where
