@@ -246,7 +246,8 @@ fn redact_text(text: &str, secrets: &[String]) -> String {
     })
 }
 
-/// A call's arguments with every secret value replaced; what its audit digest is taken of.
+/// A call's arguments (or any object in them) with every secret value replaced; what its audit
+/// digest is taken of.
 fn redact_object(arguments: &JsonObject) -> Value {
     Value::Object(
         arguments
@@ -264,17 +265,7 @@ fn redact_object(arguments: &JsonObject) -> Value {
 
 fn redact(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(key, value)| {
-                    if is_secret_key(key) {
-                        (key.clone(), Value::String("<redacted>".to_owned()))
-                    } else {
-                        (key.clone(), redact(value))
-                    }
-                })
-                .collect(),
-        ),
+        Value::Object(map) => redact_object(map),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
         other => other.clone(),
     }
