@@ -26,6 +26,24 @@ fn model_free_prompt(prefix: &str, color: u64) -> Value {
     })
 }
 
+/// A backend actor on the rig, its websocket connected, with what stops it.
+async fn connected_backend() -> (Backend, CancellationToken, TaskTracker) {
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let backend = Backend::start(
+        &comfyui_url(),
+        BackendOptions::default(),
+        cancel.clone(),
+        &tracker,
+    )
+    .expect("backend");
+    assert!(
+        backend.wait_connected(Duration::from_secs(5)).await,
+        "websocket connects"
+    );
+    (backend, cancel, tracker)
+}
+
 fn png(side: u32) -> Vec<u8> {
     let pixels: Vec<u8> = (0..side * side).map(|index| (index * 13 % 256) as u8).collect();
     let mut bytes = Vec::new();
@@ -239,19 +257,7 @@ async fn files_upload_view_and_traversal() {
 /// order they ran, not by id.
 #[tokio::test]
 async fn cached_jobs_take_no_negative_time_and_history_runs_in_order() {
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let backend = Backend::start(
-        &comfyui_url(),
-        BackendOptions::default(),
-        cancel.clone(),
-        &tracker,
-    )
-    .expect("backend");
-    assert!(
-        backend.wait_connected(Duration::from_secs(5)).await,
-        "websocket connects"
-    );
+    let (backend, cancel, tracker) = connected_backend().await;
     let color = u64::from(uuid::Uuid::new_v4().as_fields().0 & 0xff_ffff);
     let prompt = model_free_prompt("contract-cached", color);
     // Ids that sort against the order they run in.
@@ -301,19 +307,7 @@ async fn cached_jobs_take_no_negative_time_and_history_runs_in_order() {
 
 #[tokio::test]
 async fn backend_follows_a_job_by_listening() {
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let backend = Backend::start(
-        &comfyui_url(),
-        BackendOptions::default(),
-        cancel.clone(),
-        &tracker,
-    )
-    .expect("backend");
-    assert!(
-        backend.wait_connected(Duration::from_secs(5)).await,
-        "websocket connects"
-    );
+    let (backend, cancel, tracker) = connected_backend().await;
     let color = u64::from(uuid::Uuid::new_v4().as_fields().0 & 0xff_ffff);
     let prompt = model_free_prompt("contract-job", color);
     let titles = BTreeMap::from([("3".to_owned(), "Save".to_owned())]);

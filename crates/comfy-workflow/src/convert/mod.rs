@@ -447,68 +447,48 @@ impl<'w> Converter<'w> {
         let events = std::mem::take(&mut self.live.events);
         for event in events {
             match event {
-                LoadEvent::InputRemoved { graph, node, input } => {
-                    for (context, position) in self.locations(graph, &node) {
-                        self.diagnose(
-                            (context, position),
-                            Some(&input),
-                            code::INPUT_DISCONNECTED,
-                            Severity::Warning,
-                            format!("input {input} claims a widget this node does not have, so the frontend removes it with its link"),
-                        );
-                    }
-                }
+                LoadEvent::InputRemoved { graph, node, input } => self.warn_at_every_location(
+                    graph,
+                    &node,
+                    Some(&input),
+                    code::INPUT_DISCONNECTED,
+                    format!("input {input} claims a widget this node does not have, so the frontend removes it with its link"),
+                ),
                 LoadEvent::InputDropped {
                     graph,
                     node,
                     input,
                     detail,
-                } => {
-                    for location in self.locations(graph, &node) {
-                        self.diagnose(
-                            location,
-                            Some(&input),
-                            code::INPUT_DISCONNECTED,
-                            Severity::Warning,
-                            format!("input {input} {detail}"),
-                        );
-                    }
-                }
+                } => self.warn_at_every_location(
+                    graph,
+                    &node,
+                    Some(&input),
+                    code::INPUT_DISCONNECTED,
+                    format!("input {input} {detail}"),
+                ),
                 LoadEvent::InstanceValuesIgnored { graph, node, detail } => {
-                    let node_id = self
-                        .live
-                        .node(graph, node)
-                        .map(|node| node.id.clone())
-                        .unwrap_or_default();
-                    for location in self.locations(graph, &node_id) {
-                        self.diagnose(
-                            location,
-                            None,
-                            code::EXTRA_WIDGET_VALUES,
-                            Severity::Warning,
-                            format!(
-                                "the frontend (1.45.19) does not load the values saved on a subgraph instance, only those of its inner nodes, which every instance of the subgraph shares: {detail}; set the values inside the subgraph to send them"
-                            ),
-                        );
-                    }
+                    let node_id = self.live_node_id(graph, node);
+                    self.warn_at_every_location(
+                        graph,
+                        &node_id,
+                        None,
+                        code::EXTRA_WIDGET_VALUES,
+                        format!(
+                            "the frontend (1.45.19) does not load the values saved on a subgraph instance, only those of its inner nodes, which every instance of the subgraph shares: {detail}; set the values inside the subgraph to send them"
+                        ),
+                    );
                 }
                 LoadEvent::PromotedValuesShifted { graph, node, detail } => {
-                    let node_id = self
-                        .live
-                        .node(graph, node)
-                        .map(|node| node.id.clone())
-                        .unwrap_or_default();
-                    for location in self.locations(graph, &node_id) {
-                        self.diagnose(
-                            location,
-                            None,
-                            code::WIDGET_VALUES_SHIFTED,
-                            Severity::Warning,
-                            format!(
-                                "{detail}: the frontend assigns the saved values in order to the widgets it could promote, so values can land on the wrong inputs"
-                            ),
-                        );
-                    }
+                    let node_id = self.live_node_id(graph, node);
+                    self.warn_at_every_location(
+                        graph,
+                        &node_id,
+                        None,
+                        code::WIDGET_VALUES_SHIFTED,
+                        format!(
+                            "{detail}: the frontend assigns the saved values in order to the widgets it could promote, so values can land on the wrong inputs"
+                        ),
+                    );
                 }
                 LoadEvent::StalePromotion {
                     graph,
@@ -516,22 +496,16 @@ impl<'w> Converter<'w> {
                     input,
                     source,
                 } => {
-                    let node_id = self
-                        .live
-                        .node(graph, node)
-                        .map(|node| node.id.clone())
-                        .unwrap_or_default();
-                    for location in self.locations(graph, &node_id) {
-                        self.diagnose(
-                            location,
-                            Some(&input),
-                            code::WIDGET_VALUES_SHIFTED,
-                            Severity::Warning,
-                            format!(
-                                "the frontend promotes the inner widget {source} for subgraph input {input} (the link's saved slot index points at it) and the instance saves no value for it, so {source}'s value is sent for {input}; set the value on the subgraph node and save to fix it"
-                            ),
-                        );
-                    }
+                    let node_id = self.live_node_id(graph, node);
+                    self.warn_at_every_location(
+                        graph,
+                        &node_id,
+                        Some(&input),
+                        code::WIDGET_VALUES_SHIFTED,
+                        format!(
+                            "the frontend promotes the inner widget {source} for subgraph input {input} (the link's saved slot index points at it) and the instance saves no value for it, so {source}'s value is sent for {input}; set the value on the subgraph node and save to fix it"
+                        ),
+                    );
                 }
                 LoadEvent::WidgetValues {
                     graph,
@@ -557,6 +531,29 @@ impl<'w> Converter<'w> {
     }
 
     /// Every context position of a node of a live graph (one per instance of its definition).
+    /// The id of the node at `position` in live graph `graph` (empty when it is gone).
+    fn live_node_id(&self, graph: usize, position: usize) -> String {
+        self.live
+            .node(graph, position)
+            .map(|node| node.id.clone())
+            .unwrap_or_default()
+    }
+
+    /// One warning at every place node `node_id` of `graph` ends up in the prompt (a node inside a
+    /// subgraph appears once per instance).
+    fn warn_at_every_location(
+        &mut self,
+        graph: usize,
+        node_id: &str,
+        input: Option<&str>,
+        code: &str,
+        message: String,
+    ) {
+        for location in self.locations(graph, node_id) {
+            self.diagnose(location, input, code, Severity::Warning, message.clone());
+        }
+    }
+
     fn locations(&self, graph: usize, node_id: &str) -> Vec<(usize, usize)> {
         let Some(position) = self
             .live
