@@ -96,7 +96,7 @@ fn run(arguments: Arguments) -> anyhow::Result<()> {
     writeln!(
         stdout,
         "node definitions: {} classes, parsed in {:.1} ms",
-        info.nodes.len(),
+        info.len(),
         parse_time.as_secs_f64() * 1000.0
     )?;
     let validation = ValidationOptions::default();

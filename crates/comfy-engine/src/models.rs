@@ -206,8 +206,7 @@ impl Engine {
         let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
         let category = category.map(str::to_lowercase);
         let mut matches: Vec<(usize, &NodeDefinition)> = info
-            .nodes
-            .values()
+            .definitions()
             .filter(|node| {
                 category
                     .as_ref()
@@ -269,7 +268,7 @@ impl Engine {
         let entry = self.pick_backend(backend)?;
         let info = self.object_info(entry, false).await?;
         let Some(node) = info.node(class_type) else {
-            let candidates = closest_matches(class_type, info.nodes.keys().map(String::as_str), 5);
+            let candidates = closest_matches(class_type, info.class_types(), 5);
             return Err(EngineError::Missing {
                 backend: entry.label(),
                 what: format!("node class {class_type:?}"),

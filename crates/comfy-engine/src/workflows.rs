@@ -143,7 +143,7 @@ pub fn apply_workflow_overrides(
             ))));
         }
     }
-    apply_overrides(prompt, &parameters, overrides).map_err(|error| match error {
+    apply_overrides(prompt, &parameters, overrides, info).map_err(|error| match error {
         OverrideError::InvalidValue { .. } => {
             OverrideFailure::Value(EngineError::bad_input(error.to_string()))
         }

@@ -15,7 +15,7 @@ use thiserror::Error;
 use crate::coerce::{self, Numeric};
 use crate::diagnostic::compare_node_ids;
 use crate::graph::{ApiPrompt, InputValue, Node};
-use crate::object_info::{InputKind, InputSpec, NodeDefinition, ObjectInfo};
+use crate::object_info::{InputKind, InputSection, InputSpec, NodeDefinition, ObjectInfo};
 use crate::suggest::{closest_matches, did_you_mean};
 
 /// Role names in the order parameters are listed.
@@ -202,11 +202,14 @@ pub fn discover_parameters(prompt: &ApiPrompt, info: &ObjectInfo) -> Parameters 
     parameters
 }
 
-/// Applies overrides keyed by parameter name or `node_id.input` to a copy of `prompt`.
+/// Applies overrides keyed by parameter name or `node_id.input` to a copy of `prompt`. A V3
+/// dynamic combo switched to another option then carries that option's inputs, as the frontend
+/// does when the combo changes (see [`settle_dynamic_inputs`]).
 pub fn apply_overrides(
     prompt: &ApiPrompt,
     parameters: &Parameters,
     overrides: &Map<String, Value>,
+    info: &ObjectInfo,
 ) -> Result<ApiPrompt, OverrideError> {
     let mut result = prompt.clone();
     let mut assigned: BTreeMap<String, (String, Value)> = BTreeMap::new();
@@ -234,7 +237,71 @@ pub fn apply_overrides(
         }
         assigned.insert(target, (key.clone(), converted));
     }
+    let touched: BTreeSet<&str> = nodes_touched(parameters, overrides);
+    for node_id in touched {
+        let (Some(before), Some(after)) = (prompt.get(node_id), result.get_mut(node_id)) else {
+            continue;
+        };
+        if let Some(definition) = info.node(&after.class_type) {
+            let set_here = |input: &str| assigned.contains_key(&format!("{node_id}.{input}"));
+            settle_dynamic_inputs(definition, &before.inputs, &mut after.inputs, set_here);
+        }
+    }
     Ok(result)
+}
+
+/// The nodes the overrides set inputs of.
+fn nodes_touched<'a>(parameters: &'a Parameters, overrides: &Map<String, Value>) -> BTreeSet<&'a str> {
+    overrides
+        .keys()
+        .filter_map(|key| parameters.resolve(key))
+        .map(|address| address.node_id.as_str())
+        .collect()
+}
+
+/// After `before` became `after` on a node of `definition`: the inputs a dynamic combo's newly
+/// selected option brings get their declared defaults when not set, and the inputs only the
+/// previous option had are dropped unless `set_here` says an override set them. Repeated for
+/// options nested in options (a default can select one), as deep as definitions nest.
+pub fn settle_dynamic_inputs(
+    definition: &NodeDefinition,
+    before: &Map<String, Value>,
+    after: &mut Map<String, Value>,
+    set_here: impl Fn(&str) -> bool,
+) {
+    let brought_by_an_option = |spec: &InputSpec| {
+        definition
+            .dynamic_parent(&spec.name)
+            .is_some_and(|parent| matches!(parent.kind, InputKind::DynamicCombo(_)))
+    };
+    let previous: BTreeSet<&str> = definition
+        .expanded_inputs(before)
+        .into_iter()
+        .filter(|spec| brought_by_an_option(spec))
+        .map(|spec| spec.name.as_str())
+        .collect();
+    for _ in 0..=crate::object_info::MAXIMUM_NESTING {
+        let missing: Vec<(String, Value)> = definition
+            .expanded_inputs(after)
+            .into_iter()
+            .filter(|spec| brought_by_an_option(spec) && !after.contains_key(&spec.name))
+            .filter_map(|spec| Some((spec.name.clone(), spec.default_value()?.clone())))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        after.extend(missing);
+    }
+    let current: BTreeSet<String> = definition
+        .expanded_inputs(after)
+        .into_iter()
+        .map(|spec| spec.name.clone())
+        .collect();
+    for name in previous {
+        if !current.contains(name) && !set_here(name) {
+            after.remove(name);
+        }
+    }
 }
 
 /// Keys resembling an unknown `key`: for `node_id.input`, the inputs of that node; otherwise the
@@ -389,7 +456,7 @@ impl<'a> Discovery<'a> {
             {
                 continue;
             }
-            for spec in definition.settable_inputs() {
+            for spec in definition.expanded_inputs(&node.inputs) {
                 if spec.type_name() != "CONDITIONING" {
                     continue;
                 }
@@ -398,7 +465,7 @@ impl<'a> Discovery<'a> {
                     continue;
                 };
                 let start = (link.node_id, link.output_index);
-                if spec.name.starts_with("negative") {
+                if leaf(&spec.name).starts_with("negative") {
                     negative_starts.push(start);
                 } else {
                     positive_starts.push(start);
@@ -427,7 +494,7 @@ impl<'a> Discovery<'a> {
             let Some((node, definition)) = self.node(node_id) else {
                 continue;
             };
-            for spec in definition.settable_inputs() {
+            for spec in definition.expanded_inputs(&node.inputs) {
                 if is_prompt_text(spec)
                     && let Some((knob_node, knob_input)) = self.knob(node_id, &spec.name)
                 {
@@ -449,12 +516,12 @@ impl<'a> Discovery<'a> {
                         .into_iter()
                         .find(|side| name.starts_with(side))
                 });
-            for spec in definition.settable_inputs() {
+            for spec in definition.expanded_inputs(&node.inputs) {
                 if spec.type_name() != "CONDITIONING" {
                     continue;
                 }
                 if let Some(side) = side
-                    && !spec.name.starts_with(side)
+                    && !leaf(&spec.name).starts_with(side)
                 {
                     continue;
                 }
@@ -472,15 +539,15 @@ impl<'a> Discovery<'a> {
             };
             let has_lora = definition.input("lora_name").is_some();
             let is_controlnet_apply = definition.class_type.starts_with("ControlNetApply");
-            for spec in definition.settable_inputs() {
+            for spec in definition.expanded_inputs(&node.inputs) {
                 if !spec.is_widget() || !node.inputs.contains_key(&spec.name) {
                     continue;
                 }
                 let by_name = ROLES_BY_INPUT_NAME
                     .iter()
-                    .find(|(name, _)| *name == spec.name)
+                    .find(|(name, _)| *name == leaf(&spec.name))
                     .map(|(_, role)| *role);
-                let role = match (spec.name.as_str(), by_name) {
+                let role = match (leaf(&spec.name), by_name) {
                     (_, Some(role)) if kind_fits(role, &spec.kind) => Some(role),
                     ("strength_model", _) if has_lora => Some("lora_strength"),
                     ("strength_clip", _) if has_lora => Some("lora_clip_strength"),
@@ -534,7 +601,7 @@ impl<'a> Discovery<'a> {
             let Some((node, definition)) = self.node(node_id) else {
                 continue;
             };
-            for spec in definition.settable_inputs() {
+            for spec in definition.expanded_inputs(&node.inputs) {
                 let Some(role) = media_role(definition, spec) else {
                     continue;
                 };
@@ -554,11 +621,11 @@ impl<'a> Discovery<'a> {
             let Some((node, definition)) = self.node(node_id) else {
                 continue;
             };
-            for spec in definition.settable_inputs() {
+            for spec in definition.expanded_inputs(&node.inputs) {
                 if spec.kind != InputKind::String || !node.inputs.contains_key(&spec.name) {
                     continue;
                 }
-                let role = match spec.name.as_str() {
+                let role = match leaf(&spec.name) {
                     "prompt" | "positive_prompt" | "text_prompt" => "prompt",
                     "negative_prompt" => "negative_prompt",
                     _ => continue,
@@ -575,7 +642,13 @@ impl<'a> Discovery<'a> {
 fn is_prompt_text(spec: &InputSpec) -> bool {
     spec.kind == InputKind::String
         && (spec.option("dynamicPrompts").and_then(Value::as_bool) == Some(true)
-            || matches!(spec.name.as_str(), "text" | "prompt"))
+            || matches!(leaf(&spec.name), "text" | "prompt"))
+}
+
+/// The declared name of an input, without the path of the dynamic inputs it is nested in
+/// (`width` for `model.width`): roles are recognised by it.
+fn leaf(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
 }
 
 fn kind_fits(role: &str, kind: &InputKind) -> bool {
@@ -758,15 +831,20 @@ fn schema_for(spec: Option<&InputSpec>, current: Option<&Value>, found: &Found, 
 }
 
 /// Every input of every node as `node_id.input`: the declared settable inputs and the V3 nested
-/// inputs the node's values select (`node_id.resize_type.multiplier`), plus undeclared inputs
-/// already present in the prompt (custom nodes with dynamic inputs).
+/// inputs of every dynamic combo option and autogrow slot (`node_id.resize_type.multiplier`,
+/// `node_id.values.c`), plus undeclared inputs already present in the prompt (custom nodes with
+/// dynamic inputs).
 fn addresses(prompt: &ApiPrompt, info: &ObjectInfo) -> BTreeMap<String, InputAddress> {
     let mut result = BTreeMap::new();
     for (node_id, node) in &prompt.nodes {
         let definition = info.node(&node.class_type);
         if let Some(definition) = definition {
-            let expanded = definition.expanded_inputs(&node.inputs);
-            for spec in definition.settable_inputs().chain(expanded) {
+            // Every option's inputs, not only the selected one's: an override may switch the
+            // option and set the inputs it brings in one call.
+            let settable = definition.all_inputs().into_iter().filter(|spec| {
+                spec.section != InputSection::Hidden && !matches!(spec.kind, InputKind::Autogrow(_))
+            });
+            for spec in settable {
                 let kind = match &spec.kind {
                     InputKind::Int => ValueKind::Integer,
                     InputKind::Float => ValueKind::Number,

@@ -521,11 +521,8 @@ impl<'a> Validator<'a> {
                         Vec::new(),
                     );
                 } else {
-                    let candidates = closest_matches(
-                        &node.class_type,
-                        self.info.nodes.keys().map(String::as_str),
-                        SUGGESTION_LIMIT,
-                    );
+                    let candidates =
+                        closest_matches(&node.class_type, self.info.class_types(), SUGGESTION_LIMIT);
                     self.push(
                         node_id,
                         node,

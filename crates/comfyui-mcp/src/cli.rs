@@ -336,7 +336,7 @@ pub async fn doctor(engine: Arc<Engine>, settings: &crate::settings::Settings) -
         );
         match engine.object_info(entry, true).await {
             Ok(info) => {
-                report(true, format!("{}: {} node types", entry.name, info.nodes.len()));
+                report(true, format!("{}: {} node types", entry.name, info.len()));
                 let missing: Vec<&str> = [
                     "CheckpointLoaderSimple",
                     "CLIPTextEncode",

@@ -1014,7 +1014,7 @@ impl<'w> Converter<'w> {
         } else {
             self.suggestions
                 .entry(type_name.clone())
-                .or_insert_with(|| closest_matches(&type_name, info.nodes.keys().map(String::as_str), 3))
+                .or_insert_with(|| closest_matches(&type_name, info.class_types(), 3))
                 .clone()
         };
         self.diagnose_with(

@@ -725,14 +725,11 @@ fn frontend_only_widget_values_are_sent() {
 #[test]
 fn audio_players_are_sent_empty() {
     let mut info = object_info().clone();
-    info.nodes.insert(
-        "LoadAudio".to_owned(),
-        crate::object_info::NodeDefinition::from_json(
-            "LoadAudio",
-            &json!({"input": {"required": {"audio": [["a.wav", "b.wav"], {"audio_upload": true}]}},
-                    "input_order": {"required": ["audio"]}, "output": ["AUDIO"]}),
-        ),
-    );
+    info.insert(crate::object_info::NodeDefinition::from_json(
+        "LoadAudio",
+        &json!({"input": {"required": {"audio": [["a.wav", "b.wav"], {"audio_upload": true}]}},
+                "input_order": {"required": ["audio"]}, "output": ["AUDIO"]}),
+    ));
     // audioUI is not saved (widget.serialize === false): the upload value follows the file.
     let ui = json!({"nodes": [{"id": 1, "type": "LoadAudio", "mode": 0, "widgets_values": ["b.wav", null, null]}], "links": []});
     let conversion = ui_to_api(&ui, &info, &ConvertOptions::default());

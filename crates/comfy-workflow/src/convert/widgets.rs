@@ -1265,7 +1265,7 @@ mod tests {
 
     #[test]
     fn combo_controls_add_a_filter() {
-        let definition = object_info().nodes.values().find(|definition| {
+        let definition = object_info().definitions().find(|definition| {
             definition.inputs.iter().any(|spec| {
                 matches!(spec.kind, InputKind::Combo(_)) && truthy(spec.option("control_after_generate"))
             })

@@ -274,6 +274,7 @@ fn overrides_accept_names_and_addresses() {
         &prompt,
         &parameters,
         &overrides(json!({"prompt": "a dog", "seed": "18446744073709551615", "5.width": 768, "steps": 30.0})),
+        object_info(),
     )
     .unwrap();
     assert_eq!(result.get("6").unwrap().inputs["text"], "a dog");
@@ -294,7 +295,8 @@ fn overrides_accept_names_and_addresses() {
 fn unknown_keys_are_rejected_with_a_suggestion() {
     let prompt = txt2img();
     let parameters = discover(&prompt);
-    let error = apply_overrides(&prompt, &parameters, &overrides(json!({"sed": 1}))).unwrap_err();
+    let error =
+        apply_overrides(&prompt, &parameters, &overrides(json!({"sed": 1})), object_info()).unwrap_err();
     match &error {
         OverrideError::UnknownKey { candidates, .. } => assert_eq!(candidates[0], "seed"),
         other => panic!("unexpected {other:?}"),
@@ -304,7 +306,13 @@ fn unknown_keys_are_rejected_with_a_suggestion() {
             .to_string()
             .starts_with("unknown parameter 'sed'; did you mean")
     );
-    let error = apply_overrides(&prompt, &parameters, &overrides(json!({"3.stpes": 1}))).unwrap_err();
+    let error = apply_overrides(
+        &prompt,
+        &parameters,
+        &overrides(json!({"3.stpes": 1})),
+        object_info(),
+    )
+    .unwrap_err();
     assert!(matches!(&error, OverrideError::UnknownKey { candidates, .. } if candidates[0] == "3.steps"));
 }
 
@@ -321,14 +329,19 @@ fn invalid_values_are_rejected() {
     ] {
         assert!(
             matches!(
-                apply_overrides(&prompt, &parameters, &overrides(bad.clone())),
+                apply_overrides(&prompt, &parameters, &overrides(bad.clone()), object_info()),
                 Err(OverrideError::InvalidValue { .. })
             ),
             "{bad}"
         );
     }
-    let error =
-        apply_overrides(&prompt, &parameters, &overrides(json!({"sampler_name": "eulr"}))).unwrap_err();
+    let error = apply_overrides(
+        &prompt,
+        &parameters,
+        &overrides(json!({"sampler_name": "eulr"})),
+        object_info(),
+    )
+    .unwrap_err();
     assert!(error.to_string().contains("did you mean 'euler'"), "{error}");
 }
 
@@ -336,9 +349,22 @@ fn invalid_values_are_rejected() {
 fn two_keys_for_one_input_must_agree() {
     let prompt = txt2img();
     let parameters = discover(&prompt);
-    assert!(apply_overrides(&prompt, &parameters, &overrides(json!({"seed": 1, "3.seed": 1}))).is_ok());
-    let error =
-        apply_overrides(&prompt, &parameters, &overrides(json!({"seed": 1, "3.seed": 2}))).unwrap_err();
+    assert!(
+        apply_overrides(
+            &prompt,
+            &parameters,
+            &overrides(json!({"seed": 1, "3.seed": 1})),
+            object_info()
+        )
+        .is_ok()
+    );
+    let error = apply_overrides(
+        &prompt,
+        &parameters,
+        &overrides(json!({"seed": 1, "3.seed": 2})),
+        object_info(),
+    )
+    .unwrap_err();
     assert!(matches!(error, OverrideError::Conflict { .. }));
 }
 
@@ -350,6 +376,7 @@ fn discovered_parameters_override_into_a_valid_prompt() {
         &prompt,
         &parameters,
         &overrides(json!({"seed": 1, "seed_2": 2, "width": 640, "checkpoint": "tiny-sd15-micro.ckpt"})),
+        object_info(),
     )
     .unwrap();
     let report = crate::validate::validate(
@@ -375,6 +402,7 @@ fn nested_v3_inputs_are_addressed_and_typed() {
         &prompt,
         &parameters,
         &overrides(json!({"2.resize_type.multiplier": "2"})),
+        info,
     )
     .unwrap();
     assert_eq!(
@@ -386,8 +414,145 @@ fn nested_v3_inputs_are_addressed_and_typed() {
         &prompt,
         &parameters,
         &overrides(json!({"2.resize_type": "scale by multiplyer"})),
+        info,
     );
     assert!(
         matches!(bad, Err(OverrideError::InvalidValue { candidates, .. }) if candidates[0] == "scale by multiplier")
+    );
+}
+
+fn resize_prompt() -> ApiPrompt {
+    prompt_from(json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8}},
+        "2": {"class_type": "ResizeImageMaskNode", "inputs": {"input": ["1", 0],
+              "resize_type": "scale by multiplier", "resize_type.multiplier": 0.5, "scale_method": "area"}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
+    }))
+}
+
+#[test]
+fn switching_a_dynamic_combo_brings_the_options_inputs() {
+    let info = crate::testing::v3_object_info();
+    let prompt = resize_prompt();
+    let parameters = discover_parameters(&prompt, info);
+    // The other options' inputs are addressable and typed before they are selected.
+    assert_eq!(
+        parameters
+            .resolve("2.resize_type.width")
+            .map(|address| &address.kind),
+        Some(&ValueKind::Integer)
+    );
+    let switched = apply_overrides(
+        &prompt,
+        &parameters,
+        &overrides(json!({"2.resize_type": "scale dimensions", "2.resize_type.width": "640"})),
+        info,
+    )
+    .unwrap();
+    let inputs = &switched.get("2").unwrap().inputs;
+    assert_eq!(inputs["resize_type.width"], json!(640), "set by the override");
+    assert_eq!(inputs["resize_type.height"], json!(512), "the option's default");
+    assert_eq!(
+        inputs["resize_type.crop"],
+        json!("center"),
+        "the option's default"
+    );
+    assert!(
+        !inputs.contains_key("resize_type.multiplier"),
+        "the previous option's input is dropped: {inputs:?}"
+    );
+    let report = crate::validate::validate(
+        &switched,
+        info,
+        &crate::validate::ValidationOptions {
+            check_v3_combos: true,
+            ..crate::validate::ValidationOptions::default()
+        },
+    );
+    assert_eq!(report.outcome(), crate::validate::Outcome::Valid, "{report:#?}");
+    // Setting the same option again changes nothing else.
+    let same = apply_overrides(
+        &prompt,
+        &parameters,
+        &overrides(json!({"2.resize_type": "scale by multiplier"})),
+        info,
+    )
+    .unwrap();
+    assert_eq!(same, prompt);
+}
+
+#[test]
+fn roles_are_found_inside_dynamic_inputs_with_their_schemas() {
+    let info = crate::testing::v3_object_info();
+    let prompt = prompt_from(json!({
+        "1": {"class_type": "ReferenceImageNode", "inputs": {"model": "lite", "model.seed": 7}}
+    }));
+    let parameters = discover_parameters(&prompt, info);
+    assert_eq!(located(&parameters, "seed"), at("1", "model.seed"));
+    let seed = parameters.get("seed").unwrap();
+    assert_eq!(seed.schema["type"], "integer");
+    assert_eq!(seed.schema["maximum"], 100);
+    assert_eq!(seed.schema["default"], 7);
+    let changed = apply_overrides(&prompt, &parameters, &overrides(json!({"seed": 9})), info).unwrap();
+    assert_eq!(changed.get("1").unwrap().inputs["model.seed"], 9);
+    // The unselected option's seed is not a parameter; its autogrow slots are addresses.
+    let prompt = prompt_from(json!({
+        "1": {"class_type": "ReferenceImageNode", "inputs": {"model": "pro", "model.width": 1024}}
+    }));
+    let parameters = discover_parameters(&prompt, info);
+    assert!(parameters.get("seed").is_none(), "{:?}", names(&parameters));
+    assert_eq!(
+        parameters
+            .resolve("1.model.images.image_2")
+            .map(|address| &address.kind),
+        Some(&ValueKind::Any)
+    );
+    assert!(
+        parameters.resolve("1.model.images").is_none(),
+        "an autogrow is not an input"
+    );
+}
+
+#[test]
+fn autogrow_widget_slots_are_typed_addresses() {
+    let info = ObjectInfo::from_json(&json!({"AutogrowPrefixTestNode": {
+        "input": {"required": {"autogrow": ["COMFY_AUTOGROW_V3", {"template": {
+            "input": {"required": {"float": ["FLOAT", {"default": 0.0, "min": -1.0, "max": 1.0}]}},
+            "prefix": "float", "min": 1, "max": 3}}]}},
+        "output": ["STRING"]}}));
+    let prompt = prompt_from(json!({
+        "1": {"class_type": "AutogrowPrefixTestNode", "inputs": {"autogrow.float0": 0.5}}
+    }));
+    let parameters = discover_parameters(&prompt, &info);
+    assert_eq!(
+        parameters
+            .resolve("1.autogrow.float2")
+            .map(|address| &address.kind),
+        Some(&ValueKind::Number),
+        "{:?}",
+        parameters.addresses.keys().collect::<Vec<_>>()
+    );
+    let changed = apply_overrides(
+        &prompt,
+        &parameters,
+        &overrides(json!({"1.autogrow.float2": "0.25"})),
+        &info,
+    )
+    .unwrap();
+    let inputs = &changed.get("1").unwrap().inputs;
+    assert_eq!(inputs["autogrow.float2"], json!(0.25));
+    assert!(
+        !inputs.contains_key("autogrow.float1"),
+        "slots are not filled in: {inputs:?}"
+    );
+    let error = apply_overrides(
+        &prompt,
+        &parameters,
+        &overrides(json!({"1.autogrow.float1": "x"})),
+        &info,
+    );
+    assert!(
+        matches!(error, Err(OverrideError::InvalidValue { .. })),
+        "{error:?}"
     );
 }
