@@ -131,10 +131,24 @@ pub fn apply_workflow_overrides(
     }
     let parameters = discover_parameters(prompt, info);
     for key in overrides.keys() {
-        if parameters.get(key).is_none()
-            && let Some((node_id, _)) = key.split_once('.')
-            && prompt.get(node_id).is_none()
+        if parameters.resolve(key).is_some() {
+            continue;
+        }
+        let Some((node_id, _)) = key.split_once('.') else {
+            continue;
+        };
+        if let Some(node) = prompt.get(node_id)
+            && !info.has_node(&node.class_type)
         {
+            // Fresher definitions may have the class (a node pack installed since): a value
+            // failure, which is checked again against a fresh fetch.
+            return Err(OverrideFailure::Value(EngineError::bad_input(format!(
+                "override {key:?}: node {node_id} is a {}, which this ComfyUI does not have, so \
+                 its inputs are unknown; install the node pack that provides it",
+                node.class_type
+            ))));
+        }
+        if prompt.get(node_id).is_none() {
             let mut known: Vec<&str> = prompt.nodes.keys().map(String::as_str).collect();
             known.sort_by(|left, right| compare_node_ids(left, right));
             return Err(OverrideFailure::Input(EngineError::bad_input(format!(

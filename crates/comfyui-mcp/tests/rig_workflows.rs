@@ -441,6 +441,61 @@ async fn v3_combo_values_are_checked_where_the_server_checks_them() {
     std::fs::remove_dir_all(&scratch).ok();
 }
 
+/// EmptyImage -> ResizeImageMaskNode (0.26's V3 dynamic combo `resize_type`, scaled by a
+/// multiplier) -> PreviewImage.
+fn dynamic_combo_graph() -> Value {
+    json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ResizeImageMaskNode", "inputs": {"input": ["1", 0],
+              "resize_type": "scale by multiplier", "resize_type.multiplier": 2.0,
+              "scale_method": "nearest-exact"}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
+    })
+}
+
+/// A dynamic combo's options as workflow parameters on the real server: an override that switches
+/// `resize_type` to "scale dimensions" and sets only its width brings the option's other inputs
+/// (height, crop: ComfyUI 0.26 refuses the graph without them) and drops the multiplier, and
+/// ComfyUI runs the result. 0.3.75 has no such node, and the call says which one is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_switch_dynamic_combo_options_on_the_real_server() {
+    let client = comfy_api::ComfyClient::new(&comfyui_url(), Default::default()).expect("client");
+    let version = client
+        .system_stats()
+        .await
+        .expect("system_stats")
+        .system
+        .comfyui_version;
+    let scratch = scratch_directory("dynamic-overrides");
+    let harness = harness(None, &scratch).await;
+    let overrides = json!({"2.resize_type": "scale dimensions", "2.resize_type.width": 24});
+    let result = harness
+        .call(
+            "run_workflow",
+            json!({"workflow": dynamic_combo_graph(), "overrides": overrides}),
+        )
+        .await;
+    if test_support::is_current_comfyui(&version) {
+        let filename = png_output(&result);
+        assert!(!filename.is_empty(), "{version}");
+        // A value outside the option's range is refused here, by the option's own bounds.
+        let refused = harness
+            .call(
+                "run_workflow",
+                json!({"workflow": dynamic_combo_graph(),
+                       "overrides": {"2.resize_type": "scale dimensions", "2.resize_type.width": 99999}}),
+            )
+            .await;
+        let text = text_of(&refused);
+        assert!(is_error(&refused) && text.contains("resize_type.width"), "{text}");
+    } else {
+        let text = text_of(&result);
+        assert!(is_error(&result) && text.contains("ResizeImageMaskNode"), "{version}: {text}");
+    }
+    harness.engine.shutdown().await;
+    std::fs::remove_dir_all(&scratch).ok();
+}
+
 /// Nodes whose definition has no display name (`null` for 154 core nodes on 0.26, 157 on 0.3.75)
 /// are shown under their class name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
