@@ -7,6 +7,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use rmcp::model::Tool;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use super::tool::{Handler, ToolDeclaration};
 use crate::settings::Settings;
@@ -130,26 +132,23 @@ impl Catalog {
     }
 
     /// What `list_toolsets` answers.
-    pub(crate) fn describe(&self, enabled: &BTreeSet<String>) -> serde_json::Value {
-        let toolsets: Vec<serde_json::Value> = self
+    pub(crate) fn describe(&self, enabled: &BTreeSet<String>) -> ToolsetListing {
+        let toolsets = self
             .descriptions
             .iter()
-            .map(|(name, description)| {
-                let tools: Vec<&str> = self
+            .map(|(name, description)| ToolsetSummary {
+                name: (*name).to_owned(),
+                description: (*description).to_owned(),
+                tools: self
                     .entries
                     .iter()
                     .filter(|entry| entry.toolset == *name)
-                    .map(|entry| entry.declaration.name)
-                    .collect();
-                serde_json::json!({
-                    "name": name,
-                    "description": description,
-                    "tools": tools,
-                    "enabled": !self.dynamic || enabled.contains(*name),
-                })
+                    .map(|entry| entry.declaration.name.to_owned())
+                    .collect(),
+                enabled: !self.dynamic || enabled.contains(*name),
             })
             .collect();
-        serde_json::json!({ "toolsets": toolsets })
+        ToolsetListing { toolsets }
     }
 
     /// The toolset called `name`, if this server offers it.
@@ -159,6 +158,22 @@ impl Catalog {
             .find(|(known, _)| *known == name)
             .map(|(known, _)| *known)
     }
+}
+
+/// What `list_toolsets` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ToolsetListing {
+    pub toolsets: Vec<ToolsetSummary>,
+}
+
+/// One toolset: what it is for, its tools (after the operator's filters) and whether this
+/// session has it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ToolsetSummary {
+    pub name: String,
+    pub description: String,
+    pub tools: Vec<String>,
+    pub enabled: bool,
 }
 
 /// Every tool the registry knows, whatever the filters, with its toolset.

@@ -151,9 +151,10 @@ pub fn check_tool_choices(settings: &crate::settings::Settings) -> Result<(), St
 const MAXIMUM_RESULT_BYTES: usize = 8 * 1024 * 1024;
 
 /// Bytes of a result's content: text and base64 data counted as they are, so the check costs no
-/// copy of a result that may hold a preview; other blocks (links) are small and serialized.
+/// copy of a result that may hold a preview; other blocks (links) are small and serialized, and so
+/// is the structured content (a structured result holds no preview).
 fn result_size(result: &CallToolResult) -> usize {
-    result
+    let content: usize = result
         .content
         .iter()
         .map(|block| match (block.as_text(), block.as_image()) {
@@ -161,7 +162,11 @@ fn result_size(result: &CallToolResult) -> usize {
             (_, Some(image)) => image.data.len(),
             _ => serde_json::to_string(block).map_or(0, |text| text.len()),
         })
-        .sum()
+        .sum();
+    let structured = result.structured_content.as_ref().map_or(0, |value| {
+        serde_json::to_string(value).map_or(0, |text| text.len())
+    });
+    content + structured
 }
 
 /// `result`, or an error in its place when it is over [`MAXIMUM_RESULT_BYTES`].
@@ -525,6 +530,88 @@ mod tests {
         let mut schema = json!({"anyOf": [{"$ref": "#/$defs/X"}, {"type": "null"}], "description": "d"});
         tool::portable_schema(&mut schema);
         assert_eq!(schema, json!({"$ref": "#/$defs/X", "description": "d"}));
+    }
+
+    /// Every `$ref` in `schema`, with where it is.
+    fn references(schema: &serde_json::Value, found: &mut Vec<String>) {
+        match schema {
+            serde_json::Value::Object(map) => {
+                if let Some(reference) = map.get("$ref").and_then(serde_json::Value::as_str) {
+                    found.push(reference.to_owned());
+                }
+                map.values().for_each(|value| references(value, found));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|value| references(value, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn output_schemas_are_portable_objects() {
+        let all: Vec<_> = catalog::every_tool(TOOLSETS)
+            .chain(toolsets::TOOLS.iter().map(|declaration| ("dynamic", declaration)))
+            .collect();
+        let mut structured = Vec::new();
+        for (_, declaration) in &all {
+            let tool = declaration.tool();
+            let Some(schema) = tool.output_schema.as_deref() else {
+                continue;
+            };
+            structured.push(declaration.name);
+            let name = declaration.name;
+            assert_eq!(schema.get("type"), Some(&json!("object")), "{name}: {schema:?}");
+            let text = serde_json::to_string(schema).unwrap();
+            assert!(!text.contains("\"null\""), "{name}: {text}");
+            assert!(!text.contains("\"default\":null"), "{name}: {text}");
+            let root = serde_json::Value::Object(schema.clone());
+            let mut found = Vec::new();
+            references(&root, &mut found);
+            for reference in found {
+                let target = reference
+                    .strip_prefix('#')
+                    .and_then(|pointer| root.pointer(pointer));
+                assert!(target.is_some(), "{name}: $ref {reference} resolves to nothing");
+            }
+        }
+        for expected in [
+            "list_toolsets",
+            "enable_toolset",
+        ] {
+            assert!(structured.contains(&expected), "{expected} has no output schema");
+        }
+    }
+
+    #[test]
+    fn only_declared_outputs_become_structured_content() {
+        // A structured result comes only from a declaration with an output type (the macro renders
+        // it with render::structured_result), so no tool answers structured content without a schema.
+        for (file, text) in [
+            ("core.rs", include_str!("core.rs")),
+            ("insights.rs", include_str!("insights.rs")),
+            ("library.rs", include_str!("library.rs")),
+            ("presets.rs", include_str!("presets.rs")),
+            ("toolsets.rs", include_str!("toolsets.rs")),
+            ("workflows.rs", include_str!("workflows.rs")),
+            (
+                "mod.rs",
+                include_str!("mod.rs")
+                    .split("#[cfg(test)]")
+                    .next()
+                    .unwrap_or_default(),
+            ),
+        ] {
+            for pattern in [
+                "structured_content =",
+                "structured_content: Some",
+                "CallToolResult::structured",
+                "structured_result(",
+            ] {
+                assert!(
+                    !text.contains(pattern),
+                    "{file} makes structured content itself ({pattern})"
+                );
+            }
+        }
     }
 
     #[test]

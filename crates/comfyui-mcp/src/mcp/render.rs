@@ -20,6 +20,22 @@ pub fn json_result(value: &Value) -> CallToolResult {
     )])
 }
 
+/// A structured result: `value` as `structuredContent` and, for clients that read only text, the
+/// same JSON pretty-printed in a text block (what an unstructured tool shows).
+pub fn structured_result<T: serde::Serialize>(value: &T) -> CallToolResult {
+    match serde_json::to_value(value) {
+        Ok(value) => {
+            let mut result = CallToolResult::structured(Value::Null);
+            result.content = vec![ContentBlock::text(
+                serde_json::to_string_pretty(&value).unwrap_or_default(),
+            )];
+            result.structured_content = Some(value);
+            result
+        }
+        Err(error) => error_text(format!("the result cannot be written as JSON: {error}")),
+    }
+}
+
 /// A readable tool error; validation failures list every finding with its suggestion.
 pub fn engine_error(error: &EngineError) -> CallToolResult {
     let mut text = error.to_string();

@@ -4,12 +4,12 @@
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::render::{error_text, json_result};
+use super::catalog::ToolsetListing;
+use super::render::error_text;
 use super::server::ComfyServer;
-use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool};
+use super::tool::{Hints, Structured, ToolDeclaration, declare_tool};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -22,20 +22,31 @@ struct EnableToolsetArguments {
     toolset: String,
 }
 
+/// What `enable_toolset` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct EnabledToolset {
+    /// The toolset now enabled.
+    enabled: String,
+    /// Whether this call enabled it (false: it was already).
+    newly: bool,
+    /// Every tool this session now sees.
+    tools: Vec<String>,
+}
+
 /// The two tools a dynamic session starts with.
 pub(crate) const TOOLS: &[ToolDeclaration] = &[
     declare_tool!(
         "list_toolsets",
         "The toolsets this server has, what each is for, its tools, and whether it is enabled in this session. Enable one with enable_toolset.",
         Hints::READ_ONLY,
-        ListToolsetsArguments,
+        ListToolsetsArguments => ToolsetListing,
         list_toolsets,
     ),
     declare_tool!(
         "enable_toolset",
         "Adds a toolset's tools to this session (the client is told the tool list changed).",
         Hints::UPDATES,
-        EnableToolsetArguments,
+        EnableToolsetArguments => EnabledToolset,
         enable_toolset,
     ),
 ];
@@ -44,15 +55,15 @@ async fn list_toolsets(
     server: &ComfyServer,
     _arguments: ListToolsetsArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
-    Ok(json_result(&server.catalog.describe(&server.enabled_toolsets())))
+) -> Structured<ToolsetListing> {
+    Ok(server.catalog.describe(&server.enabled_toolsets()))
 }
 
 async fn enable_toolset(
     server: &ComfyServer,
     arguments: EnableToolsetArguments,
     context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
+) -> Structured<EnabledToolset> {
     let Some(known) = server.catalog.toolset(&arguments.toolset) else {
         return Err(error_text(format!(
             "no toolset {:?} on this server; list_toolsets names them",
@@ -72,7 +83,35 @@ async fn enable_toolset(
         .iter()
         .map(|tool| tool.name.to_string())
         .collect();
-    Ok(json_result(
-        &json!({"enabled": known, "newly": added, "tools": tools}),
-    ))
+    Ok(EnabledToolset {
+        enabled: known.to_owned(),
+        newly: added,
+        tools,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::catalog::ToolsetSummary;
+    use crate::mcp::tool::conformance::assert_conforms;
+
+    #[test]
+    fn the_dynamic_tools_conform_to_their_schemas() {
+        let listing = ToolsetListing {
+            toolsets: vec![ToolsetSummary {
+                name: "core".into(),
+                description: "the basics".into(),
+                tools: vec!["status".into()],
+                enabled: false,
+            }],
+        };
+        assert_conforms(TOOLS, "list_toolsets", &listing);
+        let enabled = EnabledToolset {
+            enabled: "core".into(),
+            newly: true,
+            tools: vec!["list_toolsets".into(), "status".into()],
+        };
+        assert_conforms(TOOLS, "enable_toolset", &enabled);
+    }
 }
