@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
-use comfy_api::{CancelOutcome, JobSnapshot, JobSubscription, JobUpdate};
-use serde_json::{Value, json};
+use comfy_api::{CancelOutcome, HistoryOutcome, JobSnapshot, JobSubscription, JobUpdate};
+use comfy_store::JobState;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -166,7 +169,7 @@ impl Engine {
     }
 
     /// Queues of every backend and the jobs this process knows, newest first.
-    pub async fn list_jobs(&self, limit: usize) -> Result<Value, EngineError> {
+    pub async fn list_jobs(&self, limit: usize) -> Result<JobListing, EngineError> {
         let mut backends = Vec::new();
         for entry in self.backends() {
             let client = entry.backend.client();
@@ -181,17 +184,15 @@ impl Engine {
                 .list_jobs(query)
                 .await
                 .map_err(|error| EngineError::Store { source: error })?;
-            let recent: Vec<Value> = recorded
-                .iter()
-                .map(|job| {
-                    json!({
-                        "job_id": job.id,
-                        "status": job.state,
-                        "workflow": job.workflow,
-                        "outputs": job.outputs.as_ref().and_then(Value::as_array).map_or(0, Vec::len),
-                        "error": job.error,
-                        "created_at_ms": job.created_at_ms,
-                    })
+            let recorded_jobs = recorded
+                .into_iter()
+                .map(|job| RecordedJob {
+                    outputs: job.outputs.as_ref().and_then(Value::as_array).map_or(0, Vec::len),
+                    job_id: job.id,
+                    status: job.state,
+                    workflow: job.workflow,
+                    error: job.error,
+                    created_at_ms: job.created_at_ms,
                 })
                 .collect();
             let history = client
@@ -201,26 +202,75 @@ impl Engine {
                 })
                 .await
                 .map_err(|source| entry.error(source))?;
-            let history: Vec<Value> = history
+            let comfyui_history = history
                 .iter()
                 .rev()
-                .map(|item| {
-                    json!({
-                        "job_id": item.prompt_id,
-                        "outcome": item.outcome,
-                        "outputs": item.files().len(),
-                        "finished_at_ms": item.finished_at_ms,
-                    })
+                .map(|item| HistoryJob {
+                    job_id: item.prompt_id.clone(),
+                    outcome: item.outcome.clone(),
+                    outputs: item.files().len(),
+                    finished_at_ms: item.finished_at_ms,
                 })
                 .collect();
-            backends.push(json!({
-                "backend": entry.name,
-                "running": queue.running.iter().map(|item| item.prompt_id.clone()).collect::<Vec<_>>(),
-                "pending": queue.pending.iter().map(|item| item.prompt_id.clone()).collect::<Vec<_>>(),
-                "recorded_jobs": recent,
-                "comfyui_history": history,
-            }));
+            backends.push(BackendJobs {
+                backend: entry.name.clone(),
+                running: queue.running.iter().map(|item| item.prompt_id.clone()).collect(),
+                pending: queue.pending.iter().map(|item| item.prompt_id.clone()).collect(),
+                recorded_jobs,
+                comfyui_history,
+            });
         }
-        Ok(json!({ "backends": backends }))
+        Ok(JobListing { backends })
     }
+}
+
+/// What `list_jobs` answers: every backend's queue and recent jobs.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct JobListing {
+    pub backends: Vec<BackendJobs>,
+}
+
+/// One backend's queue, the jobs the database recorded on it and ComfyUI's own history.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BackendJobs {
+    pub backend: String,
+    /// Job ids running now.
+    pub running: Vec<String>,
+    /// Job ids waiting, in queue order.
+    pub pending: Vec<String>,
+    /// Jobs this server recorded, newest first.
+    pub recorded_jobs: Vec<RecordedJob>,
+    /// Prompts in ComfyUI's history (whoever queued them), newest first.
+    pub comfyui_history: Vec<HistoryJob>,
+}
+
+/// A job as the database recorded it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RecordedJob {
+    pub job_id: String,
+    /// queued, submitted, running, succeeded, failed or cancelled.
+    #[schemars(with = "String")]
+    pub status: JobState,
+    /// The saved workflow or preset it ran, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// How many output files it made.
+    pub outputs: usize,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// A prompt in ComfyUI's history.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HistoryJob {
+    pub job_id: String,
+    /// success, error or interrupted.
+    #[schemars(with = "String")]
+    pub outcome: HistoryOutcome,
+    /// How many output files it made.
+    pub outputs: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<i64>,
 }

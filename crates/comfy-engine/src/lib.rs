@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use comfy_api::{Backend, BackendOptions, ClientError, ClientOptions};
 use comfy_workflow::{ObjectInfo, Report};
+use schemars::JsonSchema;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,13 +35,14 @@ pub use config::{BackendSettings, EngineConfig};
 /// clients, the store) stay inside the engine.
 pub mod types {
     pub use comfy_api::{
-        ConnectionState, FileRef, JobPhase, JobSnapshot, JobSubscription, OutputFile, SystemStats,
-        media_type_for,
+        CancelOutcome, ConnectionState, FileRef, HistoryOutcome, JobPhase, JobSnapshot, JobSubscription,
+        OutputFile, SystemStats, media_type_for,
     };
     pub use comfy_store::{
         AuditEntry, AuditOutcome, AuditQuery, AuditRecord, CatalogFormat, CollectionSummary, JobMetrics,
-        MetricGrouping, MetricQuery, MetricSummary, OutputQuery, OutputRecord, Percentiles, PresetSummary,
-        Redemption, RetentionPolicy, ShareRequest, StoreError, VersionSummary, content_hash, now_ms,
+        JobState, MetricGrouping, MetricQuery, MetricSummary, OutputQuery, OutputRecord, Percentiles,
+        PresetSummary, Redemption, RetentionPolicy, ShareRequest, StoreError, VersionSummary, content_hash,
+        now_ms,
     };
 }
 
@@ -434,10 +436,10 @@ async fn backend_status(entry: &BackendEntry) -> BackendStatus {
             pytorch_version: Some(stats.system.pytorch_version),
             ram_total: Some(stats.system.ram_total),
             ram_free: Some(stats.system.ram_free),
-            devices: stats.devices,
+            devices: stats.devices.into_iter().map(DeviceStatus::from).collect(),
             queue_running: queue.as_ref().map(|queue| queue.running.len()),
             queue_pending: queue.as_ref().map(|queue| queue.pending.len()),
-            websocket: connection,
+            websocket: WebsocketStatus::from(connection),
         },
         Err(error) => BackendStatus {
             name: entry.name.clone(),
@@ -453,13 +455,13 @@ async fn backend_status(entry: &BackendEntry) -> BackendStatus {
             devices: Vec::new(),
             queue_running: None,
             queue_pending: None,
-            websocket: connection,
+            websocket: WebsocketStatus::from(connection),
         },
     }
 }
 
 /// What `status` reports for one backend.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct BackendStatus {
     pub name: String,
     pub url: String,
@@ -478,10 +480,61 @@ pub struct BackendStatus {
     pub ram_total: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ram_free: Option<u64>,
-    pub devices: Vec<comfy_api::Device>,
+    pub devices: Vec<DeviceStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_running: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_pending: Option<usize>,
-    pub websocket: comfy_api::ConnectionState,
+    pub websocket: WebsocketStatus,
+}
+
+/// One device (GPU, CPU...) as ComfyUI reports it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DeviceStatus {
+    pub name: String,
+    /// cuda, cpu, mps...
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<i64>,
+    /// Bytes.
+    pub vram_total: u64,
+    /// Bytes.
+    pub vram_free: u64,
+}
+
+impl From<comfy_api::Device> for DeviceStatus {
+    fn from(device: comfy_api::Device) -> Self {
+        DeviceStatus {
+            name: device.name,
+            kind: device.kind,
+            index: device.index,
+            vram_total: device.vram_total,
+            vram_free: device.vram_free,
+        }
+    }
+}
+
+/// The backend's websocket, as its actor sees it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WebsocketStatus {
+    pub connected: bool,
+    /// How many times the socket was re-opened after a drop.
+    pub reconnects: u64,
+    /// Why it last failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Queue depth from the latest `status` frame.
+    pub queue_remaining: u64,
+}
+
+impl From<comfy_api::ConnectionState> for WebsocketStatus {
+    fn from(state: comfy_api::ConnectionState) -> Self {
+        WebsocketStatus {
+            connected: state.connected,
+            reconnects: state.reconnects,
+            last_error: state.last_error,
+            queue_remaining: state.queue_remaining,
+        }
+    }
 }

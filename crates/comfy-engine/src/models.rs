@@ -1,10 +1,11 @@
 //! Model folders and node definitions: listing, availability checks with suggestions, node search
 //! and description.
 
+use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use comfy_workflow::object_info::{InputKind, InputSection, NodeDefinition};
+use comfy_workflow::object_info::{InputKind, InputSection, InputSpec, NodeDefinition};
 use comfy_workflow::suggest::closest_matches;
 
 use super::{BackendEntry, Engine, EngineError};
@@ -12,20 +13,21 @@ use super::{BackendEntry, Engine, EngineError};
 /// Folder names that mean the same thing across ComfyUI versions.
 const FOLDER_ALIASES: &[(&str, &str)] = &[("unet", "diffusion_models"), ("clip", "text_encoders")];
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct FolderSummary {
     pub folder: String,
     pub count: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ModelEntry {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+/// What `list_models` answers: the folders, one folder's files, or whether one file is there.
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ModelListing {
     Folders {
@@ -44,6 +46,10 @@ pub enum ModelListing {
         name: String,
         available: bool,
         suggestions: Vec<String>,
+        /// The file's safetensors metadata, when asked for and the file is there (`null`: it has
+        /// none).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata: Option<Value>,
     },
 }
 
@@ -156,6 +162,7 @@ impl Engine {
                 name: name.to_owned(),
                 available,
                 suggestions,
+                metadata: None,
             });
         }
         let total = files.len();
@@ -200,7 +207,7 @@ impl Engine {
         query: &str,
         category: Option<&str>,
         limit: usize,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<NodeSearch, EngineError> {
         let entry = self.pick_backend(backend)?;
         let info = self.object_info(entry, false).await?;
         let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
@@ -239,32 +246,31 @@ impl Engine {
                 .then_with(|| left.1.class_type.cmp(&right.1.class_type))
         });
         let total = matches.len();
-        let nodes: Vec<Value> = matches
+        let nodes = matches
             .into_iter()
             .take(limit)
-            .map(|(_, node)| {
-                let mut summary = json!({
-                    "class_type": node.class_type,
-                    "display_name": node.display_name,
-                    "category": node.category,
-                });
-                if let Some(pack) = node.custom_node_pack() {
-                    summary["custom_node_pack"] = json!(pack);
-                }
-                if node.output_node {
-                    summary["output_node"] = json!(true);
-                }
-                if node.deprecated {
-                    summary["deprecated"] = json!(true);
-                }
-                summary
+            .map(|(_, node)| NodeSummary {
+                class_type: node.class_type.clone(),
+                display_name: node.display_name.clone(),
+                category: node.category.clone(),
+                custom_node_pack: node.custom_node_pack().map(str::to_owned),
+                output_node: node.output_node,
+                deprecated: node.deprecated,
             })
             .collect();
-        Ok(json!({"backend": entry.name, "total": total, "nodes": nodes}))
+        Ok(NodeSearch {
+            backend: entry.name.clone(),
+            total,
+            nodes,
+        })
     }
 
     /// Inputs (types, ranges, defaults, choices) and outputs of one node class.
-    pub async fn describe_node(&self, backend: Option<&str>, class_type: &str) -> Result<Value, EngineError> {
+    pub async fn describe_node(
+        &self,
+        backend: Option<&str>,
+        class_type: &str,
+    ) -> Result<NodeDescription, EngineError> {
         let entry = self.pick_backend(backend)?;
         let info = self.object_info(entry, false).await?;
         let Some(node) = info.node(class_type) else {
@@ -282,53 +288,141 @@ impl Engine {
     }
 }
 
-/// JSON description of a node for agents: compact, with long choice lists cut.
-pub fn describe(node: &NodeDefinition) -> Value {
-    let inputs: Vec<Value> = node
+/// What `search_nodes` answers: the best matches first, at most the limit of them.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeSearch {
+    pub backend: String,
+    /// How many node classes match (more than `nodes` holds when the limit cut them).
+    pub total: usize,
+    pub nodes: Vec<NodeSummary>,
+}
+
+/// One node class `search_nodes` found.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeSummary {
+    pub class_type: String,
+    pub display_name: String,
+    pub category: String,
+    /// The custom-node pack it comes from (absent: built into ComfyUI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_node_pack: Option<String>,
+    /// Present (true) when the node writes a result (SaveImage...).
+    #[serde(skip_serializing_if = "is_false")]
+    pub output_node: bool,
+    /// Present (true) when ComfyUI marks the node deprecated.
+    #[serde(skip_serializing_if = "is_false")]
+    pub deprecated: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+/// What `describe_node` answers: a node's inputs and outputs, compact, with long choice lists cut.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeDescription {
+    pub class_type: String,
+    pub display_name: String,
+    pub category: String,
+    pub description: String,
+    pub output_node: bool,
+    pub inputs: Vec<NodeInput>,
+    pub outputs: Vec<NodeOutput>,
+    /// The custom-node pack it comes from (absent: built into ComfyUI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_node_pack: Option<String>,
+}
+
+/// One input of a node (hidden inputs are left out).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeInput {
+    pub name: String,
+    /// INT, FLOAT, STRING, COMBO, MODEL, IMAGE...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub required: bool,
+    /// Present (true) when the input takes only a link, never a widget value.
+    #[serde(skip_serializing_if = "is_false")]
+    pub link_only: bool,
+    /// The input's options as the node definition gives them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tooltip: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiline: Option<Value>,
+    /// A combo's choices, the first 50 of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choices: Option<Vec<Value>>,
+    /// How many choices there are, when more than `choices` shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choices_total: Option<usize>,
+}
+
+/// One output of a node.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeOutput {
+    pub index: usize,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub is_list: bool,
+}
+
+/// A node described for agents: compact, with long choice lists cut.
+pub fn describe(node: &NodeDefinition) -> NodeDescription {
+    const SHOWN: usize = 50;
+    let option = |input: &InputSpec, key: &str| input.option(key).cloned();
+    let inputs = node
         .inputs
         .iter()
         .filter(|input| input.section != InputSection::Hidden)
         .map(|input| {
-            let mut described = json!({
-                "name": input.name,
-                "type": input.type_name(),
-                "required": input.section == InputSection::Required,
-            });
-            if !input.is_widget() {
-                described["link_only"] = json!(true);
+            let choices = match &input.kind {
+                InputKind::Combo(Some(choices)) => Some(choices),
+                _ => None,
+            };
+            NodeInput {
+                name: input.name.clone(),
+                kind: input.type_name().to_owned(),
+                required: input.section == InputSection::Required,
+                link_only: !input.is_widget(),
+                default: option(input, "default"),
+                min: option(input, "min"),
+                max: option(input, "max"),
+                step: option(input, "step"),
+                tooltip: option(input, "tooltip"),
+                multiline: option(input, "multiline"),
+                choices: choices.map(|choices| choices.iter().take(SHOWN).cloned().collect()),
+                choices_total: choices.map(Vec::len).filter(|total| *total > SHOWN),
             }
-            for key in ["default", "min", "max", "step", "tooltip", "multiline"] {
-                if let Some(value) = input.option(key) {
-                    described[key] = value.clone();
-                }
-            }
-            if let InputKind::Combo(Some(choices)) = &input.kind {
-                const SHOWN: usize = 50;
-                described["choices"] = Value::Array(choices.iter().take(SHOWN).cloned().collect());
-                if choices.len() > SHOWN {
-                    described["choices_total"] = json!(choices.len());
-                }
-            }
-            described
         })
         .collect();
-    let outputs: Vec<Value> = node
+    let outputs = node
         .outputs
         .iter()
         .enumerate()
-        .map(|(index, output)| json!({"index": index, "name": output.name, "type": output.type_name, "is_list": output.is_list}))
+        .map(|(index, output)| NodeOutput {
+            index,
+            name: output.name.clone(),
+            kind: output.type_name.clone(),
+            is_list: output.is_list,
+        })
         .collect();
-    let mut description = json!({
-        "class_type": node.class_type,
-        "display_name": node.display_name,
-        "category": node.category,
-        "description": node.description,
-        "output_node": node.output_node,
-        "inputs": inputs,
-        "outputs": outputs,
-    });
-    if let Some(pack) = node.custom_node_pack() {
-        description["custom_node_pack"] = json!(pack);
+    NodeDescription {
+        class_type: node.class_type.clone(),
+        display_name: node.display_name.clone(),
+        category: node.category.clone(),
+        description: node.description.clone(),
+        output_node: node.output_node,
+        inputs,
+        outputs,
+        custom_node_pack: node.custom_node_pack().map(str::to_owned),
     }
-    description
 }

@@ -158,6 +158,8 @@ fn only_the_front_end_knows_rmcp() {
 
 #[test]
 fn the_engine_knows_no_front_end() {
+    // schemars is allowed: it only describes data, so the engine's result types derive their JSON
+    // Schema next to their Serialize and a front end publishes it (MCP output schemas).
     for forbidden in [
         "rmcp",
         "clap",
@@ -165,7 +167,6 @@ fn the_engine_knows_no_front_end() {
         "hyper",
         "hyper-util",
         "tracing-subscriber",
-        "schemars",
     ] {
         assert!(
             !dependencies("comfy-engine").contains(&forbidden.to_owned()),

@@ -8,18 +8,22 @@ use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::render::{engine_error, error_text, json_result};
+use super::render::{engine_error, error_text};
 use super::server::ComfyServer;
-use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool, follow_job, job_answer, wait_limit};
+use super::tool::{
+    Hints, Structured, ToolDeclaration, ToolOutcome, declare_tool, follow_job, job_answer, wait_limit,
+};
+use comfy_engine::BackendStatus;
 use comfy_engine::generate::{ControlNetRequest, GenerateRequest, HiresFixRequest, LoraRequest};
-use comfy_engine::jobs::WaitOutcome;
+use comfy_engine::jobs::{JobListing, WaitOutcome};
 use comfy_engine::local_files;
+use comfy_engine::models::{ModelListing, NodeDescription, NodeSearch};
 use comfy_engine::outputs::UploadRequest;
 use comfy_engine::records::snapshot_from_record;
-use comfy_engine::types::{FileRef, OutputFile};
+use comfy_engine::types::{CancelOutcome, FileRef, OutputFile};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -230,34 +234,69 @@ struct UploadImageArguments {
     backend: Option<String>,
 }
 
+/// What `status` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct StatusReport {
+    /// This server's version.
+    server_version: String,
+    backends: Vec<BackendStatus>,
+}
+
+/// What `cancel_job` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct CancelReport {
+    job_id: String,
+    /// dequeued, interrupted, already_finished or unknown.
+    #[schemars(with = "String")]
+    cancel: CancelOutcome,
+    /// The job's status after the cancel.
+    status: String,
+}
+
+/// What `upload_image` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct UploadReport {
+    /// The value for LoadImage's image input.
+    name: String,
+    filename: String,
+    subfolder: String,
+    /// input (ComfyUI's input folder).
+    #[serde(rename = "type")]
+    kind: String,
+    backend: String,
+    /// How to use it.
+    #[serde(rename = "use")]
+    usage: String,
+}
+
 /// This toolset's tools, each declared once.
 pub(crate) const TOOLS: &[ToolDeclaration] = &[
     declare_tool!(
         "status",
         "Health of every ComfyUI backend: versions, devices with VRAM, RAM, queue, websocket state, latency.",
         Hints::READ_ONLY,
-        StatusArguments,
+        StatusArguments => StatusReport,
         status,
     ),
     declare_tool!(
         "list_models",
         "List model folders, the files in one folder (with sizes), or check that one file exists (with close-name suggestions and safetensors metadata).",
         Hints::READ_ONLY,
-        ListModelsArguments,
+        ListModelsArguments => ModelListing,
         list_models,
     ),
     declare_tool!(
         "search_nodes",
         "Search the backend's node types by words in name, category or description.",
         Hints::READ_ONLY,
-        SearchNodesArguments,
+        SearchNodesArguments => NodeSearch,
         search_nodes,
     ),
     declare_tool!(
         "describe_node",
         "Inputs (type, default, range, choices) and outputs of one node type.",
         Hints::READ_ONLY,
-        DescribeNodeArguments,
+        DescribeNodeArguments => NodeDescription,
         describe_node,
     ),
     declare_tool!(
@@ -285,14 +324,14 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
         "cancel_job",
         "Cancel one job: removed from the queue if waiting, interrupted if running. Never touches other jobs.",
         Hints::REMOVES,
-        CancelJobArguments,
+        CancelJobArguments => CancelReport,
         cancel_job,
     ),
     declare_tool!(
         "list_jobs",
         "Queues of every backend and recent jobs.",
         Hints::READ_ONLY,
-        ListJobsArguments,
+        ListJobsArguments => JobListing,
         list_jobs,
     ),
     declare_tool!(
@@ -306,7 +345,7 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
         "upload_image",
         "Upload an image (or a mask) into ComfyUI's input folder; returns the name to use in LoadImage.",
         Hints::CREATES,
-        UploadImageArguments,
+        UploadImageArguments => UploadReport,
         upload_image,
     ),
 ];
@@ -315,20 +354,20 @@ async fn status(
     server: &ComfyServer,
     _arguments: StatusArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
-    let statuses = server.engine.status().await;
-    Ok(json_result(
-        &json!({ "server_version": env!("CARGO_PKG_VERSION"), "backends": statuses }),
-    ))
+) -> Structured<StatusReport> {
+    Ok(StatusReport {
+        server_version: env!("CARGO_PKG_VERSION").to_owned(),
+        backends: server.engine.status().await,
+    })
 }
 
 async fn list_models(
     server: &ComfyServer,
     arguments: ListModelsArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
+) -> Structured<ModelListing> {
     let engine = &server.engine;
-    let listing = engine
+    let mut listing = engine
         .list_models(
             arguments.backend.as_deref(),
             arguments.folder.as_deref(),
@@ -337,27 +376,30 @@ async fn list_models(
         )
         .await
         .map_err(|error| engine_error(&error))?;
-    let mut value = serde_json::to_value(&listing).unwrap_or(Value::Null);
     if arguments.metadata
         && let (Some(folder), Some(name)) = (&arguments.folder, &arguments.name)
-        && value["available"] == json!(true)
+        && let ModelListing::Check {
+            available: true,
+            metadata,
+            ..
+        } = &mut listing
     {
-        let metadata = engine
+        let found = engine
             .model_metadata(arguments.backend.as_deref(), folder, name)
             .await
             .map_err(|error| engine_error(&error))?;
-        value["metadata"] = metadata.unwrap_or(Value::Null);
+        *metadata = Some(found.unwrap_or(Value::Null));
     }
-    Ok(json_result(&value))
+    Ok(listing)
 }
 
 async fn search_nodes(
     server: &ComfyServer,
     arguments: SearchNodesArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
+) -> Structured<NodeSearch> {
     let limit = arguments.limit.unwrap_or(25).clamp(1, 200);
-    let found = server
+    server
         .engine
         .search_nodes(
             arguments.backend.as_deref(),
@@ -366,21 +408,19 @@ async fn search_nodes(
             limit,
         )
         .await
-        .map_err(|error| engine_error(&error))?;
-    Ok(json_result(&found))
+        .map_err(|error| engine_error(&error))
 }
 
 async fn describe_node(
     server: &ComfyServer,
     arguments: DescribeNodeArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
-    let described = server
+) -> Structured<NodeDescription> {
+    server
         .engine
         .describe_node(arguments.backend.as_deref(), &arguments.class_type)
         .await
-        .map_err(|error| engine_error(&error))?;
-    Ok(json_result(&described))
+        .map_err(|error| engine_error(&error))
 }
 
 async fn generate_image(
@@ -504,30 +544,29 @@ async fn cancel_job(
     server: &ComfyServer,
     arguments: CancelJobArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
+) -> Structured<CancelReport> {
     let (outcome, snapshot) = server
         .engine
         .cancel_job(&arguments.job_id)
         .await
         .map_err(|error| engine_error(&error))?;
-    Ok(json_result(&json!({
-        "job_id": arguments.job_id,
-        "cancel": outcome,
-        "status": snapshot.phase.as_str(),
-    })))
+    Ok(CancelReport {
+        job_id: arguments.job_id,
+        cancel: outcome,
+        status: snapshot.phase.as_str().to_owned(),
+    })
 }
 
 async fn list_jobs(
     server: &ComfyServer,
     arguments: ListJobsArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
-    let listing = server
+) -> Structured<JobListing> {
+    server
         .engine
         .list_jobs(arguments.limit.unwrap_or(20).clamp(1, 500))
         .await
-        .map_err(|error| engine_error(&error))?;
-    Ok(json_result(&listing))
+        .map_err(|error| engine_error(&error))
 }
 
 async fn get_output(
@@ -590,7 +629,7 @@ async fn upload_image(
     server: &ComfyServer,
     arguments: UploadImageArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
+) -> Structured<UploadReport> {
     let allow_local = server.local_files_allowed();
     let (bytes, default_name) = match (&arguments.data_base64, &arguments.path) {
         (Some(data), None) => {
@@ -630,12 +669,266 @@ async fn upload_image(
         })
         .await
         .map_err(|error| engine_error(&error))?;
-    Ok(json_result(&json!({
-        "name": uploaded.node_value,
-        "filename": uploaded.filename,
-        "subfolder": uploaded.subfolder,
-        "type": uploaded.kind,
-        "backend": uploaded.backend,
-        "use": format!("set LoadImage's image input to {:?}", uploaded.node_value),
-    })))
+    Ok(UploadReport {
+        usage: format!("set LoadImage's image input to {:?}", uploaded.node_value),
+        name: uploaded.node_value,
+        filename: uploaded.filename,
+        subfolder: uploaded.subfolder,
+        kind: uploaded.kind,
+        backend: uploaded.backend,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::tool::conformance::assert_conforms;
+    use comfy_engine::jobs::{BackendJobs, HistoryJob, RecordedJob};
+    use comfy_engine::models::{FolderSummary, ModelEntry, NodeInput, NodeOutput, NodeSummary};
+    use comfy_engine::types::{HistoryOutcome, JobState};
+    use comfy_engine::{DeviceStatus, WebsocketStatus};
+
+    fn websocket(last_error: Option<&str>) -> WebsocketStatus {
+        WebsocketStatus {
+            connected: last_error.is_none(),
+            reconnects: 2,
+            last_error: last_error.map(str::to_owned),
+            queue_remaining: 0,
+        }
+    }
+
+    #[test]
+    fn status_conforms_to_its_schema() {
+        let reachable = BackendStatus {
+            name: "local".into(),
+            url: "http://127.0.0.1:8188".into(),
+            reachable: true,
+            error: None,
+            latency_ms: Some(1.5),
+            comfyui_version: Some("0.3.75".into()),
+            python_version: Some("3.12".into()),
+            pytorch_version: Some("2.9".into()),
+            ram_total: Some(1 << 34),
+            ram_free: Some(1 << 33),
+            devices: vec![
+                DeviceStatus {
+                    name: "cuda:0".into(),
+                    kind: "cuda".into(),
+                    index: Some(0),
+                    vram_total: 1 << 33,
+                    vram_free: 1 << 32,
+                },
+                DeviceStatus {
+                    name: "cpu".into(),
+                    kind: "cpu".into(),
+                    index: None,
+                    vram_total: 0,
+                    vram_free: 0,
+                },
+            ],
+            queue_running: Some(1),
+            queue_pending: Some(0),
+            websocket: websocket(None),
+        };
+        let unreachable = BackendStatus {
+            name: "remote".into(),
+            url: "http://10.0.0.2:8188".into(),
+            reachable: false,
+            error: Some("connection refused".into()),
+            latency_ms: None,
+            comfyui_version: None,
+            python_version: None,
+            pytorch_version: None,
+            ram_total: None,
+            ram_free: None,
+            devices: Vec::new(),
+            queue_running: None,
+            queue_pending: None,
+            websocket: websocket(Some("refused")),
+        };
+        assert_conforms(
+            TOOLS,
+            "status",
+            &StatusReport {
+                server_version: "1.0.0".into(),
+                backends: vec![reachable, unreachable],
+            },
+        );
+    }
+
+    #[test]
+    fn model_listings_conform_to_their_schema() {
+        let listings = [
+            ModelListing::Folders {
+                backend: "local".into(),
+                folders: vec![FolderSummary {
+                    folder: "checkpoints".into(),
+                    count: 2,
+                }],
+            },
+            ModelListing::Files {
+                backend: "local".into(),
+                folder: "loras".into(),
+                files: vec![
+                    ModelEntry {
+                        name: "a.safetensors".into(),
+                        size_bytes: Some(10),
+                    },
+                    ModelEntry {
+                        name: "b.pt".into(),
+                        size_bytes: None,
+                    },
+                ],
+                total: 2,
+            },
+        ];
+        for listing in &listings {
+            assert_conforms(TOOLS, "list_models", listing);
+        }
+        for metadata in [
+            None,
+            Some(Value::Null),
+            Some(json!({"ss_base_model_version": "sdxl"})),
+        ] {
+            let check = ModelListing::Check {
+                backend: "local".into(),
+                folder: "checkpoints".into(),
+                name: "x.safetensors".into(),
+                available: metadata.is_some(),
+                suggestions: vec!["y.safetensors".into()],
+                metadata,
+            };
+            assert_conforms(TOOLS, "list_models", &check);
+        }
+    }
+
+    #[test]
+    fn node_search_and_description_conform_to_their_schemas() {
+        let search = NodeSearch {
+            backend: "local".into(),
+            total: 3,
+            nodes: vec![
+                NodeSummary {
+                    class_type: "KSampler".into(),
+                    display_name: "KSampler".into(),
+                    category: "sampling".into(),
+                    custom_node_pack: None,
+                    output_node: false,
+                    deprecated: false,
+                },
+                NodeSummary {
+                    class_type: "Upscale".into(),
+                    display_name: "Upscale".into(),
+                    category: "image".into(),
+                    custom_node_pack: Some("pack".into()),
+                    output_node: true,
+                    deprecated: true,
+                },
+            ],
+        };
+        assert_conforms(TOOLS, "search_nodes", &search);
+        let input = |name: &str| NodeInput {
+            name: name.into(),
+            kind: "INT".into(),
+            required: true,
+            link_only: false,
+            default: None,
+            min: None,
+            max: None,
+            step: None,
+            tooltip: None,
+            multiline: None,
+            choices: None,
+            choices_total: None,
+        };
+        let description = NodeDescription {
+            class_type: "KSampler".into(),
+            display_name: "KSampler".into(),
+            category: "sampling".into(),
+            description: String::new(),
+            output_node: false,
+            inputs: vec![
+                input("model"),
+                NodeInput {
+                    link_only: true,
+                    default: Some(json!(20)),
+                    min: Some(json!(1)),
+                    max: Some(json!(10000)),
+                    step: Some(json!(0.5)),
+                    tooltip: Some(json!("steps")),
+                    multiline: Some(json!(false)),
+                    choices: Some(vec![json!("euler"), json!(3)]),
+                    choices_total: Some(60),
+                    ..input("steps")
+                },
+            ],
+            outputs: vec![NodeOutput {
+                index: 0,
+                name: "LATENT".into(),
+                kind: "LATENT".into(),
+                is_list: false,
+            }],
+            custom_node_pack: Some("pack".into()),
+        };
+        assert_conforms(TOOLS, "describe_node", &description);
+    }
+
+    #[test]
+    fn jobs_cancels_and_uploads_conform_to_their_schemas() {
+        let listing = JobListing {
+            backends: vec![BackendJobs {
+                backend: "local".into(),
+                running: vec!["a".into()],
+                pending: vec!["b".into()],
+                recorded_jobs: vec![
+                    RecordedJob {
+                        job_id: "a".into(),
+                        status: JobState::Running,
+                        workflow: Some("generate_image".into()),
+                        outputs: 0,
+                        error: None,
+                        created_at_ms: 1,
+                    },
+                    RecordedJob {
+                        job_id: "c".into(),
+                        status: JobState::Failed,
+                        workflow: None,
+                        outputs: 0,
+                        error: Some("out of memory".into()),
+                        created_at_ms: 0,
+                    },
+                ],
+                comfyui_history: vec![
+                    HistoryJob {
+                        job_id: "c".into(),
+                        outcome: HistoryOutcome::Error,
+                        outputs: 0,
+                        finished_at_ms: None,
+                    },
+                    HistoryJob {
+                        job_id: "d".into(),
+                        outcome: HistoryOutcome::Success,
+                        outputs: 2,
+                        finished_at_ms: Some(5),
+                    },
+                ],
+            }],
+        };
+        assert_conforms(TOOLS, "list_jobs", &listing);
+        let cancel = CancelReport {
+            job_id: "a".into(),
+            cancel: CancelOutcome::AlreadyFinished,
+            status: "succeeded".into(),
+        };
+        assert_conforms(TOOLS, "cancel_job", &cancel);
+        let upload = UploadReport {
+            name: "x/a.png".into(),
+            filename: "a.png".into(),
+            subfolder: "x".into(),
+            kind: "input".into(),
+            backend: "local".into(),
+            usage: "set LoadImage's image input to \"x/a.png\"".into(),
+        };
+        assert_conforms(TOOLS, "upload_image", &upload);
+    }
 }

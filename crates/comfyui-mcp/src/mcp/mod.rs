@@ -574,6 +574,13 @@ mod tests {
             }
         }
         for expected in [
+            "status",
+            "list_models",
+            "search_nodes",
+            "describe_node",
+            "list_jobs",
+            "cancel_job",
+            "upload_image",
             "list_toolsets",
             "enable_toolset",
         ] {
