@@ -4,6 +4,7 @@
 //! prediction range. With too little history the answer says so instead of guessing.
 
 use comfy_store::{JobMetrics, MetricQuery};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -17,7 +18,7 @@ const HISTORY_WINDOW: u32 = 500;
 pub const MINIMUM_SAMPLES_FOR_FIT: usize = 3;
 
 /// How much work a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, JsonSchema)]
 pub struct Work {
     pub steps: u32,
     pub width: u32,
@@ -42,7 +43,7 @@ pub struct EstimateRequest {
 }
 
 /// A least-squares line `execution = intercept + slope x work`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, JsonSchema)]
 pub struct LinearFit {
     pub intercept_seconds: f64,
     pub seconds_per_megapixel_step: f64,
@@ -125,9 +126,14 @@ pub fn fit_line(points: &[(f64, f64)]) -> Option<LinearFit> {
 }
 
 /// The answer of an estimate.
-#[derive(Debug, Serialize)]
+/// What `estimate_generation_time` answers.
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct TimeEstimate {
+    /// The model estimated for (absent: every model pooled).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The backend estimated for (absent: every backend pooled).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
     pub work: Work,
     pub megapixel_steps: f64,

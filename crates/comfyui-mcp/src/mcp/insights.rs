@@ -10,14 +10,13 @@ use rmcp::RoleServer;
 use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::library::{TimeArgument, optional_time};
-use super::render::{engine_error, error_text, json_result};
+use super::render::{engine_error, error_text};
 use super::server::ComfyServer;
-use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool};
-use comfy_engine::insights::{EstimateRequest, Work};
+use super::tool::{Hints, Structured, ToolDeclaration, declare_tool};
+use comfy_engine::insights::{EstimateRequest, TimeEstimate, Work};
 use comfy_engine::library::library_error;
 use comfy_engine::timestamps::format_rfc3339;
 
@@ -113,21 +112,21 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
         "job_metrics",
         "Timings of finished jobs: queue wait, execution, transfer (indexing outputs) and total, as nearest-rank p50/p95 in milliseconds grouped by workflow, model or backend, with filters and optionally the most recent jobs one by one.",
         Hints::READ_ONLY,
-        JobMetricsArguments,
+        JobMetricsArguments => JobMetricsReport,
         job_metrics,
     ),
     declare_tool!(
         "estimate_generation_time",
         "Estimate how long a generation takes from recorded history: execution seconds fitted by least squares on steps x megapixels x batch per model/backend, an approximate 95% range, the sample count, and typical queue wait and transfer. Says plainly when there is too little history.",
         Hints::READ_ONLY,
-        EstimateArguments,
+        EstimateArguments => TimeEstimate,
         estimate_generation_time,
     ),
     declare_tool!(
         "audit_log",
         "The audit log of tool calls, newest first: time, client, tool, a digest of the (redacted) arguments, outcome, duration and a short failure detail. Filter by time range, tool, client and outcome.",
         Hints::READ_ONLY,
-        AuditLogArguments,
+        AuditLogArguments => AuditLogReport,
         audit_log,
     ),
 ];
@@ -136,39 +135,106 @@ fn store_failure(error: comfy_engine::types::StoreError) -> CallToolResult {
     engine_error(&library_error(error))
 }
 
-fn summary_json(summary: &MetricSummary) -> Value {
-    let pair = |percentiles: comfy_engine::types::Percentiles| json!({"p50_ms": percentiles.p50_ms, "p95_ms": percentiles.p95_ms});
-    json!({
-        "key": summary.key,
-        "samples": summary.samples,
-        "succeeded": summary.succeeded,
-        "queue_wait": pair(summary.queue_wait),
-        "execution": pair(summary.execution),
-        "transfer": pair(summary.transfer),
-        "total": pair(summary.total),
-    })
+/// What `job_metrics` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct JobMetricsReport {
+    /// workflow, model or backend.
+    group_by: String,
+    groups: Vec<MetricGroup>,
+    /// What the percentiles measure.
+    percentiles: String,
+    /// The most recent jobs one by one, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recent: Option<Vec<MetricSample>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
-fn sample_json(sample: &JobMetrics) -> Value {
-    json!({
-        "job_id": sample.job_id,
-        "recorded_at": format_rfc3339(sample.recorded_at_ms),
-        "workflow": sample.workflow,
-        "model": sample.model,
-        "backend": sample.backend_id,
-        "succeeded": sample.succeeded,
-        "queue_wait_ms": sample.queue_wait_ms,
-        "execution_ms": sample.execution_ms,
-        "transfer_ms": sample.transfer_ms,
-        "total_ms": sample.total_ms,
-    })
+/// The timings of one group of finished jobs.
+#[derive(Debug, Serialize, JsonSchema)]
+struct MetricGroup {
+    /// The workflow, model or backend (absent: jobs that recorded none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    samples: u64,
+    succeeded: u64,
+    queue_wait: PercentilePair,
+    execution: PercentilePair,
+    transfer: PercentilePair,
+    total: PercentilePair,
+}
+
+/// Nearest-rank percentiles, in milliseconds.
+#[derive(Debug, Serialize, JsonSchema)]
+struct PercentilePair {
+    p50_ms: i64,
+    p95_ms: i64,
+}
+
+impl From<comfy_engine::types::Percentiles> for PercentilePair {
+    fn from(percentiles: comfy_engine::types::Percentiles) -> Self {
+        PercentilePair {
+            p50_ms: percentiles.p50_ms,
+            p95_ms: percentiles.p95_ms,
+        }
+    }
+}
+
+impl From<&MetricSummary> for MetricGroup {
+    fn from(summary: &MetricSummary) -> Self {
+        MetricGroup {
+            key: summary.key.clone(),
+            samples: summary.samples,
+            succeeded: summary.succeeded,
+            queue_wait: summary.queue_wait.into(),
+            execution: summary.execution.into(),
+            transfer: summary.transfer.into(),
+            total: summary.total.into(),
+        }
+    }
+}
+
+/// One finished job's timings.
+#[derive(Debug, Serialize, JsonSchema)]
+struct MetricSample {
+    job_id: String,
+    /// RFC 3339, UTC.
+    recorded_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workflow: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend: Option<String>,
+    succeeded: bool,
+    queue_wait_ms: i64,
+    execution_ms: i64,
+    transfer_ms: i64,
+    total_ms: i64,
+}
+
+impl From<&JobMetrics> for MetricSample {
+    fn from(sample: &JobMetrics) -> Self {
+        MetricSample {
+            job_id: sample.job_id.clone(),
+            recorded_at: format_rfc3339(sample.recorded_at_ms),
+            workflow: sample.workflow.clone(),
+            model: sample.model.clone(),
+            backend: sample.backend_id.clone(),
+            succeeded: sample.succeeded,
+            queue_wait_ms: sample.queue_wait_ms,
+            execution_ms: sample.execution_ms,
+            transfer_ms: sample.transfer_ms,
+            total_ms: sample.total_ms,
+        }
+    }
 }
 
 async fn job_metrics(
     server: &ComfyServer,
     arguments: JobMetricsArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
+) -> Structured<JobMetricsReport> {
     let now = comfy_engine::types::now_ms();
     let query = MetricQuery {
         workflow: arguments.workflow,
@@ -189,13 +255,8 @@ async fn job_metrics(
         .metric_summary(grouping, query.clone())
         .await
         .map_err(store_failure)?;
-    let mut answer = json!({
-        "group_by": grouping_name,
-        "groups": summaries.iter().map(summary_json).collect::<Vec<_>>(),
-        "percentiles": "nearest rank; queue_wait is submission to start, execution start to finish in ComfyUI, transfer is fetching and indexing the outputs afterwards, total all of it",
-    });
     let recent = arguments.recent.unwrap_or(0).min(200);
-    if recent > 0 {
+    let recent = if recent > 0 {
         let samples = store
             .metric_samples(MetricQuery {
                 limit: Some(recent),
@@ -203,19 +264,26 @@ async fn job_metrics(
             })
             .await
             .map_err(store_failure)?;
-        answer["recent"] = Value::Array(samples.iter().map(sample_json).collect());
-    }
-    if summaries.is_empty() {
-        answer["note"] = json!("no finished job matches; timings are recorded when a job ends");
-    }
-    Ok(json_result(&answer))
+        Some(samples.iter().map(MetricSample::from).collect())
+    } else {
+        None
+    };
+    Ok(JobMetricsReport {
+        group_by: grouping_name.to_owned(),
+        groups: summaries.iter().map(MetricGroup::from).collect(),
+        percentiles: "nearest rank; queue_wait is submission to start, execution start to finish in ComfyUI, transfer is fetching and indexing the outputs afterwards, total all of it".to_owned(),
+        recent,
+        note: summaries
+            .is_empty()
+            .then(|| "no finished job matches; timings are recorded when a job ends".to_owned()),
+    })
 }
 
 async fn estimate_generation_time(
     server: &ComfyServer,
     arguments: EstimateArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
+) -> Structured<TimeEstimate> {
     let check = |name: &str, value: u32, maximum: u32| {
         if value == 0 || value > maximum {
             Err(error_text(format!(
@@ -231,7 +299,7 @@ async fn estimate_generation_time(
         height: check("height", arguments.height.unwrap_or(512), 16_384)?,
         batch_size: check("batch_size", arguments.batch_size.unwrap_or(1), 4096)?,
     };
-    let estimate = server
+    server
         .engine
         .estimate_generation_time(EstimateRequest {
             model: arguments.model,
@@ -239,32 +307,65 @@ async fn estimate_generation_time(
             work,
         })
         .await
-        .map_err(|error| engine_error(&error))?;
-    Ok(json_result(
-        &serde_json::to_value(&estimate).unwrap_or(Value::Null),
-    ))
+        .map_err(|error| engine_error(&error))
 }
 
-fn audit_json(record: &AuditRecord) -> Value {
-    let entry = &record.entry;
-    json!({
-        "id": record.id,
-        "at": format_rfc3339(entry.at_ms),
-        "at_ms": entry.at_ms,
-        "tool": entry.tool,
-        "client": entry.client,
-        "outcome": entry.outcome.as_str(),
-        "duration_ms": entry.duration_ms,
-        "argument_digest": entry.argument_digest,
-        "detail": entry.detail,
-    })
+/// What `audit_log` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct AuditLogReport {
+    count: usize,
+    /// Newest first.
+    entries: Vec<AuditLine>,
+    /// What an entry's argument digest is.
+    argument_digest: String,
+    /// Present when the limit cut the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+/// One audited tool call.
+#[derive(Debug, Serialize, JsonSchema)]
+struct AuditLine {
+    id: i64,
+    /// RFC 3339, UTC.
+    at: String,
+    at_ms: i64,
+    tool: String,
+    /// "name version" as the client introduced itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<String>,
+    /// success, failure, denied or rate_limited.
+    outcome: String,
+    duration_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    argument_digest: Option<String>,
+    /// A short failure detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+impl From<&AuditRecord> for AuditLine {
+    fn from(record: &AuditRecord) -> Self {
+        let entry = &record.entry;
+        AuditLine {
+            id: record.id,
+            at: format_rfc3339(entry.at_ms),
+            at_ms: entry.at_ms,
+            tool: entry.tool.clone(),
+            client: entry.client.clone(),
+            outcome: entry.outcome.as_str().to_owned(),
+            duration_ms: entry.duration_ms,
+            argument_digest: entry.argument_digest.clone(),
+            detail: entry.detail.clone(),
+        }
+    }
 }
 
 async fn audit_log(
     server: &ComfyServer,
     arguments: AuditLogArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
+) -> Structured<AuditLogReport> {
     let now = comfy_engine::types::now_ms();
     let limit = arguments.limit.unwrap_or(50).clamp(1, 1000);
     let entries = server
@@ -279,22 +380,19 @@ async fn audit_log(
         })
         .await
         .map_err(store_failure)?;
-    let mut answer = json!({
-        "count": entries.len(),
-        "entries": entries.iter().map(audit_json).collect::<Vec<_>>(),
-        "argument_digest": "SHA-256 of the arguments as canonical JSON with secrets (passwords, tokens, codes, image data) redacted: equal digests mean equal calls",
-    });
-    if entries.len() == limit as usize {
-        answer["note"] = json!(format!(
-            "limit {limit} reached; narrow the time range or raise limit"
-        ));
-    }
-    Ok(json_result(&answer))
+    Ok(AuditLogReport {
+        count: entries.len(),
+        entries: entries.iter().map(AuditLine::from).collect(),
+        argument_digest: "SHA-256 of the arguments as canonical JSON with secrets (passwords, tokens, codes, image data) redacted: equal digests mean equal calls".to_owned(),
+        note: (entries.len() == limit as usize)
+            .then(|| format!("limit {limit} reached; narrow the time range or raise limit")),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn every_insight_is_read_only_and_pruning_is_no_tool() {
@@ -313,5 +411,94 @@ mod tests {
         let parsed: AuditLogArguments =
             serde_json::from_value(json!({"outcome": "rate_limited", "since": "1h"})).unwrap();
         assert!(matches!(parsed.outcome, Some(OutcomeArgument::RateLimited)));
+    }
+
+    fn sample(job_id: &str, model: Option<&str>) -> JobMetrics {
+        JobMetrics {
+            job_id: job_id.into(),
+            workflow: model.map(|_| "generate_image".to_owned()),
+            model: model.map(str::to_owned),
+            backend_id: model.map(|_| "local".to_owned()),
+            succeeded: model.is_some(),
+            queue_wait_ms: 10,
+            execution_ms: 2000,
+            transfer_ms: 30,
+            total_ms: 2040,
+            recorded_at_ms: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn insights_conform_to_their_schemas() {
+        use crate::mcp::tool::conformance::assert_conforms;
+        let pair = comfy_engine::types::Percentiles { p50_ms: 1, p95_ms: 2 };
+        let summary = |key: Option<&str>| MetricSummary {
+            key: key.map(str::to_owned),
+            samples: 3,
+            succeeded: 2,
+            queue_wait: pair,
+            execution: pair,
+            transfer: pair,
+            total: pair,
+        };
+        let samples = [sample("a", Some("sd15.safetensors")), sample("b", None)];
+        let listed: Vec<MetricSample> = samples.iter().map(MetricSample::from).collect();
+        for (recent, note) in [(None, Some("none".to_owned())), (Some(listed), None)] {
+            let report = JobMetricsReport {
+                group_by: "model".into(),
+                groups: [summary(Some("sd15")), summary(None)]
+                    .iter()
+                    .map(MetricGroup::from)
+                    .collect(),
+                percentiles: "nearest rank".into(),
+                recent,
+                note,
+            };
+            assert_conforms(TOOLS, "job_metrics", &report);
+        }
+        let work = Work {
+            steps: 20,
+            width: 512,
+            height: 512,
+            batch_size: 1,
+        };
+        for (model, points) in [
+            (None, Vec::new()),
+            (Some("sd15".to_owned()), vec![(1.0, 2.0)]),
+            (
+                Some("sd15".to_owned()),
+                vec![(1.0, 2.0), (2.0, 4.1), (3.0, 5.9), (4.0, 8.2)],
+            ),
+        ] {
+            let request = EstimateRequest {
+                model,
+                backend: None,
+                work,
+            };
+            let estimate = comfy_engine::insights::estimate_from(&request, &samples, &points);
+            assert_conforms(TOOLS, "estimate_generation_time", &estimate);
+        }
+        let record = |id: i64, client: Option<&str>| AuditRecord {
+            id,
+            entry: comfy_engine::types::AuditEntry {
+                at_ms: 1_700_000_000_000,
+                client: client.map(str::to_owned),
+                tool: "status".into(),
+                argument_digest: client.map(|_| "abc".to_owned()),
+                outcome: AuditOutcome::RateLimited,
+                duration_ms: 4,
+                detail: client.map(|_| "slow down".to_owned()),
+            },
+        };
+        let entries = [record(1, Some("inspector 1.0")), record(2, None)];
+        for note in [None, Some("limit 2 reached".to_owned())] {
+            let report = AuditLogReport {
+                count: entries.len(),
+                entries: entries.iter().map(AuditLine::from).collect(),
+                argument_digest: "SHA-256".into(),
+                note,
+            };
+            assert_conforms(TOOLS, "audit_log", &report);
+        }
     }
 }

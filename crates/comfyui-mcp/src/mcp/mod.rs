@@ -581,6 +581,9 @@ mod tests {
             "list_jobs",
             "cancel_job",
             "upload_image",
+            "job_metrics",
+            "estimate_generation_time",
+            "audit_log",
             "list_toolsets",
             "enable_toolset",
         ] {
