@@ -60,6 +60,19 @@ def png_size_b64(encoded: str) -> tuple[int, int]:
     return png_size(base64.b64decode(encoded, validate=True))
 
 
+def png_b64(width: int, height: int) -> str:
+    """A grey RGB PNG of this size, base64 encoded (for uploads)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = b"".join(b"\x00" + b"\x80" * (3 * width) for _ in range(height))
+    data = PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    assert png_size(data) == (width, height)
+    return base64.b64encode(data).decode("ascii")
+
+
 def check_progress(events: list[tuple[float, float | None, str | None]], minimum: int = 4) -> None:
     assert len(events) >= minimum, f"expected at least {minimum} progress notifications, got {events}"
     values = [progress for progress, _total, _message in events]
