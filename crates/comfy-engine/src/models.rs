@@ -1,9 +1,11 @@
 //! Model folders and node definitions: listing, availability checks with suggestions, node search
 //! and description.
 
-use schemars::JsonSchema;
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Number, Value};
 
 use comfy_workflow::object_info::{InputKind, InputSection, InputSpec, NodeDefinition};
 use comfy_workflow::suggest::closest_matches;
@@ -46,10 +48,9 @@ pub enum ModelListing {
         name: String,
         available: bool,
         suggestions: Vec<String>,
-        /// The file's safetensors metadata, when asked for and the file is there (`null`: it has
-        /// none).
+        /// The file's safetensors metadata, when asked for and the file has some.
         #[serde(skip_serializing_if = "Option::is_none")]
-        metadata: Option<Value>,
+        metadata: Option<Map<String, Value>>,
     },
 }
 
@@ -346,23 +347,49 @@ pub struct NodeInput {
     pub link_only: bool,
     /// The input's options as the node definition gives them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub default: Option<Value>,
+    pub default: Option<WidgetValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub min: Option<Value>,
+    pub min: Option<Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max: Option<Value>,
+    pub max: Option<Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub step: Option<Value>,
+    pub step: Option<Number>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tooltip: Option<Value>,
+    pub tooltip: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub multiline: Option<Value>,
+    pub multiline: Option<bool>,
     /// A combo's choices, the first 50 of them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub choices: Option<Vec<Value>>,
+    pub choices: Option<Vec<WidgetValue>>,
     /// How many choices there are, when more than `choices` shows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub choices_total: Option<usize>,
+}
+
+/// A widget value as the node definition gives it (a default, a combo's choice): a number,
+/// string, boolean, list or object, never `null` (a `null` default says nothing and is left out).
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct WidgetValue(pub Value);
+
+impl JsonSchema for WidgetValue {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "WidgetValue".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({"anyOf": [
+            {"type": "string"},
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "array"},
+            {"type": "object"},
+        ]})
+    }
 }
 
 /// One output of a node.
@@ -378,7 +405,10 @@ pub struct NodeOutput {
 /// A node described for agents: compact, with long choice lists cut.
 pub fn describe(node: &NodeDefinition) -> NodeDescription {
     const SHOWN: usize = 50;
-    let option = |input: &InputSpec, key: &str| input.option(key).cloned();
+    let number = |input: &InputSpec, key: &str| match input.option(key) {
+        Some(Value::Number(number)) => Some(number.clone()),
+        _ => None,
+    };
     let inputs = node
         .inputs
         .iter()
@@ -393,13 +423,25 @@ pub fn describe(node: &NodeDefinition) -> NodeDescription {
                 kind: input.type_name().to_owned(),
                 required: input.section == InputSection::Required,
                 link_only: !input.is_widget(),
-                default: option(input, "default"),
-                min: option(input, "min"),
-                max: option(input, "max"),
-                step: option(input, "step"),
-                tooltip: option(input, "tooltip"),
-                multiline: option(input, "multiline"),
-                choices: choices.map(|choices| choices.iter().take(SHOWN).cloned().collect()),
+                default: input
+                    .option("default")
+                    .filter(|value| !value.is_null())
+                    .cloned()
+                    .map(WidgetValue),
+                min: number(input, "min"),
+                max: number(input, "max"),
+                step: number(input, "step"),
+                tooltip: input.option("tooltip").and_then(Value::as_str).map(str::to_owned),
+                multiline: input.option("multiline").and_then(Value::as_bool),
+                choices: choices.map(|choices| {
+                    choices
+                        .iter()
+                        .filter(|choice| !choice.is_null())
+                        .take(SHOWN)
+                        .cloned()
+                        .map(WidgetValue)
+                        .collect()
+                }),
                 choices_total: choices.map(Vec::len).filter(|total| *total > SHOWN),
             }
         })

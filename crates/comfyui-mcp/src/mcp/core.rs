@@ -388,7 +388,10 @@ async fn list_models(
             .model_metadata(arguments.backend.as_deref(), folder, name)
             .await
             .map_err(|error| engine_error(&error))?;
-        *metadata = Some(found.unwrap_or(Value::Null));
+        *metadata = match found {
+            Some(Value::Object(found)) => Some(found),
+            _ => None,
+        };
     }
     Ok(listing)
 }
@@ -684,7 +687,7 @@ mod tests {
     use super::*;
     use crate::mcp::tool::conformance::assert_conforms;
     use comfy_engine::jobs::{BackendJobs, HistoryJob, RecordedJob};
-    use comfy_engine::models::{FolderSummary, ModelEntry, NodeInput, NodeOutput, NodeSummary};
+    use comfy_engine::models::{FolderSummary, ModelEntry, NodeInput, NodeOutput, NodeSummary, WidgetValue};
     use comfy_engine::types::{HistoryOutcome, JobState};
     use comfy_engine::{DeviceStatus, WebsocketStatus};
 
@@ -785,11 +788,8 @@ mod tests {
         for listing in &listings {
             assert_conforms(TOOLS, "list_models", listing);
         }
-        for metadata in [
-            None,
-            Some(Value::Null),
-            Some(json!({"ss_base_model_version": "sdxl"})),
-        ] {
+        let found = json!({"ss_base_model_version": "sdxl", "ss_tag_frequency": {"a": 1}});
+        for metadata in [None, found.as_object().cloned()] {
             let check = ModelListing::Check {
                 backend: "local".into(),
                 folder: "checkpoints".into(),
@@ -851,13 +851,13 @@ mod tests {
                 input("model"),
                 NodeInput {
                     link_only: true,
-                    default: Some(json!(20)),
-                    min: Some(json!(1)),
-                    max: Some(json!(10000)),
-                    step: Some(json!(0.5)),
-                    tooltip: Some(json!("steps")),
-                    multiline: Some(json!(false)),
-                    choices: Some(vec![json!("euler"), json!(3)]),
+                    default: Some(WidgetValue(json!(20))),
+                    min: Some(1.into()),
+                    max: Some(10000.into()),
+                    step: serde_json::Number::from_f64(0.5),
+                    tooltip: Some("steps".into()),
+                    multiline: Some(false),
+                    choices: Some(vec![WidgetValue(json!("euler")), WidgetValue(json!(3))]),
                     choices_total: Some(60),
                     ..input("steps")
                 },

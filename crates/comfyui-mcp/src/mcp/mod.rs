@@ -546,6 +546,46 @@ mod tests {
         }
     }
 
+    /// What the Inspector's portability check refuses in a schema: a bare `true` or `false` where a
+    /// schema belongs, a schema with no validating keyword (anything goes), a `type` array.
+    fn unportable(schema: &serde_json::Value, at: &str, found: &mut Vec<String>) {
+        const VALIDATING: &[&str] = &["type", "$ref", "anyOf", "oneOf", "allOf", "enum", "const"];
+        let Some(map) = schema.as_object() else {
+            found.push(format!("{at}: bare {schema}"));
+            return;
+        };
+        if !VALIDATING.iter().any(|keyword| map.contains_key(*keyword)) {
+            found.push(format!("{at}: no validating keyword"));
+        }
+        if map.get("type").is_some_and(serde_json::Value::is_array) {
+            found.push(format!("{at}: a type array"));
+        }
+        for key in ["properties", "$defs"] {
+            for (name, inner) in map
+                .get(key)
+                .and_then(serde_json::Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                unportable(inner, &format!("{at}/{key}/{name}"), found);
+            }
+        }
+        for key in ["anyOf", "oneOf", "allOf"] {
+            for (index, inner) in map
+                .get(key)
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                unportable(inner, &format!("{at}/{key}/{index}"), found);
+            }
+        }
+        if let Some(items) = map.get("items") {
+            unportable(items, &format!("{at}/items"), found);
+        }
+    }
+
     #[test]
     fn output_schemas_are_portable_objects() {
         let all: Vec<_> = catalog::every_tool(TOOLSETS)
@@ -564,6 +604,9 @@ mod tests {
             assert!(!text.contains("\"null\""), "{name}: {text}");
             assert!(!text.contains("\"default\":null"), "{name}: {text}");
             let root = serde_json::Value::Object(schema.clone());
+            let mut findings = Vec::new();
+            unportable(&root, "", &mut findings);
+            assert!(findings.is_empty(), "{name}: {findings:#?}");
             let mut found = Vec::new();
             references(&root, &mut found);
             for reference in found {
