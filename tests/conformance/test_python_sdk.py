@@ -263,6 +263,8 @@ def structured_calls() -> dict[str, list[dict[str, Any]]]:
         "describe_node": [{"class_type": "KSampler"}, {"class_type": "CheckpointLoaderSimple"}, {"class_type": "SaveImage"}],
         "list_jobs": [{}, {"limit": 3}],
         "upload_image": [{"data_base64": png_b64(8, 8), "filename": f"conformance-{uuid.uuid4().hex[:12]}.png"}],
+        "search_outputs": [{}, {"text": "conformance", "limit": 2}, {"include_parameters": False, "order": "relevance"}],
+        "find_similar_images": [{"data_base64": png_b64(16, 16)}, {"data_base64": png_b64(16, 16), "max_distance": 64}],
         "job_metrics": [{}, {"group_by": "backend", "recent": 5}],
         "estimate_generation_time": [{}, {"steps": 4, "width": 64, "height": 64}],
         "audit_log": [{}, {"limit": 2}],
@@ -324,6 +326,12 @@ async def test_structured_results_validate(
                         arguments = {"job_id": finished[0]}
                         result = await client.call_tool("cancel_job", arguments)
                         check_structured("cancel_job", arguments, result, schemas["cancel_job"])
+                if "find_similar_images" in schemas:
+                    found = await client.call_tool("search_outputs", {"limit": 1})
+                    for output in found.structured_content["outputs"]:
+                        arguments = {"output_id": output["id"]}
+                        result = await client.call_tool("find_similar_images", arguments)
+                        check_structured("find_similar_images", arguments, result, schemas["find_similar_images"])
                 if "describe_node" in schemas:
                     unknown = await client.call_tool("describe_node", {"class_type": "NoSuchNodeAnywhere"})
                     assert unknown.is_error and unknown.structured_content is None, unknown

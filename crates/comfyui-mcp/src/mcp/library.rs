@@ -10,12 +10,12 @@ use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 
 use super::render::{engine_error, error_text, json_result, output_uri};
 use super::server::ComfyServer;
-use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool};
+use super::tool::{Hints, Structured, ToolDeclaration, ToolOutcome, declare_tool};
 use comfy_engine::library::{NEWEST_FIRST_WINDOW, image_metadata, library_error};
 use comfy_engine::timestamps::{format_rfc3339, parse_time};
 use comfy_engine::{local_files, media};
@@ -240,14 +240,14 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
         "search_outputs",
         "Search the library of every output this server produced: full text over prompts and parameters, filters by model, tag, collection, media type, job and time; newest first (or by relevance). Each result has its library id, prompt, model, seed, size, tags, the /view URL and a comfyui:// resource URI.",
         Hints::READ_ONLY,
-        SearchOutputsArguments,
+        SearchOutputsArguments => OutputPage,
         search_outputs,
     ),
     declare_tool!(
         "find_similar_images",
         "Library images that look like a given one, nearest first, by 64-bit perceptual hash (Hamming distance in bits). Give a library output_id (the output itself comes first, distance 0), or any image as data_base64 or a local path.",
         Hints::READ_ONLY,
-        FindSimilarImagesArguments,
+        FindSimilarImagesArguments => SimilarImages,
         find_similar_images,
     ),
     declare_tool!(
@@ -289,32 +289,116 @@ fn file_ref(record: &OutputRecord) -> FileRef {
 }
 
 /// One library record as tools show it.
-fn output_item(server: &ComfyServer, record: &OutputRecord, include_parameters: bool) -> Value {
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+struct OutputItem {
+    /// The library id.
+    id: i64,
+    /// RFC 3339, UTC.
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_id: Option<String>,
+    prompt: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+    media_type: String,
+    backend: String,
+    filename: String,
+    subfolder: String,
+    /// output, temp or input.
+    #[serde(rename = "type")]
+    kind: String,
+    /// ComfyUI's /view URL (absent when the backend is no longer configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    /// The comfyui:// resource with the full file.
+    resource_uri: String,
+    /// 64-bit perceptual hash, 16 hex digits (images only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    perceptual_hash: Option<String>,
+    tags: Vec<String>,
+    collections: Vec<String>,
+    /// The parameters the job ran with, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Map<String, Value>>,
+    /// Hamming distance in bits to the query image (find_similar_images only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    distance: Option<u32>,
+}
+
+fn output_item(server: &ComfyServer, record: &OutputRecord, include_parameters: bool) -> OutputItem {
     let output = &record.output;
-    let mut item = json!({
-        "id": record.id,
-        "created_at": format_rfc3339(output.created_at_ms),
-        "job_id": output.job_id,
-        "prompt": output.prompt_text,
-        "model": output.model,
-        "seed": output.seed,
-        "width": output.width,
-        "height": output.height,
-        "media_type": output.media_type,
-        "backend": output.file.backend_id,
-        "filename": output.file.filename,
-        "subfolder": output.file.subfolder,
-        "type": output.file.file_type,
-        "url": server.engine.library_url(record),
-        "resource_uri": output_uri(&output.file.backend_id, &file_ref(record)),
-        "perceptual_hash": output.perceptual_hash.map(|hash| format!("{hash:016x}")),
-        "tags": record.tags,
-        "collections": record.collections,
-    });
-    if include_parameters {
-        item["parameters"] = output.parameters.clone();
+    OutputItem {
+        id: record.id,
+        created_at: format_rfc3339(output.created_at_ms),
+        job_id: output.job_id.clone(),
+        prompt: output.prompt_text.clone(),
+        model: output.model.clone(),
+        seed: output.seed,
+        width: output.width,
+        height: output.height,
+        media_type: output.media_type.clone(),
+        backend: output.file.backend_id.clone(),
+        filename: output.file.filename.clone(),
+        subfolder: output.file.subfolder.clone(),
+        kind: output.file.file_type.clone(),
+        url: server.engine.library_url(record),
+        resource_uri: output_uri(&output.file.backend_id, &file_ref(record)),
+        perceptual_hash: output.perceptual_hash.map(|hash| format!("{hash:016x}")),
+        tags: record.tags.clone(),
+        collections: record.collections.clone(),
+        parameters: match &output.parameters {
+            Value::Object(parameters) if include_parameters => Some(parameters.clone()),
+            _ => None,
+        },
+        distance: None,
     }
-    item
+}
+
+/// What `search_outputs` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct OutputPage {
+    count: usize,
+    /// newest or relevance.
+    order: String,
+    outputs: Vec<OutputItem>,
+    /// The offset of the next page, when this one is full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_offset: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+/// What `find_similar_images` answers.
+#[derive(Debug, Serialize, JsonSchema)]
+struct SimilarImages {
+    query: SimilarityQuery,
+    max_distance: u32,
+    count: usize,
+    /// Nearest first.
+    matches: Vec<OutputItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+/// The image `find_similar_images` compared with.
+#[derive(Debug, Serialize, JsonSchema)]
+struct SimilarityQuery {
+    /// The library output given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_id: Option<i64>,
+    /// 16 hex digits.
+    perceptual_hash: String,
+    /// Of an image given as data or path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
 }
 
 const LOCAL_FILES_DISABLED: &str =
@@ -358,7 +442,7 @@ async fn search_outputs(
     server: &ComfyServer,
     arguments: SearchOutputsArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
+) -> Structured<OutputPage> {
     let now = comfy_engine::types::now_ms();
     let limit = arguments.limit.unwrap_or(20).clamp(1, 200);
     let query = OutputQuery {
@@ -380,37 +464,42 @@ async fn search_outputs(
         .await
         .map_err(|error| engine_error(&error))?;
     let include_parameters = arguments.include_parameters.unwrap_or(true);
-    let outputs: Vec<Value> = page
+    let outputs: Vec<OutputItem> = page
         .outputs
         .iter()
         .map(|record| output_item(server, record, include_parameters))
         .collect();
-    let mut answer = json!({
-        "count": outputs.len(),
-        "order": if newest_first { "newest" } else if arguments.text.is_some() { "relevance" } else { "newest" },
-        "outputs": outputs,
-    });
-    if outputs.len() == limit as usize {
-        answer["next_offset"] = json!(arguments.offset.unwrap_or(0) + limit);
-    }
-    if page.window_full {
-        answer["note"] = json!(format!(
-            "more than {NEWEST_FIRST_WINDOW} outputs match the text; newest-first ordering covered the {NEWEST_FIRST_WINDOW} best matches: narrow the search or use order=relevance"
-        ));
-    }
-    if outputs.is_empty() {
-        answer["note"] = json!(
+    let note = if outputs.is_empty() {
+        Some(
             "nothing matches; outputs are indexed a moment after their job finishes, and full text needs every word to appear"
-        );
-    }
-    Ok(json_result(&answer))
+                .to_owned(),
+        )
+    } else if page.window_full {
+        Some(format!(
+            "more than {NEWEST_FIRST_WINDOW} outputs match the text; newest-first ordering covered the {NEWEST_FIRST_WINDOW} best matches: narrow the search or use order=relevance"
+        ))
+    } else {
+        None
+    };
+    let order = if !newest_first && arguments.text.is_some() {
+        "relevance"
+    } else {
+        "newest"
+    };
+    Ok(OutputPage {
+        count: outputs.len(),
+        order: order.to_owned(),
+        next_offset: (outputs.len() == limit as usize).then(|| arguments.offset.unwrap_or(0) + limit),
+        outputs,
+        note,
+    })
 }
 
 async fn find_similar_images(
     server: &ComfyServer,
     arguments: FindSimilarImagesArguments,
     _context: &RequestContext<RoleServer>,
-) -> ToolOutcome {
+) -> Structured<SimilarImages> {
     let max_distance = arguments.max_distance.unwrap_or(12);
     if max_distance > 64 {
         return Err(error_text(format!(
@@ -431,41 +520,47 @@ async fn find_similar_images(
                 .similar_to_output(id, max_distance, limit)
                 .await
                 .map_err(|error| engine_error(&error))?;
-            (
-                json!({"output_id": id, "perceptual_hash": format!("{hash:016x}")}),
-                similar,
-            )
+            let query = SimilarityQuery {
+                output_id: Some(id),
+                perceptual_hash: format!("{hash:016x}"),
+                width: None,
+                height: None,
+            };
+            (query, similar)
         }
         (None, Some(bytes)) => {
             let (fingerprint, similar) = engine
                 .similar_to_image(bytes, max_distance, limit)
                 .await
                 .map_err(|error| engine_error(&error))?;
-            (
-                json!({"perceptual_hash": format!("{:016x}", fingerprint.hash), "width": fingerprint.width, "height": fingerprint.height}),
-                similar,
-            )
+            let query = SimilarityQuery {
+                output_id: None,
+                perceptual_hash: format!("{:016x}", fingerprint.hash),
+                width: Some(fingerprint.width),
+                height: Some(fingerprint.height),
+            };
+            (query, similar)
         }
         _ => {
             return Err(error_text("give exactly one of output_id, data_base64 or path"));
         }
     };
-    let matches: Vec<Value> = similar
+    let matches: Vec<OutputItem> = similar
         .iter()
-        .map(|found| {
-            let mut item = output_item(server, &found.output, false);
-            item["distance"] = json!(found.distance);
-            item
+        .map(|found| OutputItem {
+            distance: Some(found.distance),
+            ..output_item(server, &found.output, false)
         })
         .collect();
-    let mut answer =
-        json!({"query": query, "max_distance": max_distance, "count": matches.len(), "matches": matches});
-    if matches.is_empty() {
-        answer["note"] = json!(format!(
-            "no library image within {max_distance} bits; raise max_distance to see looser matches"
-        ));
-    }
-    Ok(json_result(&answer))
+    Ok(SimilarImages {
+        query,
+        max_distance,
+        count: matches.len(),
+        note: matches.is_empty().then(|| {
+            format!("no library image within {max_distance} bits; raise max_distance to see looser matches")
+        }),
+        matches,
+    })
 }
 
 async fn image_metadata_tool(
@@ -490,7 +585,8 @@ async fn image_metadata_tool(
                 .library_file(&record, None)
                 .await
                 .map_err(|error| engine_error(&error))?;
-            (output_item(server, &record, false), bytes.to_vec())
+            let item = serde_json::to_value(output_item(server, &record, false)).unwrap_or(Value::Null);
+            (item, bytes.to_vec())
         }
         (None, Some(filename), None) => {
             let entry = engine
@@ -744,7 +840,7 @@ async fn export_catalog(
         .outputs;
     let (catalog, media_type) = match arguments.format {
         ExportFormat::Json => {
-            let items: Vec<Value> = records
+            let items: Vec<OutputItem> = records
                 .iter()
                 .map(|record| output_item(server, record, true))
                 .collect();
@@ -964,5 +1060,67 @@ mod tests {
             .find(|tool| tool.name == "cleanup_outputs")
             .unwrap();
         assert_eq!(cleanup.annotations.unwrap().destructive_hint, Some(true));
+    }
+
+    #[test]
+    fn library_answers_conform_to_their_schemas() {
+        use crate::mcp::tool::conformance::assert_conforms;
+        let full = OutputItem {
+            id: 1,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            job_id: Some("j".into()),
+            prompt: "a fox".into(),
+            model: Some("sd15.safetensors".into()),
+            seed: Some(42),
+            width: Some(64),
+            height: Some(64),
+            media_type: "image/png".into(),
+            backend: "local".into(),
+            filename: "a.png".into(),
+            subfolder: String::new(),
+            kind: "output".into(),
+            url: Some("http://127.0.0.1:8188/view?filename=a.png".into()),
+            resource_uri: "comfyui://local/output/a.png".into(),
+            perceptual_hash: Some("00ff00ff00ff00ff".into()),
+            tags: vec!["fox".into()],
+            collections: vec!["best".into()],
+            parameters: json!({"seed": 42, "steps": 4}).as_object().cloned(),
+            distance: Some(3),
+        };
+        let bare = OutputItem {
+            job_id: None,
+            model: None,
+            seed: None,
+            width: None,
+            height: None,
+            url: None,
+            perceptual_hash: None,
+            parameters: None,
+            distance: None,
+            ..full.clone()
+        };
+        for note in [None, Some("nothing matches".to_owned())] {
+            let page = OutputPage {
+                count: 2,
+                order: "newest".into(),
+                outputs: vec![full.clone(), bare.clone()],
+                next_offset: note.is_none().then_some(2),
+                note: note.clone(),
+            };
+            assert_conforms(TOOLS, "search_outputs", &page);
+            let similar = SimilarImages {
+                query: SimilarityQuery {
+                    output_id: note.is_none().then_some(1),
+                    perceptual_hash: "00ff00ff00ff00ff".into(),
+                    width: note.as_ref().map(|_| 64),
+                    height: note.as_ref().map(|_| 64),
+                },
+                max_distance: 12,
+                count: 1,
+                matches: vec![full.clone()],
+                note,
+            };
+            assert_conforms(TOOLS, "find_similar_images", &similar);
+        }
     }
 }

@@ -624,6 +624,8 @@ mod tests {
             "list_jobs",
             "cancel_job",
             "upload_image",
+            "search_outputs",
+            "find_similar_images",
             "job_metrics",
             "estimate_generation_time",
             "audit_log",
