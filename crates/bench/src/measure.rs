@@ -162,6 +162,9 @@ pub struct Probed {
 pub struct FirstCall {
     pub direct: f64,
     pub server: f64,
+    /// The server's time outside ComfyUI's execution minus the direct run's (ComfyUI's own
+    /// timestamps), the same measure as warm pairs get: without its execution jitter.
+    pub outside_execution: f64,
 }
 
 /// `runs` pairs: a direct run, and the first call of a server spawned for it (spawn and
@@ -175,26 +178,35 @@ async fn first_calls(
     for index in 0..runs {
         let graph = workload::graph(&workload::distinct_prompt());
         let prompt = workload::distinct_prompt();
-        let mut direct_time = None;
+        let mut direct_run = None;
         if index % 2 == 0 {
-            direct_time = Some(direct.run(&graph).await?.0.elapsed);
+            direct_run = Some(direct.run(&graph).await?);
         }
         let (mut session, _) = server.start(None).await?;
-        let server_time = session.generate(&prompt).await?.timed.elapsed;
+        let server_run = session.generate(&prompt).await?.timed;
         session.stop().await;
-        let direct_time = match direct_time {
-            Some(time) => time,
-            None => direct.run(&graph).await?.0.elapsed,
+        let (direct_run, direct_entry) = match direct_run {
+            Some(run) => run,
+            None => direct.run(&graph).await?,
         };
+        // Outside the timed windows: ComfyUI's timestamps of both runs.
+        let server_entry = direct
+            .history_entry(&server_run.prompt_id)
+            .await
+            .context("reading the first call's history entry")?;
+        let outside = |timeline: Timeline| timeline.before_execution + timeline.after_execution;
         let call = FirstCall {
-            direct: milliseconds(direct_time),
-            server: milliseconds(server_time),
+            direct: milliseconds(direct_run.elapsed),
+            server: milliseconds(server_run.elapsed),
+            outside_execution: outside(Timeline::of(&server_run, &server_entry)?)
+                - outside(Timeline::of(&direct_run, &direct_entry)?),
         };
         eprintln!(
-            "  first call {}: direct {:.0} ms, server {:.0} ms",
+            "  first call {}: direct {:.0} ms, server {:.0} ms, {:+.1} ms outside execution",
             index + 1,
             call.direct,
-            call.server
+            call.server,
+            call.outside_execution
         );
         calls.push(call);
     }

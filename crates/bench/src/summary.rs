@@ -117,6 +117,22 @@ fn push_first_calls(results: &mut Table, label: &str, calls: &[FirstCall]) {
         &format!("<= {OVERHEAD_TARGET_MILLISECONDS:.0} ms"),
         Verdict::from_check(overhead.is_some_and(|value| value <= OVERHEAD_TARGET_MILLISECONDS)),
     );
+    let outside: Vec<f64> = calls.iter().map(|call| call.outside_execution).collect();
+    let outside_median = median(&outside);
+    results.push_measure(
+        &format!("{label}, outside ComfyUI's execution"),
+        format!(
+            "median {}{}",
+            outside_median.map_or_else(|| "n/a".to_owned(), signed_milliseconds),
+            range(&outside).map_or_else(String::new, |(low, high)| format!(
+                " (from {} to {})",
+                signed_milliseconds(low),
+                signed_milliseconds(high)
+            ))
+        ),
+        &format!("<= {OVERHEAD_TARGET_MILLISECONDS:.0} ms"),
+        Verdict::from_check(outside_median.is_some_and(|value| value <= OVERHEAD_TARGET_MILLISECONDS)),
+    );
 }
 
 pub fn summarize(measurements: &Measurements, conditions: &Conditions) -> Summary {

@@ -87,10 +87,47 @@ fn score(query_lower: &str, query_base: &str, query_stem: &str, candidate: &str)
     if query_length.abs_diff(candidate_length) > allowed {
         return None;
     }
-    let distance = edit_distance(query_lower, &candidate_lower);
-    let stem_distance = edit_distance(query_stem, candidate_stem);
-    let best = distance.min(stem_distance);
-    (best <= allowed).then_some(200 + best)
+    let within = |left: &str, right: &str| {
+        // Most candidates share too few characters to be close: a count of them says so in
+        // linear time, before the quadratic distance.
+        if character_difference(left, right) > allowed {
+            return None;
+        }
+        let left: Vec<char> = left.chars().collect();
+        let right: Vec<char> = right.chars().collect();
+        distance_within(&left, &right, allowed)
+    };
+    let distance = within(query_lower, &candidate_lower);
+    let stem_distance = if query_stem == query_lower && candidate_stem == candidate_lower {
+        distance
+    } else {
+        within(query_stem, candidate_stem)
+    };
+    let best = [distance, stem_distance].into_iter().flatten().min()?;
+    Some(200 + best)
+}
+
+/// A lower bound of the edit distance: how many characters one side has that the other lacks
+/// (counted in 128 buckets; characters sharing a bucket can only lower it). A swap, a deletion,
+/// an insertion or a substitution changes each side's surplus by at most one.
+fn character_difference(left: &str, right: &str) -> usize {
+    let mut counts = [0_i32; 128];
+    for character in left.chars() {
+        counts[character as usize % 128] += 1;
+    }
+    for character in right.chars() {
+        counts[character as usize % 128] -= 1;
+    }
+    let (mut surplus, mut deficit) = (0_usize, 0_usize);
+    for count in counts {
+        let size = count.unsigned_abs() as usize;
+        if count > 0 {
+            surplus += size;
+        } else {
+            deficit += size;
+        }
+    }
+    surplus.max(deficit)
 }
 
 /// The part after the last `/` or `\`.
@@ -115,39 +152,54 @@ fn stem(name: &str) -> &str {
 }
 
 /// Edit distance counting insertions, deletions, substitutions and swaps of adjacent characters
-/// (`stpes` is one edit from `steps`), keeping only three rows.
+/// (`stpes` is one edit from `steps`).
 pub fn edit_distance(left: &str, right: &str) -> usize {
     let left: Vec<char> = left.chars().collect();
     let right: Vec<char> = right.chars().collect();
+    let bound = left.len().max(right.len());
+    distance_within(&left, &right, bound).unwrap_or(bound)
+}
+
+/// [`edit_distance`] when it is at most `bound`, else `None`: only the cells within `bound` of
+/// the diagonal are computed, keeping three rows, and a row whose every cell exceeds `bound`
+/// ends the search (suggestions compare a name with hundreds of candidates, most far off).
+fn distance_within(left: &[char], right: &[char], bound: usize) -> Option<usize> {
+    if left.len().abs_diff(right.len()) > bound {
+        return None;
+    }
+    let beyond = bound.saturating_add(1);
     let width = right.len() + 1;
-    let mut before_previous: Vec<usize> = vec![0; width];
-    let mut previous: Vec<usize> = (0..width).collect();
-    let mut current: Vec<usize> = vec![0; width];
-    for (left_index, left_char) in left.iter().enumerate() {
-        if let Some(first) = current.first_mut() {
-            *first = left_index + 1;
-        }
-        for (right_index, right_char) in right.iter().enumerate() {
-            let cost = usize::from(left_char != right_char);
-            let at = |row: &[usize], column: usize| row.get(column).copied().unwrap_or(usize::MAX - 1);
-            let mut best = (at(&previous, right_index) + cost)
-                .min(at(&previous, right_index + 1) + 1)
-                .min(at(&current, right_index) + 1);
-            let swapped = left_index > 0
-                && right_index > 0
-                && left.get(left_index - 1) == Some(right_char)
-                && right.get(right_index - 1) == Some(left_char);
+    let mut before_previous: Vec<usize> = vec![beyond; width];
+    let mut previous: Vec<usize> = (0..width).map(|column| column.min(beyond)).collect();
+    let mut current: Vec<usize> = vec![beyond; width];
+    for (row, left_char) in left.iter().enumerate() {
+        current.fill(beyond);
+        current[0] = (row + 1).min(beyond);
+        let mut row_minimum = current[0];
+        let first = (row + 1).saturating_sub(bound).max(1);
+        let last = (row + 1).saturating_add(bound).min(right.len());
+        for column in first..=last {
+            let right_char = right[column - 1];
+            let cost = usize::from(*left_char != right_char);
+            let mut best = (previous[column - 1] + cost)
+                .min(previous[column] + 1)
+                .min(current[column - 1] + 1);
+            let swapped =
+                row > 0 && column > 1 && left[row - 1] == right_char && right[column - 2] == *left_char;
             if swapped {
-                best = best.min(at(&before_previous, right_index - 1) + 1);
+                best = best.min(before_previous[column - 2] + 1);
             }
-            if let Some(cell) = current.get_mut(right_index + 1) {
-                *cell = best;
-            }
+            current[column] = best.min(beyond);
+            row_minimum = row_minimum.min(current[column]);
+        }
+        if row_minimum > bound {
+            return None;
         }
         std::mem::swap(&mut before_previous, &mut previous);
         std::mem::swap(&mut previous, &mut current);
     }
-    previous.last().copied().unwrap_or(0)
+    let distance = previous[right.len()];
+    (distance <= bound).then_some(distance)
 }
 
 #[cfg(test)]
@@ -206,5 +258,47 @@ mod tests {
             "did you mean one of 'a', 'b'?"
         );
         assert_eq!(did_you_mean(&[]), None);
+    }
+
+    #[test]
+    fn bounded_distance_agrees_with_the_full_one() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "abc",
+            "steps",
+            "stpes",
+            "kitten",
+            "sitting",
+            "euler",
+            "eulr",
+            "KSamplerAdvanced",
+            "KSampler",
+            "ksampleradvanced",
+            "CheckpointLoaderSimple",
+            "checkpointloader",
+            "ümlaut",
+            "umlaut",
+            "flaw",
+            "lawn",
+        ];
+        for left in words {
+            for right in words {
+                let full = edit_distance(left, right);
+                let (left_chars, right_chars): (Vec<char>, Vec<char>) =
+                    (left.chars().collect(), right.chars().collect());
+                for bound in 0..6 {
+                    let expected = (full <= bound).then_some(full);
+                    assert_eq!(
+                        distance_within(&left_chars, &right_chars, bound),
+                        expected,
+                        "{left:?} {right:?} within {bound}"
+                    );
+                }
+                assert!(character_difference(left, right) <= full, "{left:?} {right:?}");
+            }
+        }
     }
 }

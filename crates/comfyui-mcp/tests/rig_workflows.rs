@@ -445,7 +445,8 @@ async fn v3_combo_values_are_checked_where_the_server_checks_them() {
 /// multiplier) -> PreviewImage.
 fn dynamic_combo_graph() -> Value {
     json!({
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 0}},
+        // Large enough that the new option's default centre crop (to 48x512) keeps some width.
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
         "2": {"class_type": "ResizeImageMaskNode", "inputs": {"input": ["1", 0],
               "resize_type": "scale by multiplier", "resize_type.multiplier": 2.0,
               "scale_method": "nearest-exact"}},
@@ -468,7 +469,7 @@ async fn overrides_switch_dynamic_combo_options_on_the_real_server() {
         .comfyui_version;
     let scratch = scratch_directory("dynamic-overrides");
     let harness = harness(None, &scratch).await;
-    let overrides = json!({"2.resize_type": "scale dimensions", "2.resize_type.width": 24});
+    let overrides = json!({"2.resize_type": "scale dimensions", "2.resize_type.width": 48});
     let result = harness
         .call(
             "run_workflow",
@@ -490,7 +491,10 @@ async fn overrides_switch_dynamic_combo_options_on_the_real_server() {
         assert!(is_error(&refused) && text.contains("resize_type.width"), "{text}");
     } else {
         let text = text_of(&result);
-        assert!(is_error(&result) && text.contains("ResizeImageMaskNode"), "{version}: {text}");
+        assert!(
+            is_error(&result) && text.contains("ResizeImageMaskNode"),
+            "{version}: {text}"
+        );
     }
     harness.engine.shutdown().await;
     std::fs::remove_dir_all(&scratch).ok();
