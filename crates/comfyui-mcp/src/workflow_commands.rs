@@ -104,18 +104,22 @@ async fn node_definitions(
     settings: &Settings,
 ) -> Result<NodeDefinitions, CommandError> {
     if let Some(path) = &arguments.object_info {
-        let text = fs_err::tokio::read_to_string(path)
-            .await
-            .map_err(|error| input_error(format!("cannot read {}: {error}", path.display())))?;
-        let raw = parse_workflow_text(&text, &path.display().to_string())?;
-        if !raw.is_object() {
-            return Err(input_error(format!(
-                "{} is not an /object_info document (a JSON object of node classes)",
-                path.display()
-            )));
-        }
-        // The text keeps the order of nested inputs, which a parsed value lost.
-        let info = ObjectInfo::from_json_text(&text).unwrap_or_else(|_| ObjectInfo::from_json(&raw));
+        let text = read_text(path).await?;
+        // The text keeps the order of nested inputs, which a parsed value loses; a text the strict
+        // reader refuses gets the lenient one, and its precise error when that fails too.
+        let info = match ObjectInfo::from_json_text(&text) {
+            Ok(info) => info,
+            Err(_) => {
+                let raw = parse_workflow_text(&text, &path.display().to_string())?;
+                if !raw.is_object() {
+                    return Err(input_error(format!(
+                        "{} is not an /object_info document (a JSON object of node classes)",
+                        path.display()
+                    )));
+                }
+                ObjectInfo::from_json(&raw)
+            }
+        };
         return Ok(NodeDefinitions {
             info,
             validation: ValidationOptions::default(),
@@ -153,10 +157,18 @@ async fn node_definitions(
 }
 
 async fn read_workflow(path: &Path) -> Result<Value, CommandError> {
-    let text = fs_err::tokio::read_to_string(path)
-        .await
-        .map_err(|error| input_error(format!("cannot read {}: {error}", path.display())))?;
+    let text = read_text(path).await?;
     Ok(parse_workflow_text(&text, &path.display().to_string())?)
+}
+
+/// A user's document (a workflow, node definitions): a regular file of at most
+/// [`MAXIMUM_DOCUMENT_BYTES`](comfy_engine::local_files::MAXIMUM_DOCUMENT_BYTES), as UTF-8.
+async fn read_text(path: &Path) -> Result<String, CommandError> {
+    let limit = comfy_engine::local_files::MAXIMUM_DOCUMENT_BYTES;
+    let bytes = comfy_engine::local_files::read_bounded(path, limit)
+        .await
+        .map_err(|error| input_error(error.to_string()))?;
+    String::from_utf8(bytes).map_err(|_| input_error(format!("{} is not UTF-8 text", path.display())))
 }
 
 /// Writes `value` to stdout, the only place machine-readable results go.

@@ -278,3 +278,27 @@ fn without_node_definitions_the_error_says_what_to_do() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
 }
+
+/// A device or a FIFO given as a workflow or as node definitions is refused at once, by what it
+/// is, instead of being read without end (or blocking on open).
+#[test]
+fn files_that_never_end_are_refused() {
+    let object_info = object_info();
+    let output = run(&["convert", "/dev/zero", "--object-info", path_text(&object_info)]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("not a regular file"),
+        "{stderr}"
+    );
+    let output = run(&[
+        "validate",
+        path_text(&fixture("txt2img_ui.json")),
+        "--object-info",
+        "/dev/zero",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("not a regular file"),
+        "{stderr}"
+    );
+}
