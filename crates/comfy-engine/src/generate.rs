@@ -106,6 +106,24 @@ impl GenerationParameters {
     }
 }
 
+/// The family of the model by its file name, or a refusal when the name says it is one the
+/// builders do not build for (a graph for another family would run wrong, or not at all).
+fn family_of(model: &ModelSource) -> Result<ModelFamily, EngineError> {
+    let name = match model {
+        ModelSource::Checkpoint { name } => name,
+        ModelSource::Components { diffusion_model, .. } => diffusion_model,
+    };
+    ModelFamily::recognize(name).map_err(|family| {
+        EngineError::bad_input(format!(
+            "{name} looks like a {family} model (by its name); generate_image builds graphs for \
+             SD1.x/2.x, SDXL, SD3.x and Flux.1 only, so nothing was queued. Run a {family} \
+             workflow with run_workflow (ComfyUI's template browser has official ones), or pass \
+             family (stable_diffusion, stable_diffusion_xl, stable_diffusion_3, flux) if the name \
+             misleads"
+        ))
+    })
+}
+
 fn parse_family(raw: &str) -> Result<ModelFamily, EngineError> {
     match raw
         .trim()
@@ -264,10 +282,7 @@ impl Engine {
         let model = self.model_source(entry, request).await?;
         let family = match &request.family {
             Some(raw) => parse_family(raw)?,
-            None => ModelFamily::guess(match &model {
-                ModelSource::Checkpoint { name } => name,
-                ModelSource::Components { diffusion_model, .. } => diffusion_model,
-            }),
+            None => family_of(&model)?,
         };
         let defaults = family.defaults();
         let size = i64::from(defaults.size);

@@ -28,8 +28,54 @@ pub struct FamilyDefaults {
     pub scheduler: &'static str,
 }
 
+/// Model families that ComfyUI runs but these builders do not build graphs for, by words their
+/// file names carry: (word, family name). Checked before the families built here, so `flux2` is
+/// not taken for Flux.1, nor `qwen_image` for SD1.x. Their graphs differ in loaders, text encoders,
+/// latents or sampling; ComfyUI's own templates build them.
+const OTHER_FAMILIES: &[(&str, &str)] = &[
+    ("flux2", "Flux.2"),
+    ("flux.2", "Flux.2"),
+    ("flux-2", "Flux.2"),
+    ("flux_2", "Flux.2"),
+    ("kontext", "Flux.1 Kontext"),
+    ("qwen", "Qwen-Image"),
+    ("hidream", "HiDream"),
+    ("chroma", "Chroma"),
+    ("z-image", "Z-Image"),
+    ("z_image", "Z-Image"),
+    ("zimage", "Z-Image"),
+    ("hunyuan3d", "Hunyuan3D"),
+    ("hunyuan", "Hunyuan"),
+    ("wan2", "Wan"),
+    ("wan_2", "Wan"),
+    ("wan-2", "Wan"),
+    ("ltx", "LTX-Video"),
+    ("mochi", "Mochi"),
+    ("cosmos", "Cosmos"),
+    ("lumina", "Lumina"),
+    ("auraflow", "AuraFlow"),
+    ("pixart", "PixArt"),
+    ("kolors", "Kolors"),
+    ("omnigen", "OmniGen"),
+    ("stable_cascade", "Stable Cascade"),
+    ("stable_audio", "Stable Audio"),
+    ("ace_step", "ACE-Step"),
+];
+
 impl ModelFamily {
-    /// A guess from a model file name; `StableDiffusion` when nothing matches.
+    /// The family of a model by its file name: one built here, or `Err` with the name of another
+    /// family ComfyUI runs that these builders do not build for (see [`OTHER_FAMILIES`]).
+    /// `StableDiffusion` when no word matches.
+    pub fn recognize(model_name: &str) -> Result<ModelFamily, &'static str> {
+        let name = model_name.to_ascii_lowercase();
+        match OTHER_FAMILIES.iter().find(|(word, _)| name.contains(word)) {
+            Some((_, family)) => Err(family),
+            None => Ok(ModelFamily::guess(model_name)),
+        }
+    }
+
+    /// A guess from a model file name among the families built here; `StableDiffusion` when
+    /// nothing matches.
     pub fn guess(model_name: &str) -> ModelFamily {
         let name = model_name.to_ascii_lowercase();
         if name.contains("flux") {
@@ -789,6 +835,30 @@ mod tests {
             assert_only_missing_files(&built);
         }
         assert_eq!(ModelFamily::guess("flux1-dev-fp8.safetensors"), ModelFamily::Flux);
+        assert_eq!(
+            ModelFamily::recognize("flux1-dev-fp8.safetensors"),
+            Ok(ModelFamily::Flux)
+        );
+        assert_eq!(
+            ModelFamily::recognize("flux2_dev_fp8mixed.safetensors"),
+            Err("Flux.2")
+        );
+        assert_eq!(
+            ModelFamily::recognize("qwen_image_fp8_e4m3fn.safetensors"),
+            Err("Qwen-Image")
+        );
+        assert_eq!(
+            ModelFamily::recognize("z_image_turbo_bf16.safetensors"),
+            Err("Z-Image")
+        );
+        assert_eq!(
+            ModelFamily::recognize("tiny-sd15-micro.ckpt"),
+            Ok(ModelFamily::StableDiffusion)
+        );
+        assert_eq!(
+            ModelFamily::recognize("sd_xl_base_1.0.safetensors"),
+            Ok(ModelFamily::StableDiffusionXl)
+        );
         assert_eq!(
             ModelFamily::guess("sd_xl_base_1.0.safetensors"),
             ModelFamily::StableDiffusionXl

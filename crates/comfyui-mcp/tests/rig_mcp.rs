@@ -227,6 +227,11 @@ async fn bad_arguments_are_readable_and_queue_nothing() {
         (json!({"loras": [{"name": "tiny-lora"}]}), "tiny-lora.safetensors"),
         (json!({"stepz": 4}), "unknown field `stepz`"),
         (json!({"prompt": "  "}), "prompt must not be empty"),
+        // A family the builders do not build for is refused by name, not given an SD1.x graph.
+        (
+            json!({"checkpoint": "qwen_image_fp8_e4m3fn.safetensors"}),
+            "looks like a Qwen-Image model",
+        ),
     ];
     for (change, expected) in cases {
         let mut arguments = base.clone();
