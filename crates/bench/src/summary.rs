@@ -99,6 +99,26 @@ fn median_text(values: &[f64]) -> String {
     median(values).map_or_else(|| "n/a".to_owned(), milliseconds)
 }
 
+/// One row for paired overheads in milliseconds: their median and range, against the overhead
+/// target.
+fn push_overhead(results: &mut Table, label: &str, overheads: &[f64]) {
+    let overhead_median = median(overheads);
+    results.push_measure(
+        label,
+        format!(
+            "median {}{}",
+            overhead_median.map_or_else(|| "n/a".to_owned(), signed_milliseconds),
+            range(overheads).map_or_else(String::new, |(low, high)| format!(
+                " (from {} to {})",
+                signed_milliseconds(low),
+                signed_milliseconds(high)
+            ))
+        ),
+        &format!("<= {OVERHEAD_TARGET_MILLISECONDS:.0} ms"),
+        Verdict::from_check(overhead_median.is_some_and(|value| value <= OVERHEAD_TARGET_MILLISECONDS)),
+    );
+}
+
 /// One row for a first-call measure: the paired overhead and ratio, against the overhead target
 /// (what a user feels is the first call of each session).
 fn push_first_calls(results: &mut Table, label: &str, calls: &[FirstCall]) {
@@ -118,20 +138,10 @@ fn push_first_calls(results: &mut Table, label: &str, calls: &[FirstCall]) {
         Verdict::from_check(overhead.is_some_and(|value| value <= OVERHEAD_TARGET_MILLISECONDS)),
     );
     let outside: Vec<f64> = calls.iter().map(|call| call.outside_execution).collect();
-    let outside_median = median(&outside);
-    results.push_measure(
+    push_overhead(
+        results,
         &format!("{label}, outside ComfyUI's execution"),
-        format!(
-            "median {}{}",
-            outside_median.map_or_else(|| "n/a".to_owned(), signed_milliseconds),
-            range(&outside).map_or_else(String::new, |(low, high)| format!(
-                " (from {} to {})",
-                signed_milliseconds(low),
-                signed_milliseconds(high)
-            ))
-        ),
-        &format!("<= {OVERHEAD_TARGET_MILLISECONDS:.0} ms"),
-        Verdict::from_check(outside_median.is_some_and(|value| value <= OVERHEAD_TARGET_MILLISECONDS)),
+        &outside,
     );
 }
 
@@ -251,40 +261,16 @@ pub fn summarize(measurements: &Measurements, conditions: &Conditions) -> Summar
         "",
         Verdict::NoTarget,
     );
-    let overhead_median = median(&overheads);
-    results.push_measure(
-        "overhead (server - direct, paired)",
-        format!(
-            "median {}{}",
-            overhead_median.map_or_else(|| "n/a".to_owned(), signed_milliseconds),
-            range(&overheads).map_or_else(String::new, |(low, high)| format!(
-                " (from {} to {})",
-                signed_milliseconds(low),
-                signed_milliseconds(high)
-            ))
-        ),
-        &format!("<= {OVERHEAD_TARGET_MILLISECONDS:.0} ms"),
-        Verdict::from_check(overhead_median.is_some_and(|value| value <= OVERHEAD_TARGET_MILLISECONDS)),
-    );
+    push_overhead(&mut results, "overhead (server - direct, paired)", &overheads);
     let outside: Vec<f64> = column(pairs, |pair| {
         let server = pair.server_timeline.before_execution + pair.server_timeline.after_execution;
         let direct = pair.direct_timeline.before_execution + pair.direct_timeline.after_execution;
         server - direct
     });
-    let outside_median = median(&outside);
-    results.push_measure(
+    push_overhead(
+        &mut results,
         "overhead outside ComfyUI's execution (paired)",
-        format!(
-            "median {}{}",
-            outside_median.map_or_else(|| "n/a".to_owned(), signed_milliseconds),
-            range(&outside).map_or_else(String::new, |(low, high)| format!(
-                " (from {} to {})",
-                signed_milliseconds(low),
-                signed_milliseconds(high)
-            ))
-        ),
-        &format!("<= {OVERHEAD_TARGET_MILLISECONDS:.0} ms"),
-        Verdict::from_check(outside_median.is_some_and(|value| value <= OVERHEAD_TARGET_MILLISECONDS)),
+        &outside,
     );
     push_first_calls(
         &mut results,

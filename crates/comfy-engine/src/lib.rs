@@ -441,11 +441,23 @@ async fn backend_status(entry: &BackendEntry) -> BackendStatus {
             queue_pending: queue.as_ref().map(|queue| queue.pending.len()),
             websocket: WebsocketStatus::from(connection),
         },
-        Err(error) => BackendStatus {
-            name: entry.name.clone(),
-            url: entry.backend.url().to_owned(),
+        Err(error) => BackendStatus::unreachable(
+            entry.name.clone(),
+            entry.backend.url().to_owned(),
+            error.to_string(),
+            WebsocketStatus::from(connection),
+        ),
+    }
+}
+
+impl BackendStatus {
+    /// A backend that did not answer `/system_stats`: only its name, URL, why, and its websocket.
+    pub fn unreachable(name: String, url: String, error: String, websocket: WebsocketStatus) -> Self {
+        BackendStatus {
+            name,
+            url,
             reachable: false,
-            error: Some(error.to_string()),
+            error: Some(error),
             latency_ms: None,
             comfyui_version: None,
             python_version: None,
@@ -455,8 +467,8 @@ async fn backend_status(entry: &BackendEntry) -> BackendStatus {
             devices: Vec::new(),
             queue_running: None,
             queue_pending: None,
-            websocket: WebsocketStatus::from(connection),
-        },
+            websocket,
+        }
     }
 }
 

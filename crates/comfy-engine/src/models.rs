@@ -7,6 +7,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
+use comfy_workflow::ObjectInfo;
 use comfy_workflow::object_info::{InputKind, InputSection, InputSpec, NodeDefinition};
 use comfy_workflow::suggest::closest_matches;
 
@@ -213,56 +214,17 @@ impl Engine {
         let info = self.object_info(entry, false).await?;
         let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
         let category = category.map(str::to_lowercase);
-        let mut matches: Vec<(usize, &NodeDefinition)> = info
-            .definitions()
-            .filter(|node| {
-                category
-                    .as_ref()
-                    .is_none_or(|category| node.category.to_lowercase().starts_with(category))
-            })
-            .filter_map(|node| {
-                let haystack = format!(
-                    "{} {} {} {}",
-                    node.class_type.to_lowercase(),
-                    node.display_name.to_lowercase(),
-                    node.category.to_lowercase(),
-                    node.description.to_lowercase()
-                );
-                if !words.iter().all(|word| haystack.contains(word.as_str())) {
-                    return None;
-                }
-                // Name hits rank above description hits.
-                let name = format!(
-                    "{} {}",
-                    node.class_type.to_lowercase(),
-                    node.display_name.to_lowercase()
-                );
-                let rank = words.iter().filter(|word| !name.contains(word.as_str())).count();
-                Some((rank, node))
-            })
-            .collect();
-        matches.sort_by(|left, right| {
-            left.0
-                .cmp(&right.0)
-                .then_with(|| left.1.class_type.cmp(&right.1.class_type))
-        });
-        let total = matches.len();
-        let nodes = matches
-            .into_iter()
-            .take(limit)
-            .map(|(_, node)| NodeSummary {
-                class_type: node.class_type.clone(),
-                display_name: node.display_name.clone(),
-                category: node.category.clone(),
-                custom_node_pack: node.custom_node_pack().map(str::to_owned),
-                output_node: node.output_node,
-                deprecated: node.deprecated,
-            })
-            .collect();
+        // The first search parses every class not parsed yet (800 on ComfyUI 0.26): CPU work that
+        // belongs off the async workers.
+        let found = crate::media::off_the_workers(move || search(&info, &words, category.as_deref(), limit))
+            .await
+            .ok_or_else(|| {
+                EngineError::bad_input("the node search did not finish: the server is shutting down")
+            })?;
         Ok(NodeSearch {
             backend: entry.name.clone(),
-            total,
-            nodes,
+            total: found.0,
+            nodes: found.1,
         })
     }
 
@@ -287,6 +249,59 @@ impl Engine {
         };
         Ok(describe(node))
     }
+}
+
+/// The node classes whose name, display name, category or description contain every word (lower
+/// case) within `category`, name hits first: how many match, and the first `limit` of them.
+fn search(
+    info: &ObjectInfo,
+    words: &[String],
+    category: Option<&str>,
+    limit: usize,
+) -> (usize, Vec<NodeSummary>) {
+    let mut matches: Vec<(usize, &NodeDefinition)> = info
+        .definitions()
+        .filter(|node| category.is_none_or(|category| node.category.to_lowercase().starts_with(category)))
+        .filter_map(|node| {
+            let haystack = format!(
+                "{} {} {} {}",
+                node.class_type.to_lowercase(),
+                node.display_name.to_lowercase(),
+                node.category.to_lowercase(),
+                node.description.to_lowercase()
+            );
+            if !words.iter().all(|word| haystack.contains(word.as_str())) {
+                return None;
+            }
+            // Name hits rank above description hits.
+            let name = format!(
+                "{} {}",
+                node.class_type.to_lowercase(),
+                node.display_name.to_lowercase()
+            );
+            let rank = words.iter().filter(|word| !name.contains(word.as_str())).count();
+            Some((rank, node))
+        })
+        .collect();
+    matches.sort_by(|left, right| {
+        left.0
+            .cmp(&right.0)
+            .then_with(|| left.1.class_type.cmp(&right.1.class_type))
+    });
+    let total = matches.len();
+    let nodes = matches
+        .into_iter()
+        .take(limit)
+        .map(|(_, node)| NodeSummary {
+            class_type: node.class_type.clone(),
+            display_name: node.display_name.clone(),
+            category: node.category.clone(),
+            custom_node_pack: node.custom_node_pack().map(str::to_owned),
+            output_node: node.output_node,
+            deprecated: node.deprecated,
+        })
+        .collect();
+    (total, nodes)
 }
 
 /// What `search_nodes` answers: the best matches first, at most the limit of them.
@@ -345,7 +360,7 @@ pub struct NodeInput {
     /// Present (true) when the input takes only a link, never a widget value.
     #[serde(skip_serializing_if = "is_false")]
     pub link_only: bool,
-    /// The input's options as the node definition gives them.
+    /// The default value, when the definition gives one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<WidgetValue>,
     #[serde(skip_serializing_if = "Option::is_none")]

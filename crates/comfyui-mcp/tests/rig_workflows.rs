@@ -361,6 +361,17 @@ async fn harness_with_same_directory(directory: &Path, scratch: &Path) -> Harnes
     harness(Some(directory.to_owned()), &private).await
 }
 
+/// The version of the rig's ComfyUI, as `/system_stats` reports it.
+async fn rig_comfyui_version() -> String {
+    let client = comfy_api::ComfyClient::new(&comfyui_url(), Default::default()).expect("client");
+    client
+        .system_stats()
+        .await
+        .expect("system_stats")
+        .system
+        .comfyui_version
+}
+
 /// EmptyImage -> ImageScaleToTotalPixels (a V3 node: its `upscale_method` is a V3 `COMBO` on both
 /// rig servers) -> PreviewImage, with `method` as the upscale method.
 fn v3_combo_graph(method: &str) -> Value {
@@ -378,13 +389,7 @@ fn v3_combo_graph(method: &str) -> Value {
 /// not check them, and neither do we for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v3_combo_values_are_checked_where_the_server_checks_them() {
-    let client = comfy_api::ComfyClient::new(&comfyui_url(), Default::default()).expect("client");
-    let version = client
-        .system_stats()
-        .await
-        .expect("system_stats")
-        .system
-        .comfyui_version;
+    let version = rig_comfyui_version().await;
     let checks = test_support::is_current_comfyui(&version);
     let scratch = scratch_directory("v3-combos");
     let harness = harness(None, &scratch).await;
@@ -460,13 +465,7 @@ fn dynamic_combo_graph() -> Value {
 /// ComfyUI runs the result. 0.3.75 has no such node, and the call says which one is missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overrides_switch_dynamic_combo_options_on_the_real_server() {
-    let client = comfy_api::ComfyClient::new(&comfyui_url(), Default::default()).expect("client");
-    let version = client
-        .system_stats()
-        .await
-        .expect("system_stats")
-        .system
-        .comfyui_version;
+    let version = rig_comfyui_version().await;
     let scratch = scratch_directory("dynamic-overrides");
     let harness = harness(None, &scratch).await;
     let overrides = json!({"2.resize_type": "scale dimensions", "2.resize_type.width": 48});

@@ -733,22 +733,12 @@ mod tests {
             queue_pending: Some(0),
             websocket: websocket(None),
         };
-        let unreachable = BackendStatus {
-            name: "remote".into(),
-            url: "http://10.0.0.2:8188".into(),
-            reachable: false,
-            error: Some("connection refused".into()),
-            latency_ms: None,
-            comfyui_version: None,
-            python_version: None,
-            pytorch_version: None,
-            ram_total: None,
-            ram_free: None,
-            devices: Vec::new(),
-            queue_running: None,
-            queue_pending: None,
-            websocket: websocket(Some("refused")),
-        };
+        let unreachable = BackendStatus::unreachable(
+            "remote".into(),
+            "http://10.0.0.2:8188".into(),
+            "connection refused".into(),
+            websocket(Some("refused")),
+        );
         assert_conforms(
             TOOLS,
             "status",
