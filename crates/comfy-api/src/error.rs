@@ -30,6 +30,14 @@ pub enum ClientError {
     /// The backend answered 200 but the body was not what its API promises.
     #[error("unexpected reply from ComfyUI at {url}: {message}")]
     Decode { url: String, message: String },
+    /// A body was larger than the caller allows; nothing past `limit` bytes was read. `size` is
+    /// the length the backend announced, when it did.
+    #[error("{url} is {} (the limit is {})", describe_size(*.size), describe_bytes(*.limit))]
+    TooLarge {
+        url: String,
+        limit: u64,
+        size: Option<u64>,
+    },
     /// `POST /prompt` refused the prompt (validation failed).
     #[error("ComfyUI rejected the prompt: {0}")]
     Rejected(Box<PromptRejection>),
@@ -42,6 +50,28 @@ pub enum ClientError {
     /// The backend actor has shut down.
     #[error("the connection to ComfyUI at {url} has been shut down")]
     Closed { url: String },
+}
+
+fn describe_size(size: Option<u64>) -> String {
+    size.map_or_else(
+        || "larger than allowed".to_owned(),
+        |size| format!("{} long", describe_bytes(size)),
+    )
+}
+
+/// A byte count for people: `532 bytes`, `1.5 MiB`.
+pub fn describe_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 fn body_suffix(body: &str) -> String {

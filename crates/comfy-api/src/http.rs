@@ -17,6 +17,12 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::error::ClientError;
+
+/// Largest JSON reply read (`/object_info` of a server with many custom nodes is tens of MB).
+const MAXIMUM_JSON_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Largest template file or template index read (the biggest official ones are under 1 MB).
+const MAXIMUM_TEMPLATE_BYTES: u64 = 16 * 1024 * 1024;
 use crate::timeouts::{Activity, CallKind, Timeouts, until_idle};
 use crate::types::{
     Download, FileRef, HistoryEntry, ModelFile, PromptAccepted, PromptRejection, PromptRequest, QueueItem,
@@ -241,10 +247,7 @@ impl ComfyClient {
     }
 
     async fn decode<T: DeserializeOwned>(&self, response: Response, path: &str) -> Result<T, ClientError> {
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| self.unreachable(path, source))?;
+        let bytes = self.read_within(response, path, MAXIMUM_JSON_BYTES, None).await?;
         serde_json::from_slice(&bytes).map_err(|error| ClientError::Decode {
             url: self.url_of(path),
             message: format!(
@@ -397,11 +400,8 @@ impl ComfyClient {
         self.bounded(CallKind::Catalog, Method::GET, path, async {
             let response = self.send(self.request(Method::GET, path), path).await?;
             let response = self.expect_ok(response, path).await?;
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|source| self.unreachable(path, source))?;
-            String::from_utf8(Vec::from(bytes)).map_err(|error| ClientError::Decode {
+            let bytes = self.read_within(response, path, MAXIMUM_JSON_BYTES, None).await?;
+            String::from_utf8(bytes).map_err(|error| ClientError::Decode {
                 url: self.url_of(path),
                 message: format!("the body is not UTF-8: {error}"),
             })
@@ -500,9 +500,16 @@ impl ComfyClient {
         self.decode(response, path).await.map(Some)
     }
 
-    /// Downloads a file through `/view`. `preview` asks ComfyUI for a re-encoded preview
-    /// (`"webp;80"`, `"jpeg;75"`).
-    pub async fn view(&self, file: &FileRef, preview: Option<&str>) -> Result<Download, ClientError> {
+    /// Downloads a file through `/view`, at most `limit` bytes of it: a longer file fails with
+    /// [`ClientError::TooLarge`] as soon as its announced length, or the bytes read, pass the
+    /// limit, so a large video is never held whole by mistake. `preview` asks ComfyUI for a
+    /// re-encoded preview (`"webp;80"`, `"jpeg;75"`).
+    pub async fn view(
+        &self,
+        file: &FileRef,
+        preview: Option<&str>,
+        limit: u64,
+    ) -> Result<Download, ClientError> {
         check_file_name(&file.filename)?;
         check_relative_path(&file.subfolder)?;
         if !matches!(file.kind.as_str(), "output" | "input" | "temp") {
@@ -523,7 +530,7 @@ impl ComfyClient {
         let activity = Activity::new();
         self.while_moving(&activity, Method::GET, path, async {
             let response = self.expect_ok(self.send(builder, path).await?, path).await?;
-            self.download(response, path, &activity).await
+            self.download(response, path, &activity, limit).await
         })
         .await
     }
@@ -531,9 +538,10 @@ impl ComfyClient {
     /// Reads a `/view` body chunk by chunk, each chunk counting as a sign of life.
     async fn download(
         &self,
-        mut response: Response,
+        response: Response,
         path: &str,
         activity: &Activity,
+        limit: u64,
     ) -> Result<Download, ClientError> {
         activity.touch();
         let content_type = response
@@ -542,21 +550,48 @@ impl ComfyClient {
             .and_then(|value| value.to_str().ok())
             .unwrap_or("application/octet-stream")
             .to_owned();
+        let bytes = self.read_within(response, path, limit, Some(activity)).await?;
+        Ok(Download {
+            bytes: bytes.into(),
+            content_type,
+        })
+    }
+
+    /// A body of at most `limit` bytes: refused on its announced length before any byte is
+    /// read, or as soon as the bytes read pass the limit (the connection is dropped then).
+    async fn read_within(
+        &self,
+        mut response: Response,
+        path: &str,
+        limit: u64,
+        activity: Option<&Activity>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let announced = response.content_length();
+        let too_large = |size: Option<u64>| ClientError::TooLarge {
+            url: self.url_of(path),
+            limit,
+            size,
+        };
+        if announced.is_some_and(|length| length > limit) {
+            return Err(too_large(announced));
+        }
         // The announced length only sizes the buffer; cap it so a lying header cannot reserve GBs.
-        let announced = response.content_length().unwrap_or(0).min(256 << 20);
-        let mut bytes = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+        let capacity = announced.unwrap_or(0).min(limit).min(64 << 20);
+        let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|source| self.unreachable(path, source))?
         {
-            activity.touch();
+            if let Some(activity) = activity {
+                activity.touch();
+            }
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large(announced));
+            }
             bytes.extend_from_slice(&chunk);
         }
-        Ok(Download {
-            bytes: bytes.into(),
-            content_type,
-        })
+        Ok(bytes)
     }
 
     /// `POST /upload/image`. Without `overwrite`, ComfyUI reuses an identical file and renames a
@@ -633,6 +668,42 @@ impl ComfyClient {
             let response = self.send(builder, path).await?;
             let response = self.expect_ok(response, path).await?;
             self.decode(response, path).await
+        })
+        .await
+    }
+
+    /// `GET /templates/index.json` as text: the workflow templates the installed template
+    /// packages provide (categories, each with `templates[]`), served by ComfyUI itself; `None`
+    /// when this server has none. Text, because template files may hold `NaN` (parse them with
+    /// `comfy_workflow::parse_lenient`).
+    pub async fn templates_index_text(&self) -> Result<Option<String>, ClientError> {
+        self.optional_text("templates/index.json", MAXIMUM_TEMPLATE_BYTES)
+            .await
+    }
+
+    /// One template's UI workflow as text (`GET /templates/{name}.json`); `None` when there is
+    /// no such template.
+    pub async fn template_text(&self, name: &str) -> Result<Option<String>, ClientError> {
+        check_file_name(name)?;
+        let path = format!("templates/{}.json", urlencode_segment(name));
+        self.optional_text(&path, MAXIMUM_TEMPLATE_BYTES).await
+    }
+
+    /// A UTF-8 body of at most `limit` bytes; `None` on 404.
+    async fn optional_text(&self, path: &str, limit: u64) -> Result<Option<String>, ClientError> {
+        self.bounded(CallKind::Catalog, Method::GET, path, async {
+            let response = self.send(self.request(Method::GET, path), path).await?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            let response = self.expect_ok(response, path).await?;
+            let bytes = self.read_within(response, path, limit, None).await?;
+            String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|error| ClientError::Decode {
+                    url: self.url_of(path),
+                    message: format!("the body is not UTF-8: {error}"),
+                })
         })
         .await
     }

@@ -198,11 +198,11 @@ async fn files_upload_view_and_traversal() {
         .await
         .expect("mask");
     assert!(mask.name.starts_with("mask-"));
-    let download = client.view(&original, None).await.expect("view");
+    let download = client.view(&original, None, 1 << 30).await.expect("view");
     assert_eq!(download.bytes.as_ref(), image.as_slice());
     assert_eq!(download.content_type, "image/png");
     let preview = client
-        .view(&original, Some("jpeg;50"))
+        .view(&original, Some("jpeg;50"), 1 << 30)
         .await
         .expect("view preview");
     assert_eq!(preview.content_type, "image/jpeg");
@@ -212,7 +212,7 @@ async fn files_upload_view_and_traversal() {
         kind: "input".into(),
     };
     assert!(matches!(
-        client.view(&missing, None).await,
+        client.view(&missing, None, 1 << 30).await,
         Err(ClientError::Status { status: 404, .. })
     ));
 
@@ -229,7 +229,7 @@ async fn files_upload_view_and_traversal() {
         };
         assert!(
             matches!(
-                client.view(&file, None).await,
+                client.view(&file, None, 1 << 30).await,
                 Err(ClientError::UnsafePath { .. })
             ),
             "{filename} {subfolder}"
@@ -247,7 +247,7 @@ async fn files_upload_view_and_traversal() {
         kind: "models".into(),
     };
     assert!(matches!(
-        client.view(&bad_type, None).await,
+        client.view(&bad_type, None, 1 << 30).await,
         Err(ClientError::UnsafePath { .. })
     ));
 }

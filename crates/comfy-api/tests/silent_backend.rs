@@ -113,7 +113,7 @@ async fn view_times_out() {
         subfolder: String::new(),
         kind: "output".to_owned(),
     };
-    expect_timeout(&url, "view", client.view(&file, None)).await;
+    expect_timeout(&url, "view", client.view(&file, None, 1 << 30)).await;
 }
 
 #[tokio::test]

@@ -13,6 +13,10 @@ pub struct EngineConfig {
     pub wait: Duration,
     /// Most bytes of preview images in one result.
     pub preview_bytes: usize,
+    /// Largest file read whole for a front end (an MCP resource); larger ones are links.
+    pub resource_bytes: u64,
+    /// Whether inputs fetched by URL may come from loopback, private or link-local addresses.
+    pub allow_private_urls: bool,
     /// The checkpoint `generate` uses when the request names none.
     pub default_checkpoint: Option<String>,
     /// `None`: the platform data directory.

@@ -16,6 +16,7 @@ pub mod png_text;
 pub mod presets;
 pub mod records;
 pub mod stored;
+pub mod templates;
 pub mod timestamps;
 pub mod workflows;
 
@@ -36,7 +37,7 @@ pub use config::{BackendSettings, EngineConfig};
 pub mod types {
     pub use comfy_api::{
         CancelOutcome, ConnectionState, FileRef, HistoryOutcome, JobPhase, JobSnapshot, JobSubscription,
-        OutputFile, SystemStats, media_type_for,
+        OutputFile, SystemStats, describe_bytes, media_type_for,
     };
     pub use comfy_store::{
         AuditEntry, AuditOutcome, AuditQuery, AuditRecord, CatalogFormat, CollectionSummary, JobMetrics,
@@ -87,11 +88,24 @@ pub enum EngineError {
         #[source]
         source: comfy_store::StoreError,
     },
+    /// A file is larger than this server reads whole for the purpose (a resource read, a
+    /// preview): it was not fetched; the URL serves it.
+    #[error("{what} is {}, more than the {} read whole here; download it from {url}", describe_size(*.size), comfy_api::describe_bytes(*.limit))]
+    TooLarge {
+        what: String,
+        size: Option<u64>,
+        limit: u64,
+        url: String,
+    },
     /// A UI workflow could not be converted faithfully to an API prompt: nothing was queued.
     #[error("the UI workflow cannot be converted faithfully, nothing was queued:{}", workflows::describe_errors(.diagnostics))]
     Unconvertible {
         diagnostics: Vec<comfy_workflow::Diagnostic>,
     },
+}
+
+fn describe_size(size: Option<u64>) -> String {
+    size.map_or_else(|| "larger".to_owned(), comfy_api::describe_bytes)
 }
 
 impl EngineError {
@@ -108,6 +122,8 @@ pub struct BackendEntry {
     backend: Backend,
     /// Its node definitions: in memory, on disk, and the fetch in flight.
     definitions: definitions::Definitions,
+    /// Its template index and what each template read so far needs.
+    templates: templates::TemplateCache,
 }
 
 impl BackendEntry {
@@ -231,6 +247,7 @@ impl Engine {
                     &backend_settings.url,
                     config.cache_dir.as_deref(),
                 ),
+                templates: templates::TemplateCache::default(),
             });
         }
         let workflow_library = workflows::WorkflowLibrary::new(config.workflows_dir.clone());

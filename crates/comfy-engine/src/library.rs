@@ -301,7 +301,11 @@ impl Engine {
             })?;
         let download = tokio::time::timeout(
             DOWNLOAD_TIMEOUT,
-            entry.backend.client().view(&file_ref(record), preview),
+            entry.backend.client().view(
+                &file_ref(record),
+                preview,
+                crate::outputs::MAXIMUM_PREVIEW_SOURCE_BYTES,
+            ),
         )
         .await
         .map_err(|_| {

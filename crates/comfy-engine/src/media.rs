@@ -48,6 +48,38 @@ pub fn decode(bytes: &[u8]) -> Option<image::DynamicImage> {
     reader.decode().ok()
 }
 
+/// What kind of media an input file holds, read from its first bytes (never from its name):
+/// `image` (anything the image decoders know), `video` (MP4/MOV, WebM/MKV, AVI), `audio`
+/// (FLAC, WAV, Ogg/Opus, MP3, M4A); `None` for anything else.
+pub fn input_kind(bytes: &[u8]) -> Option<&'static str> {
+    let at = |offset: usize, magic: &[u8]| bytes.get(offset..offset + magic.len()) == Some(magic);
+    if at(0, b"RIFF") && at(8, b"WAVE") {
+        return Some("audio");
+    }
+    if at(0, b"RIFF") && at(8, b"AVI ") {
+        return Some("video");
+    }
+    if at(4, b"ftyp") {
+        let is_audio = at(8, b"M4A ") || at(8, b"M4B ");
+        return Some(if is_audio { "audio" } else { "video" });
+    }
+    if at(0, &[0x1a, 0x45, 0xdf, 0xa3]) {
+        return Some("video");
+    }
+    if at(0, b"fLaC") || at(0, b"OggS") || at(0, b"ID3") {
+        return Some("audio");
+    }
+    // An MPEG audio frame: eleven set sync bits.
+    if bytes.len() >= 2
+        && bytes[0] == 0xff
+        && (bytes[1] & 0xe0) == 0xe0
+        && image::guess_format(bytes).is_err()
+    {
+        return Some("audio");
+    }
+    image::guess_format(bytes).is_ok().then_some("image")
+}
+
 /// The format `bytes` start with, as a MIME type, when it is one a client can show.
 fn sniffed_mime_type(bytes: &[u8]) -> Option<&'static str> {
     match image::guess_format(bytes).ok()? {
@@ -131,6 +163,32 @@ pub fn preview(bytes: &[u8], mime_type: &str, budget: usize) -> Option<Preview> 
 mod tests {
     use super::*;
     use image::codecs::png::PngEncoder;
+
+    #[test]
+    fn inputs_are_told_apart_by_their_first_bytes() {
+        let with = |head: &[u8], tail_at: usize, tail: &[u8]| {
+            let mut bytes = head.to_vec();
+            bytes.resize(tail_at, 0);
+            bytes.extend_from_slice(tail);
+            bytes.resize(64, 0);
+            bytes
+        };
+        assert_eq!(input_kind(&noisy_png(4)), Some("image"));
+        assert_eq!(input_kind(&with(b"\0\0\0\x20ftyp", 8, b"isom")), Some("video"));
+        assert_eq!(input_kind(&with(b"\0\0\0\x20ftyp", 8, b"M4A ")), Some("audio"));
+        assert_eq!(
+            input_kind(&with(&[0x1a, 0x45, 0xdf, 0xa3], 4, b"")),
+            Some("video")
+        );
+        assert_eq!(input_kind(&with(b"RIFF", 8, b"WAVE")), Some("audio"));
+        assert_eq!(input_kind(&with(b"RIFF", 8, b"WEBP")), Some("image"));
+        assert_eq!(input_kind(&with(b"fLaC", 4, b"")), Some("audio"));
+        assert_eq!(input_kind(&with(b"OggS", 4, b"")), Some("audio"));
+        assert_eq!(input_kind(&with(b"ID3", 3, b"")), Some("audio"));
+        assert_eq!(input_kind(&with(&[0xff, 0xfb, 0x90], 3, b"")), Some("audio"));
+        assert_eq!(input_kind(b"<html><body>not found</body></html>"), None);
+        assert_eq!(input_kind(b""), None);
+    }
 
     fn noisy_png(side: u32) -> Vec<u8> {
         let mut state = 12345u32;

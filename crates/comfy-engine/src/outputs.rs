@@ -3,7 +3,7 @@
 //! speak HTTP to ComfyUI themselves.
 
 use bytes::Bytes;
-use comfy_api::{FileRef, OutputFile, UploadKind};
+use comfy_api::{ClientError, FileRef, OutputFile, UploadKind};
 
 use crate::media::{self, Preview};
 use crate::{BackendEntry, Engine, EngineError};
@@ -11,17 +11,24 @@ use crate::{BackendEntry, Engine, EngineError};
 /// Most images previewed inline in one result; the rest are links.
 pub const MAXIMUM_PREVIEWS: usize = 4;
 
+/// Largest file downloaded to make a preview from (image decodes have their own pixel cap).
+pub const MAXIMUM_PREVIEW_SOURCE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// One output file fetched by name, with what a front end shows of it.
 #[derive(Debug)]
 pub struct FetchedOutput {
     pub backend: String,
     pub file: FileRef,
     pub media_type: &'static str,
-    pub size_bytes: usize,
+    /// Its length; `None` when it was too large to fetch and ComfyUI did not say.
+    pub size_bytes: Option<u64>,
     /// Where ComfyUI serves it.
     pub url: String,
-    /// `None` for media this build does not preview, or bytes that do not decode as their name says.
+    /// `None` for media this build does not preview, bytes that do not decode as their name
+    /// says, or a file too large to fetch for a preview (`too_large`).
     pub preview: Option<Preview>,
+    /// Set when the file is larger than [`MAXIMUM_PREVIEW_SOURCE_BYTES`]: it was not fetched.
+    pub too_large: bool,
 }
 
 /// An image to store in ComfyUI's input folder.
@@ -36,6 +43,17 @@ pub struct UploadRequest {
     pub backend: Option<String>,
 }
 
+/// Largest input fetched by URL.
+pub const MAXIMUM_INPUT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// An input fetched from a URL, ready to upload.
+#[derive(Debug)]
+pub struct RemoteInput {
+    pub bytes: Vec<u8>,
+    /// The last path segment of the URL, when it has one.
+    pub file_name: Option<String>,
+}
+
 /// Where an upload landed.
 #[derive(Debug)]
 pub struct Uploaded {
@@ -43,7 +61,9 @@ pub struct Uploaded {
     pub filename: String,
     pub subfolder: String,
     pub kind: String,
-    /// The value to put in LoadImage's `image` input.
+    /// `image`, `video` or `audio`, read from the bytes.
+    pub media: &'static str,
+    /// The value to put in the loader's input (LoadImage's `image`, LoadVideo's `file`...).
     pub node_value: String,
 }
 
@@ -55,15 +75,24 @@ impl BackendEntry {
 }
 
 impl Engine {
-    /// The bytes of one file on `entry`.
-    pub async fn download(&self, entry: &BackendEntry, file: &FileRef) -> Result<Bytes, EngineError> {
-        let download = entry
-            .backend
-            .client()
-            .view(file, None)
-            .await
-            .map_err(|source| entry.error(source))?;
-        Ok(download.bytes)
+    /// The bytes of one file on `entry`, at most `limit` of them: a longer file fails with
+    /// [`EngineError::TooLarge`] before it is read whole.
+    pub async fn download(
+        &self,
+        entry: &BackendEntry,
+        file: &FileRef,
+        limit: u64,
+    ) -> Result<Bytes, EngineError> {
+        match entry.backend.client().view(file, None, limit).await {
+            Ok(download) => Ok(download.bytes),
+            Err(ClientError::TooLarge { size, limit, .. }) => Err(EngineError::TooLarge {
+                what: format!("{} on {}", file.filename, entry.label()),
+                size,
+                limit,
+                url: entry.view_url(file),
+            }),
+            Err(source) => Err(entry.error(source)),
+        }
     }
 
     /// Previews of a result's first images, sharing the configured byte budget. A file that
@@ -80,7 +109,10 @@ impl Engine {
         }
         let per_image = self.config.preview_bytes / images.len();
         for output in images {
-            match self.download(entry, &output.file).await {
+            match self
+                .download(entry, &output.file, MAXIMUM_PREVIEW_SOURCE_BYTES)
+                .await
+            {
                 Ok(bytes) => {
                     let mime_type = output.media_type().to_owned();
                     if let Some(preview) = media::preview_off_the_workers(bytes, mime_type, per_image).await {
@@ -103,30 +135,38 @@ impl Engine {
         budget: Option<usize>,
     ) -> Result<FetchedOutput, EngineError> {
         let entry = self.pick_backend(backend)?;
-        let bytes = self.download(entry, &file).await?;
         let media_type = comfy_api::media_type_for(&file.filename);
-        let limit = self.config.preview_bytes.max(1024);
-        let budget = budget.unwrap_or(limit).clamp(1024, limit);
-        let size_bytes = bytes.len();
-        let preview = media::preview_off_the_workers(bytes, media_type.to_owned(), budget).await;
-        Ok(FetchedOutput {
+        let url = entry.view_url(&file);
+        let fetched = |size_bytes, preview, too_large| FetchedOutput {
             backend: entry.name.clone(),
-            url: entry.view_url(&file),
-            file,
+            url: url.clone(),
+            file: file.clone(),
             media_type,
             size_bytes,
             preview,
-        })
+            too_large,
+        };
+        let bytes = match self.download(entry, &file, MAXIMUM_PREVIEW_SOURCE_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(EngineError::TooLarge { size, .. }) => return Ok(fetched(size, None, true)),
+            Err(error) => return Err(error),
+        };
+        let limit = self.config.preview_bytes.max(1024);
+        let budget = budget.unwrap_or(limit).clamp(1024, limit);
+        let size_bytes = u64::try_from(bytes.len()).ok();
+        let preview = media::preview_off_the_workers(bytes, media_type.to_owned(), budget).await;
+        Ok(fetched(size_bytes, preview, false))
     }
 
-    /// The whole file behind an output resource, with its media type.
+    /// The whole file behind an output resource, with its media type; a file over the
+    /// configured resource size is refused (with its size and URL) before it is read whole.
     pub async fn read_output(
         &self,
         backend: &str,
         file: &FileRef,
     ) -> Result<(Bytes, &'static str), EngineError> {
         let entry = self.pick_backend(Some(backend))?;
-        let bytes = self.download(entry, file).await?;
+        let bytes = self.download(entry, file, self.config.resource_bytes).await?;
         Ok((bytes, comfy_api::media_type_for(&file.filename)))
     }
 
@@ -145,16 +185,39 @@ impl Engine {
         found
     }
 
-    /// Stores an image (or a mask) in the backend's input folder. Its node definitions are
+    /// Fetches an input named by URL, guarded: only public addresses unless the operator allows
+    /// private ones, at most [`MAXIMUM_INPUT_BYTES`].
+    pub async fn fetch_input(&self, url: &str) -> Result<RemoteInput, EngineError> {
+        let timeouts = comfy_api::Timeouts::default();
+        let fetched = comfy_api::remote::fetch_input(
+            url,
+            MAXIMUM_INPUT_BYTES,
+            self.config.allow_private_urls,
+            &timeouts,
+        )
+        .await
+        .map_err(|error| EngineError::bad_input(error.to_string()))?;
+        Ok(RemoteInput {
+            bytes: fetched.bytes,
+            file_name: fetched.file_name,
+        })
+    }
+
+    /// Stores an image (or a mask), a video or an audio clip in the backend's input folder. Its node definitions are
     /// forgotten afterwards: LoadImage's choices list that folder.
     pub async fn upload_image(&self, request: UploadRequest) -> Result<Uploaded, EngineError> {
         if request.bytes.is_empty() {
             return Err(EngineError::bad_input("the image is empty"));
         }
-        if image::guess_format(&request.bytes).is_err() {
+        let Some(media) = media::input_kind(&request.bytes) else {
             return Err(EngineError::bad_input(
-                "the data is not an image this server recognises (PNG, JPEG, WebP, GIF...)",
+                "the data is not an image, video or audio file this server recognises (PNG, JPEG, WebP, GIF; MP4, WebM, MOV, AVI; FLAC, WAV, Ogg, MP3, M4A)",
             ));
+        };
+        if request.mask_for.is_some() && media != "image" {
+            return Err(EngineError::bad_input(format!(
+                "a mask must be an image; this is {media}"
+            )));
         }
         let entry = self.pick_backend(request.backend.as_deref())?;
         let client = entry.backend.client();
@@ -185,6 +248,7 @@ impl Engine {
         .map_err(|source| entry.error(source))?;
         entry.forget_object_info();
         Ok(Uploaded {
+            media,
             backend: entry.name.clone(),
             node_value: uploaded.node_value(),
             filename: uploaded.name,

@@ -365,7 +365,11 @@ async fn index_outputs(
             // A small JPEG preview is enough for size and hash, and cheap to transfer.
             let download = tokio::time::timeout(
                 Duration::from_secs(30),
-                backend.client().view(&output.file, Some("jpeg;80")),
+                backend.client().view(
+                    &output.file,
+                    Some("jpeg;80"),
+                    crate::outputs::MAXIMUM_PREVIEW_SOURCE_BYTES,
+                ),
             )
             .await;
             if let Ok(Ok(download)) = download

@@ -16,6 +16,7 @@ pub mod suggest;
 mod testing;
 pub mod validate;
 
+pub use convert::requirements::{ModelRequirement, NodeRequirement, Requirements, requirements};
 pub use convert::{
     Conversion, ConvertOptions, Format, FrontendGeneration, LocalDateTime, MAXIMUM_EXPANDED_NODES,
     detect_format, ui_to_api, ui_to_api_for,

@@ -59,6 +59,9 @@ pub struct GenerateArguments {
 /// Longest `--timeout`: a week.
 const MAXIMUM_TIMEOUT_SECONDS: f64 = 7.0 * 86_400.0;
 
+/// Largest image `generate` writes to disk.
+const MAXIMUM_SAVED_BYTES: u64 = 1 << 30;
+
 /// `--timeout` as a finite number of seconds in range, refused at the boundary (NaN or 1e20 would
 /// otherwise reach `Duration::from_secs_f64`, which panics).
 fn parse_timeout(raw: &str) -> Result<f64, String> {
@@ -230,7 +233,10 @@ pub async fn generate(engine: Arc<Engine>, arguments: GenerateArguments) -> anyh
     }
     let mut written = Vec::new();
     for (index, output) in images.iter().enumerate() {
-        let bytes = engine.download(entry, &output.file).await.map_err(explain)?;
+        let bytes = engine
+            .download(entry, &output.file, MAXIMUM_SAVED_BYTES)
+            .await
+            .map_err(explain)?;
         let path = numbered(&arguments.output, index);
         write_atomically(&path, &bytes)?;
         written.push(path.display().to_string());

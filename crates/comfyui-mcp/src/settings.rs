@@ -22,6 +22,12 @@ pub mod env {
     pub const WAIT_SECONDS: &str = "COMFYUI_MCP_WAIT_SECONDS";
     /// Largest inline preview, in bytes of base64.
     pub const PREVIEW_BYTES: &str = "COMFYUI_MCP_PREVIEW_BYTES";
+    /// Largest file an MCP `resources/read` returns inline, in bytes (larger ones answer with an
+    /// error giving the size and the URL).
+    pub const MAX_RESOURCE_BYTES: &str = "COMFYUI_MCP_MAX_RESOURCE_BYTES";
+    /// `true` lets inputs given by URL come from loopback, private and link-local addresses
+    /// (refused by default, so a caller cannot make this server reach the operator's network).
+    pub const ALLOW_PRIVATE_URLS: &str = "COMFYUI_MCP_ALLOW_PRIVATE_URLS";
     /// Checkpoint used when a generate call names none.
     pub const DEFAULT_CHECKPOINT: &str = "COMFYUI_MCP_DEFAULT_CHECKPOINT";
     /// Bearer token required on the Streamable HTTP endpoint.
@@ -58,7 +64,7 @@ pub mod env {
 }
 
 /// Toolsets this build knows (each is one file in `mcp/`).
-pub const KNOWN_TOOLSETS: &[&str] = &["core", "workflows", "library", "insights"];
+pub const KNOWN_TOOLSETS: &[&str] = &["core", "workflows", "templates", "library", "insights"];
 
 /// A problem in the configuration, naming where it came from.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +94,8 @@ pub struct FileSettings {
     pub dynamic_toolsets: Option<bool>,
     pub wait_seconds: Option<f64>,
     pub preview_bytes: Option<usize>,
+    pub max_resource_bytes: Option<u64>,
+    pub allow_private_urls: Option<bool>,
     pub default_checkpoint: Option<String>,
     pub allow_local_files: Option<bool>,
     pub database: Option<PathBuf>,
@@ -196,6 +204,7 @@ impl std::fmt::Debug for Settings {
 pub const DEFAULT_COMFYUI_URL: &str = "http://127.0.0.1:8188";
 const DEFAULT_WAIT_SECONDS: f64 = 45.0;
 const DEFAULT_PREVIEW_BYTES: usize = 700_000;
+const DEFAULT_MAX_RESOURCE_BYTES: u64 = 16 * 1024 * 1024;
 
 impl Settings {
     /// Reads the environment and the configuration file and applies the command line on top.
@@ -360,6 +369,21 @@ impl Settings {
                 reason: "must be at least 1024".to_owned(),
             });
         }
+        let resource_bytes = match environment(env::MAX_RESOURCE_BYTES) {
+            Some(raw) => parse_number::<u64>(&raw, env::MAX_RESOURCE_BYTES)?,
+            None => file.max_resource_bytes.unwrap_or(DEFAULT_MAX_RESOURCE_BYTES),
+        };
+        if !(1024..=1 << 30).contains(&resource_bytes) {
+            return Err(SettingsError::Invalid {
+                source_name: env::MAX_RESOURCE_BYTES.to_owned(),
+                value: resource_bytes.to_string(),
+                reason: "must be between 1024 and 1073741824 (1 GiB)".to_owned(),
+            });
+        }
+        let allow_private_urls = match environment(env::ALLOW_PRIVATE_URLS) {
+            Some(raw) => parse_bool(&raw, env::ALLOW_PRIVATE_URLS)?,
+            None => file.allow_private_urls.unwrap_or(false),
+        };
         let allow_local_files = match environment(env::ALLOW_LOCAL_FILES) {
             Some(raw) => Some(parse_bool(&raw, env::ALLOW_LOCAL_FILES)?),
             None => file.allow_local_files,
@@ -397,6 +421,8 @@ impl Settings {
                 backends,
                 wait: Duration::from_secs_f64(wait_seconds),
                 preview_bytes,
+                resource_bytes,
+                allow_private_urls,
                 default_checkpoint: environment(env::DEFAULT_CHECKPOINT).or(file.default_checkpoint),
                 database: command_line
                     .database

@@ -87,7 +87,7 @@ async fn run(backend: &Backend, generation: &Generation) -> (u32, u32) {
         finished.failure
     );
     let output: &FileRef = &finished.outputs.first().expect("an output").file;
-    let download = backend.client().view(output, None).await.expect("view");
+    let download = backend.client().view(output, None, 1 << 30).await.expect("view");
     let decoded = image::load_from_memory(&download.bytes).expect("a decodable image");
     (decoded.width(), decoded.height())
 }

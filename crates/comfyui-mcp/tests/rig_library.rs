@@ -208,7 +208,7 @@ async fn search_similar_metadata_and_organize_round_trip() {
     // The same picture uploaded as bytes (the full PNG, not the indexed preview) is still nearest.
     let client = client_for(&url);
     let png = client
-        .view(&file_of(&quokka_output), None)
+        .view(&file_of(&quokka_output), None, 1 << 30)
         .await
         .expect("the PNG")
         .bytes;
@@ -271,7 +271,11 @@ async fn search_similar_metadata_and_organize_round_trip() {
             .starts_with("comfyui://")
     );
     // And from bytes: the same chunks.
-    let bytes = client.view(&workflow_file, None).await.expect("the PNG").bytes;
+    let bytes = client
+        .view(&workflow_file, None, 1 << 30)
+        .await
+        .expect("the PNG")
+        .bytes;
     let from_bytes = call_ok(
         &harness,
         "image_metadata",
@@ -569,7 +573,10 @@ async fn catalog_exports_contain_the_records_and_cleanup_without_a_directory_kee
     assert_eq!(left["count"], 0, "{left}");
     let client = client_for(&url);
     assert!(
-        client.view(&file_of(&pangolin_output), None).await.is_ok(),
+        client
+            .view(&file_of(&pangolin_output), None, 1 << 30)
+            .await
+            .is_ok(),
         "the file must stay on ComfyUI"
     );
 }
@@ -634,7 +641,10 @@ async fn cleanup_dry_run_keeps_and_real_run_removes_records_and_files() {
     assert!(!doomed_path.exists(), "the file must be gone");
     let client = client_for(&url);
     assert!(
-        client.view(&file_of(&doomed_output), None).await.is_err(),
+        client
+            .view(&file_of(&doomed_output), None, 1 << 30)
+            .await
+            .is_err(),
         "ComfyUI must no longer serve the deleted file"
     );
     let left = call_ok(&harness, "search_outputs", json!({})).await;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use comfyui_mcp::settings::{CommandLineSettings, Settings};
-use common::{Harness, connect_with, is_error, json_of, text_of, unique_prompt};
+use common::{Harness, assert_txt2img_parameters, connect_with, is_error, json_of, text_of, unique_prompt};
 use serde_json::{Value, json};
 use test_support::comfyui_url;
 
@@ -162,22 +162,7 @@ async fn convert_validate_and_parameters_of_ui_workflows() {
             .call("workflow_parameters", json!({"workflow": workflow}))
             .await,
     );
-    let names: Vec<&str> = parameters["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|parameter| parameter["name"].as_str())
-        .collect();
-    for expected in [
-        "prompt",
-        "negative_prompt",
-        "seed",
-        "steps",
-        "checkpoint",
-        "width",
-    ] {
-        assert!(names.contains(&expected), "{expected} in {names:?}");
-    }
+    assert_txt2img_parameters(&parameters);
     let properties = &parameters["input_schema"]["properties"];
     assert_eq!(properties["seed"]["type"], "integer");
     assert_eq!(properties["seed"]["default"], 123_456);

@@ -33,10 +33,10 @@ use super::widgets::{
 use crate::object_info::{InputKind, InputSpec, NodeDefinition, ObjectInfo};
 
 /// Frontend-only node types that never reach the prompt.
-const NOTE_TYPES: &[&str] = &["Note", "MarkdownNote"];
+pub(super) const NOTE_TYPES: &[&str] = &["Note", "MarkdownNote"];
 
 /// Type renames `loadGraphData` applies before creating nodes.
-const TYPE_RENAMES: &[(&str, &str)] = &[
+pub(super) const TYPE_RENAMES: &[(&str, &str)] = &[
     ("T2IAdapterLoader", "ControlNetLoader"),
     ("ConditioningAverage ", "ConditioningAverage"),
     ("SDV_img2vid_Conditioning", "SVD_img2vid_Conditioning"),

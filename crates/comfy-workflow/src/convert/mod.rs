@@ -19,6 +19,7 @@ mod dedupe;
 mod generation;
 mod live;
 pub mod model;
+pub mod requirements;
 mod size;
 pub mod text;
 pub mod widgets;

@@ -21,9 +21,10 @@ use comfy_engine::generate::{ControlNetRequest, GenerateRequest, HiresFixRequest
 use comfy_engine::jobs::{JobListing, WaitOutcome};
 use comfy_engine::local_files;
 use comfy_engine::models::{ModelListing, NodeDescription, NodeSearch};
+use comfy_engine::outputs::MAXIMUM_PREVIEW_SOURCE_BYTES;
 use comfy_engine::outputs::UploadRequest;
 use comfy_engine::records::snapshot_from_record;
-use comfy_engine::types::{CancelOutcome, FileRef, OutputFile};
+use comfy_engine::types::{CancelOutcome, FileRef, OutputFile, describe_bytes};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -217,11 +218,14 @@ struct GetOutputArguments {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct UploadImageArguments {
-    /// The image bytes, base64 encoded.
+    /// The file's bytes, base64 encoded. Give exactly one of data_base64, url, path.
     data_base64: Option<String>,
+    /// An http(s) URL to fetch it from (public addresses only unless the operator allows
+    /// private ones; at most 256 MiB; the type is read from the bytes).
+    url: Option<String>,
     /// A file on the machine running this server (only where local files are allowed).
     path: Option<String>,
-    /// Name to store it under (default: the path's file name, or upload.png).
+    /// Name to store it under (default: the path's or URL's file name, or upload.png).
     filename: Option<String>,
     /// Subfolder of ComfyUI's input folder.
     #[serde(default)]
@@ -256,8 +260,10 @@ struct CancelReport {
 /// What `upload_image` answers.
 #[derive(Debug, Serialize, JsonSchema)]
 struct UploadReport {
-    /// The value for LoadImage's image input.
+    /// The value for the loader's input (LoadImage's image, LoadVideo's file, LoadAudio's audio).
     name: String,
+    /// image, video or audio, read from the bytes.
+    media: String,
     filename: String,
     subfolder: String,
     /// input (ComfyUI's input folder).
@@ -343,7 +349,7 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
     ),
     declare_tool!(
         "upload_image",
-        "Upload an image (or a mask) into ComfyUI's input folder; returns the name to use in LoadImage.",
+        "Upload an image (or a mask), a video or an audio clip into ComfyUI's input folder, from base64, an http(s) URL or a local path where allowed; returns the name to use in LoadImage, LoadVideo or LoadAudio.",
         Hints::CREATES,
         UploadImageArguments => UploadReport,
         upload_image,
@@ -600,6 +606,11 @@ async fn get_output(
     let preview = fetched.preview;
     if let Some(preview) = &preview {
         summary["preview"] = json!({"width": preview.width, "height": preview.height, "downscaled": preview.downscaled, "mime_type": preview.mime_type});
+    } else if fetched.too_large {
+        summary["preview"] = json!(format!(
+            "no inline preview: the file is over the {} fetched for previews; open the URL",
+            describe_bytes(MAXIMUM_PREVIEW_SOURCE_BYTES)
+        ));
     } else if media_type.starts_with("image/") {
         summary["preview"] = json!(format!(
             "no inline preview: the file's content does not decode as {media_type} (its name says it is one); read the resource or open the URL"
@@ -634,18 +645,27 @@ async fn upload_image(
     _context: &RequestContext<RoleServer>,
 ) -> Structured<UploadReport> {
     let allow_local = server.local_files_allowed();
-    let (bytes, default_name) = match (&arguments.data_base64, &arguments.path) {
-        (Some(data), None) => {
+    let (bytes, default_name) = match (&arguments.data_base64, &arguments.url, &arguments.path) {
+        (Some(data), None, None) => {
             let data = data.split_once("base64,").map_or(data.as_str(), |(_, data)| data);
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(data.trim())
                 .map_err(|error| error_text(format!("data_base64 is not valid base64: {error}")))?;
             (bytes, "upload.png".to_owned())
         }
-        (None, Some(path)) => {
+        (None, Some(url), None) => {
+            let fetched = server
+                .engine
+                .fetch_input(url)
+                .await
+                .map_err(|error| engine_error(&error))?;
+            let name = fetched.file_name.unwrap_or_else(|| "upload.png".to_owned());
+            (fetched.bytes, name)
+        }
+        (None, None, Some(path)) => {
             if !allow_local {
                 return Err(error_text(
-                    "reading local files is disabled on this server (set COMFYUI_MCP_ALLOW_LOCAL_FILES=true to allow it); send data_base64 instead",
+                    "reading local files is disabled on this server (set COMFYUI_MCP_ALLOW_LOCAL_FILES=true to allow it); send data_base64 or url instead",
                 ));
             }
             let bytes =
@@ -658,7 +678,7 @@ async fn upload_image(
             );
             (bytes, name)
         }
-        _ => return Err(error_text("give exactly one of data_base64 or path")),
+        _ => return Err(error_text("give exactly one of data_base64, url or path")),
     };
     let uploaded = server
         .engine
@@ -672,8 +692,14 @@ async fn upload_image(
         })
         .await
         .map_err(|error| engine_error(&error))?;
+    let loader = match uploaded.media {
+        "video" => "LoadVideo's file",
+        "audio" => "LoadAudio's audio",
+        _ => "LoadImage's image",
+    };
     Ok(UploadReport {
-        usage: format!("set LoadImage's image input to {:?}", uploaded.node_value),
+        usage: format!("set {loader} input to {:?}", uploaded.node_value),
+        media: uploaded.media.to_owned(),
         name: uploaded.node_value,
         filename: uploaded.filename,
         subfolder: uploaded.subfolder,
@@ -913,6 +939,7 @@ mod tests {
         assert_conforms(TOOLS, "cancel_job", &cancel);
         let upload = UploadReport {
             name: "x/a.png".into(),
+            media: "image".into(),
             filename: "a.png".into(),
             subfolder: "x".into(),
             kind: "input".into(),

@@ -17,6 +17,7 @@ use super::render::{engine_error, error_text, json_result, output_uri};
 use super::server::ComfyServer;
 use super::tool::{Hints, Structured, ToolDeclaration, ToolOutcome, declare_tool};
 use comfy_engine::library::{NEWEST_FIRST_WINDOW, image_metadata, library_error};
+use comfy_engine::outputs::MAXIMUM_PREVIEW_SOURCE_BYTES;
 use comfy_engine::timestamps::{format_rfc3339, parse_time};
 use comfy_engine::{local_files, media};
 
@@ -598,7 +599,7 @@ async fn image_metadata_tool(
                 kind: arguments.kind.clone().unwrap_or_else(|| "output".to_owned()),
             };
             let bytes = engine
-                .download(entry, &file)
+                .download(entry, &file, MAXIMUM_PREVIEW_SOURCE_BYTES)
                 .await
                 .map_err(|error| engine_error(&error))?;
             (

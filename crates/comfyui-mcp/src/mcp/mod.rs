@@ -10,6 +10,7 @@ mod library;
 mod presets;
 pub mod render;
 mod server;
+mod templates;
 mod tool;
 mod toolsets;
 mod workflows;
@@ -53,6 +54,11 @@ const TOOLSETS: &[Toolset] = &[
         name: "workflows",
         description: "Convert, validate and inspect workflows; presets with versions and sharing.",
         tools: workflows::TOOLS,
+    },
+    Toolset {
+        name: "templates",
+        description: "ComfyUI's official workflow templates for image, editing, video, audio and 3D: search with availability, describe, run.",
+        tools: templates::TOOLS,
     },
     Toolset {
         name: "library",

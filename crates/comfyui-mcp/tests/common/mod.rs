@@ -150,3 +150,41 @@ pub fn is_error(result: &CallToolResult) -> bool {
 pub fn unique_prompt(base: &str) -> String {
     format!("{base} {}", uuid::Uuid::new_v4())
 }
+
+/// Settings for the rig with every toolset, a database of its own, and `environment` for the
+/// variables a test sets.
+pub fn all_toolsets(label: &str, environment: &dyn Fn(&str) -> Option<String>) -> Settings {
+    let database = std::env::temp_dir().join(format!("comfyui-mcp-{label}-{}.sqlite", uuid::Uuid::new_v4()));
+    Settings::resolve(
+        &CommandLineSettings {
+            comfyui_urls: vec![test_support::comfyui_url()],
+            wait_seconds: Some(120.0),
+            toolsets: Some("all".to_owned()),
+            database: Some(database),
+            ..Default::default()
+        },
+        environment,
+    )
+    .expect("test settings are valid")
+}
+
+/// Checks that a `parameters` list (`workflow_parameters`, `describe_template`) has every name
+/// of the usual txt2img roles.
+pub fn assert_txt2img_parameters(answer: &Value) {
+    let names: Vec<&str> = answer["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|parameter| parameter["name"].as_str())
+        .collect();
+    for expected in [
+        "prompt",
+        "negative_prompt",
+        "seed",
+        "steps",
+        "checkpoint",
+        "width",
+    ] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+}

@@ -1,0 +1,161 @@
+//! The `templates` toolset: ComfyUI's own workflow templates as ready builders for every
+//! modality. `search_templates` lists what the backend serves with availability (missing node
+//! classes with their pack, missing model files with folder and URL), `describe_template` adds a
+//! template's parameters, and `run_template` runs one with overrides by parameter name, exactly
+//! like `run_workflow`, after checking that nothing is missing.
+
+use rmcp::RoleServer;
+use rmcp::model::CallToolResult;
+use rmcp::service::RequestContext;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::render::{engine_error, json_result};
+use super::server::ComfyServer;
+use super::tool::{Hints, Structured, ToolDeclaration, ToolOutcome, declare_tool};
+use comfy_engine::templates::{TemplateQuery, TemplateSearch};
+use comfy_engine::workflows::{load_workflow, parameter_options, parameters_json};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SearchTemplatesArguments {
+    /// Words that must all appear in the name, title, description, tags or model families.
+    words: Option<String>,
+    /// What it makes: image, video, audio or 3d.
+    media_type: Option<String>,
+    /// A tag such as "Text to Image", "Image Edit", "Image to Video", "Text to Audio".
+    tag: Option<String>,
+    /// A model family such as Flux, Wan, Qwen-Image, LTXV, ACE-Step.
+    model: Option<String>,
+    /// Only templates this backend can run now (default false).
+    #[serde(default)]
+    runnable_only: bool,
+    /// Include templates that run on Comfy.org's paid API nodes (default false).
+    #[serde(default)]
+    include_api: bool,
+    /// Most templates listed (default 10, at most 50).
+    limit: Option<usize>,
+    backend: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DescribeTemplateArguments {
+    /// The template's name, as search_templates lists it.
+    name: String,
+    backend: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RunTemplateArguments {
+    /// The template's name, as search_templates lists it.
+    name: String,
+    /// Overrides keyed by parameter name (prompt, negative_prompt, seed, steps, width, image...;
+    /// describe_template lists them) or "NODE_ID.INPUT".
+    #[serde(default)]
+    overrides: Map<String, Value>,
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+}
+
+/// This toolset's tools, each declared once.
+pub(crate) const TOOLS: &[ToolDeclaration] = &[
+    declare_tool!(
+        "search_templates",
+        "Search the official workflow templates the ComfyUI backend serves (image, image editing, video, audio, 3D, every model family) by words, media type, tag or model, each with what it takes in and whether this backend can run it now: missing node classes with their pack, missing model files with folder and download URL.",
+        Hints::READ_ONLY,
+        SearchTemplatesArguments => TemplateSearch,
+        search_templates,
+    ),
+    declare_tool!(
+        "describe_template",
+        "One workflow template: its availability and its parameters (prompt, seed, size, images, models...) with JSON Schemas; run_template takes these names as overrides.",
+        Hints::READ_ONLY,
+        DescribeTemplateArguments,
+        describe_template,
+    ),
+    declare_tool!(
+        "run_template",
+        "Run a workflow template with overrides by parameter name, validated before it is queued; when the backend lacks a node or model file the answer names each one with its pack, folder and download URL, and nothing is queued.",
+        Hints::CREATES,
+        RunTemplateArguments,
+        run_template,
+    ),
+];
+
+async fn search_templates(
+    server: &ComfyServer,
+    arguments: SearchTemplatesArguments,
+    _context: &RequestContext<RoleServer>,
+) -> Structured<TemplateSearch> {
+    let query = TemplateQuery {
+        words: arguments.words,
+        media_type: arguments.media_type,
+        tag: arguments.tag,
+        model: arguments.model,
+        runnable_only: arguments.runnable_only,
+        include_api: arguments.include_api,
+        limit: arguments.limit.unwrap_or(10),
+        backend: arguments.backend,
+    };
+    server
+        .engine
+        .search_templates(&query)
+        .await
+        .map_err(|error| engine_error(&error))
+}
+
+async fn describe_template(
+    server: &ComfyServer,
+    arguments: DescribeTemplateArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let engine = &server.engine;
+    let (entry, workflow, summary) = engine
+        .template(&arguments.name, arguments.backend.as_deref())
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let info = engine
+        .object_info(entry, false)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let options = comfy_workflow::ConvertOptions {
+        frontend: entry.frontend_generation(),
+        ..parameter_options()
+    };
+    let loaded = load_workflow(&workflow, &info, &options).map_err(|error| engine_error(&error))?;
+    let mut result = parameters_json(&loaded, &info);
+    result["backend"] = json!(entry.name);
+    result["template"] = serde_json::to_value(&summary).unwrap_or(Value::Null);
+    result["use"] = json!("pass these names (or \"NODE_ID.INPUT\") as run_template overrides");
+    Ok(json_result(&result))
+}
+
+async fn run_template(
+    server: &ComfyServer,
+    arguments: RunTemplateArguments,
+    context: &RequestContext<RoleServer>,
+) -> Result<CallToolResult, CallToolResult> {
+    let (entry, workflow) = server
+        .engine
+        .runnable_template(
+            &arguments.name,
+            &arguments.overrides,
+            arguments.backend.as_deref(),
+        )
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let label = format!("template {}", arguments.name);
+    super::workflows::run_and_report(
+        server,
+        &label,
+        &workflow,
+        &arguments.overrides,
+        arguments.wait_seconds,
+        Some(&entry.name),
+        context,
+    )
+    .await
+}

@@ -1,0 +1,139 @@
+//! Inputs of every kind through MCP against the real rig: a video made by ComfyUI itself
+//! (`CreateVideo` + `SaveVideo`, real H.264 in MP4) is passed to `upload_image` by URL, refused
+//! while private addresses are not allowed, staged on the backend once they are, and fed to a
+//! real `LoadVideo` run; `get_output` on the video answers its size and link without a preview.
+//! Needs `COMFYUI_MCP_TEST_URL`.
+
+mod common;
+
+use comfyui_mcp::settings::env;
+use common::{Harness, all_toolsets, connect_with, is_error, json_of, text_of};
+use serde_json::{Value, json};
+use test_support::comfyui_url;
+
+async fn harness(allow_private_urls: bool) -> Harness {
+    let environment =
+        |name: &str| (name == env::ALLOW_PRIVATE_URLS && allow_private_urls).then(|| "true".to_owned());
+    connect_with(all_toolsets("inputs", &environment)).await
+}
+
+/// Eight frames of one colour as an MP4, made by the rig's ComfyUI.
+fn video_workflow(color: u64, prefix: &str) -> Value {
+    json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 8, "color": color}},
+        "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 8.0}},
+        "3": {"class_type": "SaveVideo", "inputs": {"video": ["2", 0], "filename_prefix": prefix, "format": "auto", "codec": "auto"}}
+    })
+}
+
+fn first_output(result: &rmcp::model::CallToolResult) -> Value {
+    assert!(!is_error(result), "{}", text_of(result));
+    let summary = json_of(result);
+    assert_eq!(summary["status"], "succeeded", "{summary:#}");
+    summary["outputs"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_passed_by_url_is_staged_and_loaded() {
+    let guarded = harness(false).await;
+    let color = u64::from(uuid::Uuid::new_v4().as_u128() as u32 & 0x00ff_ffff);
+    let made = guarded
+        .call(
+            "run_workflow",
+            json!({"workflow": video_workflow(color, "mcp-inputs/source")}),
+        )
+        .await;
+    let video = first_output(&made);
+    let filename = video["filename"].as_str().expect("a file name").to_owned();
+    assert!(filename.ends_with(".mp4"), "{video:#}");
+    let url = video["url"].as_str().expect("its URL").to_owned();
+
+    // The rig listens on loopback: by default a URL there is refused before any request.
+    let refused = guarded.call("upload_image", json!({"url": url})).await;
+    assert!(is_error(&refused));
+    let message = text_of(&refused);
+    assert!(message.contains("loopback, private or link-local"), "{message}");
+    assert!(message.contains("COMFYUI_MCP_ALLOW_PRIVATE_URLS"), "{message}");
+    let not_http = guarded
+        .call("upload_image", json!({"url": "file:///etc/passwd"}))
+        .await;
+    assert!(
+        text_of(&not_http).contains("only http and https"),
+        "{}",
+        text_of(&not_http)
+    );
+
+    // get_output on the video: its size and link, no preview pretending to be one.
+    let fetched = guarded
+        .call(
+            "get_output",
+            json!({"filename": filename, "subfolder": video["subfolder"]}),
+        )
+        .await;
+    assert!(!is_error(&fetched), "{}", text_of(&fetched));
+    let fetched_summary = json_of(&fetched);
+    assert_eq!(fetched_summary["media_type"], "video/mp4", "{fetched_summary:#}");
+    assert!(
+        fetched_summary["size_bytes"]
+            .as_u64()
+            .is_some_and(|size| size > 100),
+        "{fetched_summary:#}"
+    );
+    assert!(fetched.content.iter().all(|block| block.as_image().is_none()));
+    assert!(
+        fetched
+            .content
+            .iter()
+            .any(|block| block.as_resource_link().is_some())
+    );
+
+    // An operator who allows private networks gets it staged, typed from its bytes.
+    let allowed = harness(true).await;
+    let staged = allowed
+        .call(
+            "upload_image",
+            json!({"url": url, "filename": format!("from-url-{color}.mp4"), "subfolder": "mcp-inputs"}),
+        )
+        .await;
+    assert!(!is_error(&staged), "{}", text_of(&staged));
+    let staged = json_of(&staged);
+    assert_eq!(staged["media"], "video", "{staged:#}");
+    let name = staged["name"].as_str().expect("the loader value").to_owned();
+    assert_eq!(name, format!("mcp-inputs/from-url-{color}.mp4"));
+    assert!(
+        staged["use"]
+            .as_str()
+            .is_some_and(|usage| usage.contains("LoadVideo")),
+        "{staged:#}"
+    );
+
+    // ComfyUI's own LoadVideo reads it back and saves it again: a real run.
+    let reloaded = allowed
+        .call(
+            "run_workflow",
+            json!({"workflow": {
+                "1": {"class_type": "LoadVideo", "inputs": {"file": name}},
+                "2": {"class_type": "SaveVideo", "inputs": {"video": ["1", 0], "filename_prefix": "mcp-inputs/reloaded", "format": "auto", "codec": "auto"}}
+            }}),
+        )
+        .await;
+    let output = first_output(&reloaded);
+    assert!(
+        output["filename"]
+            .as_str()
+            .is_some_and(|name| name.ends_with(".mp4")),
+        "{output:#}"
+    );
+
+    // Not media at all: refused by its bytes, whatever the name says.
+    let html_url = format!("{}/", comfyui_url().trim_end_matches('/'));
+    let not_media = allowed
+        .call("upload_image", json!({"url": html_url, "filename": "page.mp4"}))
+        .await;
+    assert!(is_error(&not_media));
+    assert!(
+        text_of(&not_media).contains("not an image, video or audio file"),
+        "{}",
+        text_of(&not_media)
+    );
+}
