@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use comfy_api::{ClientError, FileRef, OutputFile, UploadKind};
 
+use crate::audio::{self, AudioFacts};
 use crate::media::{self, Preview};
 use crate::{BackendEntry, Engine, EngineError};
 
@@ -29,6 +30,8 @@ pub struct FetchedOutput {
     pub preview: Option<Preview>,
     /// Set when the file is larger than [`MAXIMUM_PREVIEW_SOURCE_BYTES`]: it was not fetched.
     pub too_large: bool,
+    /// For audio: what its samples say (the preview is its waveform).
+    pub audio: Option<AudioFacts>,
 }
 
 /// An image to store in ComfyUI's input folder.
@@ -67,6 +70,16 @@ pub struct Uploaded {
     pub node_value: String,
 }
 
+/// An audio file's facts and waveform, decoded off the async workers.
+async fn audio_preview(bytes: Bytes, filename: &str) -> Option<(AudioFacts, Preview)> {
+    let extension = filename
+        .rsplit_once('.')
+        .map(|(_, extension)| extension.to_ascii_lowercase());
+    media::off_the_workers(move || audio::preview(bytes, extension.as_deref()))
+        .await
+        .flatten()
+}
+
 impl BackendEntry {
     /// Where ComfyUI serves `file` (no request is made).
     pub fn view_url(&self, file: &FileRef) -> String {
@@ -100,7 +113,10 @@ impl Engine {
     pub async fn result_previews(&self, entry: &BackendEntry, outputs: &[OutputFile]) -> Vec<Preview> {
         let images: Vec<&OutputFile> = outputs
             .iter()
-            .filter(|output| output.media_type().starts_with("image/"))
+            .filter(|output| {
+                let media_type = output.media_type();
+                media_type.starts_with("image/") || media_type.starts_with("audio/")
+            })
             .take(MAXIMUM_PREVIEWS)
             .collect();
         let mut previews = Vec::new();
@@ -114,10 +130,16 @@ impl Engine {
                 .await
             {
                 Ok(bytes) => {
-                    let mime_type = output.media_type().to_owned();
-                    if let Some(preview) = media::preview_off_the_workers(bytes, mime_type, per_image).await {
-                        previews.push(preview);
-                    }
+                    let mime_type = output.media_type();
+                    let preview = if mime_type.starts_with("audio/") {
+                        audio_preview(bytes, &output.file.filename)
+                            .await
+                            .map(|(_, preview)| preview)
+                            .filter(|preview| preview.base64.len() <= per_image)
+                    } else {
+                        media::preview_off_the_workers(bytes, mime_type.to_owned(), per_image).await
+                    };
+                    previews.extend(preview);
                 }
                 Err(error) => {
                     tracing::warn!(%error, file = %output.file.filename, "cannot fetch output for a preview")
@@ -137,7 +159,7 @@ impl Engine {
         let entry = self.pick_backend(backend)?;
         let media_type = comfy_api::media_type_for(&file.filename);
         let url = entry.view_url(&file);
-        let fetched = |size_bytes, preview, too_large| FetchedOutput {
+        let fetched = |size_bytes, preview, too_large, audio| FetchedOutput {
             backend: entry.name.clone(),
             url: url.clone(),
             file: file.clone(),
@@ -145,17 +167,23 @@ impl Engine {
             size_bytes,
             preview,
             too_large,
+            audio,
         };
         let bytes = match self.download(entry, &file, MAXIMUM_PREVIEW_SOURCE_BYTES).await {
             Ok(bytes) => bytes,
-            Err(EngineError::TooLarge { size, .. }) => return Ok(fetched(size, None, true)),
+            Err(EngineError::TooLarge { size, .. }) => return Ok(fetched(size, None, true, None)),
             Err(error) => return Err(error),
         };
         let limit = self.config.preview_bytes.max(1024);
         let budget = budget.unwrap_or(limit).clamp(1024, limit);
         let size_bytes = u64::try_from(bytes.len()).ok();
+        if media_type.starts_with("audio/") {
+            let (facts, preview) = audio_preview(bytes, &file.filename).await.unzip();
+            let preview = preview.filter(|preview| preview.base64.len() <= budget);
+            return Ok(fetched(size_bytes, preview, false, facts));
+        }
         let preview = media::preview_off_the_workers(bytes, media_type.to_owned(), budget).await;
-        Ok(fetched(size_bytes, preview, false))
+        Ok(fetched(size_bytes, preview, false, None))
     }
 
     /// The whole file behind an output resource, with its media type; a file over the

@@ -137,3 +137,66 @@ async fn a_video_passed_by_url_is_staged_and_loaded() {
         text_of(&not_media)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audio_clip_runs_through_comfyui_and_comes_back_as_a_waveform() {
+    use base64::Engine as _;
+    let harness = harness(false).await;
+    // A new length each run, so ComfyUI cannot answer from its cache.
+    let seconds = 1.0 + f64::from(uuid::Uuid::new_v4().as_u128() as u16 % 1000) / 1000.0;
+    let wav = test_support::media::sine_wav(seconds, 0.5);
+    let staged = harness
+        .call(
+            "upload_image",
+            json!({"data_base64": base64::engine::general_purpose::STANDARD.encode(&wav), "filename": "sine.wav", "subfolder": "mcp-inputs"}),
+        )
+        .await;
+    assert!(!is_error(&staged), "{}", text_of(&staged));
+    let staged = json_of(&staged);
+    assert_eq!(staged["media"], "audio", "{staged:#}");
+    assert!(
+        staged["use"]
+            .as_str()
+            .is_some_and(|usage| usage.contains("LoadAudio")),
+        "{staged:#}"
+    );
+
+    // ComfyUI loads it and saves it as FLAC; the result previews the waveform.
+    let run = harness
+        .call(
+            "run_workflow",
+            json!({"workflow": {
+                "1": {"class_type": "LoadAudio", "inputs": {"audio": staged["name"]}},
+                "2": {"class_type": "SaveAudio", "inputs": {"audio": ["1", 0], "filename_prefix": "mcp-inputs/sine"}}
+            }}),
+        )
+        .await;
+    let output = first_output(&run);
+    let filename = output["filename"].as_str().expect("a file name").to_owned();
+    assert!(filename.ends_with(".flac"), "{output:#}");
+    let waveform = run
+        .content
+        .iter()
+        .find_map(|block| block.as_image())
+        .expect("the waveform inline");
+    assert_eq!(waveform.mime_type, "image/png");
+
+    let fetched = harness
+        .call(
+            "get_output",
+            json!({"filename": filename, "subfolder": output["subfolder"]}),
+        )
+        .await;
+    assert!(!is_error(&fetched), "{}", text_of(&fetched));
+    let summary = json_of(&fetched);
+    let audio = &summary["audio"];
+    let duration = audio["duration_seconds"].as_f64().expect("a duration");
+    assert!((duration - seconds).abs() < 0.05, "{seconds} s in, {audio:#}");
+    assert_eq!(audio["channels"], 2, "{audio:#}");
+    // Half scale in: about -6 dBFS peak and -9 dBFS RMS out (FLAC is lossless; ComfyUI may resample).
+    let peak = audio["peak_dbfs"].as_f64().expect("a peak");
+    let rms = audio["rms_dbfs"].as_f64().expect("a level");
+    assert!((peak + 6.0).abs() < 0.5 && (rms + 9.0).abs() < 0.5, "{audio:#}");
+    assert_eq!(summary["preview"]["width"], 800, "{summary:#}");
+    assert!(fetched.content.iter().any(|block| block.as_image().is_some()));
+}

@@ -1,7 +1,8 @@
 //! Test support shared by the workspace's integration tests and benchmarks: where the real ComfyUI
-//! rig is, and a TCP proxy that can cut connections on demand to inject faults between the product
-//! and a real ComfyUI. No mocks of ComfyUI live here.
+//! rig is, a TCP proxy that can cut connections on demand to inject faults between the product
+//! and a real ComfyUI, and media made in code to feed in. No mocks of ComfyUI live here.
 
+pub mod media;
 pub mod proxy;
 pub mod rig;
 

@@ -603,6 +603,9 @@ async fn get_output(
         "url": fetched.url,
         "resource_uri": super::render::output_uri(&fetched.backend, &fetched.file),
     });
+    if let Some(audio) = &fetched.audio {
+        summary["audio"] = serde_json::to_value(audio).unwrap_or(Value::Null);
+    }
     let preview = fetched.preview;
     if let Some(preview) = &preview {
         summary["preview"] = json!({"width": preview.width, "height": preview.height, "downscaled": preview.downscaled, "mime_type": preview.mime_type});
