@@ -268,6 +268,12 @@ def structured_calls() -> dict[str, list[dict[str, Any]]]:
         "job_metrics": [{}, {"group_by": "backend", "recent": 5}],
         "estimate_generation_time": [{}, {"steps": 4, "width": 64, "height": 64}],
         "audit_log": [{}, {"limit": 2}],
+        "search_templates": [
+            {"words": "image generation", "model": "SD1.5"},
+            {"media_type": "video", "limit": 3},
+            {"include_api": True, "words": "api", "limit": 2},
+            {"media_type": "audio", "runnable_only": True},
+        ],
         "list_toolsets": [{}],
         "enable_toolset": [{"toolset": "insights"}],
     }

@@ -108,20 +108,78 @@ impl GenerationParameters {
 
 /// The family of the model by its file name, or a refusal when the name says it is one the
 /// builders do not build for (a graph for another family would run wrong, or not at all).
-fn family_of(model: &ModelSource) -> Result<ModelFamily, EngineError> {
-    let name = match model {
+fn model_name(model: &ModelSource) -> &str {
+    match model {
         ModelSource::Checkpoint { name } => name,
         ModelSource::Components { diffusion_model, .. } => diffusion_model,
-    };
-    ModelFamily::recognize(name).map_err(|family| {
-        EngineError::bad_input(format!(
+    }
+}
+
+impl Engine {
+    /// The family `model` is built as, or an error naming the family its name says and the
+    /// backend's templates for that family (ComfyUI's own graphs for it), with whether each can
+    /// run now.
+    async fn family_of(&self, entry: &BackendEntry, model: &ModelSource) -> Result<ModelFamily, EngineError> {
+        let name = model_name(model);
+        let family = match ModelFamily::recognize(name) {
+            Ok(family) => return Ok(family),
+            Err(family) => family,
+        };
+        let templates = self.templates_for_family(entry, family).await;
+        let advice = if templates.is_empty() {
+            format!("Run a {family} workflow with run_workflow (this backend serves no {family} template)")
+        } else {
+            format!(
+                "This backend's templates for it: {}; describe_template shows what one needs and run_template runs it (templates toolset)",
+                templates.join(", ")
+            )
+        };
+        Err(EngineError::bad_input(format!(
             "{name} looks like a {family} model (by its name); generate_image builds graphs for \
-             SD1.x/2.x, SDXL, SD3.x and Flux.1 only, so nothing was queued. Run a {family} \
-             workflow with run_workflow (ComfyUI's template browser has official ones), or pass \
+             SD1.x/2.x, SDXL, SD3.x and Flux.1 only, so nothing was queued. {advice}; or pass \
              family (stable_diffusion, stable_diffusion_xl, stable_diffusion_3, flux) if the name \
              misleads"
-        ))
-    })
+        )))
+    }
+
+    /// Up to three templates whose model families match `family` (by its full name, else its
+    /// first word: `LTX-Video` finds `LTXV`), each as "name (runnable)" or "name (missing N
+    /// files)"; empty when the backend serves no templates.
+    async fn templates_for_family(&self, entry: &BackendEntry, family: &str) -> Vec<String> {
+        let first_word = family.split(['-', '.', ' ']).next().unwrap_or(family);
+        for model in [family, first_word] {
+            let query = crate::templates::TemplateQuery {
+                model: Some(model.to_owned()),
+                limit: 3,
+                backend: Some(entry.name.clone()),
+                ..Default::default()
+            };
+            let Ok(found) = self.search_templates(&query).await else {
+                return Vec::new();
+            };
+            if !found.templates.is_empty() {
+                return found.templates.iter().map(describe_template_state).collect();
+            }
+        }
+        Vec::new()
+    }
+}
+
+fn describe_template_state(template: &crate::templates::TemplateSummary) -> String {
+    let availability = &template.availability;
+    let state = if availability.runnable {
+        "runnable now".to_owned()
+    } else if !availability.missing_nodes.is_empty() {
+        format!("{} node classes missing", availability.missing_nodes.len())
+    } else if !availability.missing_models.is_empty() {
+        format!("{} model files missing", availability.missing_models.len())
+    } else {
+        availability
+            .problem
+            .clone()
+            .unwrap_or_else(|| "cannot run".to_owned())
+    };
+    format!("{} ({state})", template.name)
 }
 
 fn parse_family(raw: &str) -> Result<ModelFamily, EngineError> {
@@ -282,7 +340,7 @@ impl Engine {
         let model = self.model_source(entry, request).await?;
         let family = match &request.family {
             Some(raw) => parse_family(raw)?,
-            None => family_of(&model)?,
+            None => self.family_of(entry, &model).await?,
         };
         let defaults = family.defaults();
         let size = i64::from(defaults.size);

@@ -232,6 +232,15 @@ async fn bad_arguments_are_readable_and_queue_nothing() {
             json!({"checkpoint": "qwen_image_fp8_e4m3fn.safetensors"}),
             "looks like a Qwen-Image model",
         ),
+        // ... and pointed at the backend's own templates for that family.
+        (
+            json!({"checkpoint": "qwen_image_fp8_e4m3fn.safetensors"}),
+            "This backend's templates for it: ",
+        ),
+        (
+            json!({"checkpoint": "qwen_image_fp8_e4m3fn.safetensors"}),
+            "model files missing)",
+        ),
     ];
     for (change, expected) in cases {
         let mut arguments = base.clone();

@@ -36,7 +36,9 @@ pub use tool::PeerAddress;
 const INSTRUCTIONS: &str = "Drives ComfyUI servers. Start with generate_image (text to image) or run_workflow \
 (any workflow, API or UI format; overrides by parameter name such as prompt or seed). Long jobs return a job_id after a bounded wait: call get_job to keep waiting. \
 Use list_models and search_nodes/describe_node to discover what the backend has; errors name what is \
-missing and suggest close matches.";
+missing and suggest close matches. ComfyUI's official templates (video, audio, image editing, 3D, every \
+model family) are the templates toolset (enable it with enable_toolset, or --toolsets core,templates): \
+search_templates says what runs here and what is missing, run_template runs one.";
 
 /// Every toolset. A new toolset is one file with its `TOOLS` and one entry here.
 const TOOLSETS: &[Toolset] = &[
