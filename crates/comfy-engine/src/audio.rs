@@ -63,6 +63,7 @@ pub fn preview(bytes: bytes::Bytes, extension: Option<&str>) -> Option<(AudioFac
         width: WIDTH,
         height: HEIGHT,
         downscaled: true,
+        frames: None,
     };
     Some((facts, preview))
 }

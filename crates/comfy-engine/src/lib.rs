@@ -2,6 +2,7 @@
 //! generation, jobs and outputs. Front ends parse arguments, call the engine and render; they never
 //! speak HTTP to ComfyUI or edit graphs themselves.
 
+pub mod animation;
 pub mod audio;
 pub mod config;
 pub mod definitions;

@@ -18,6 +18,8 @@ pub struct Preview {
     pub height: u32,
     /// False when the original file is sent as it is.
     pub downscaled: bool,
+    /// For a contact sheet of an animation: how many frames it has (as decoded).
+    pub frames: Option<usize>,
 }
 
 /// Decodes running at once; more wait their turn (the machine this targets has two cores).
@@ -111,9 +113,10 @@ fn base64_length(bytes: usize) -> usize {
     bytes.div_ceil(3) * 4
 }
 
-/// A preview of at most `budget` base64 bytes, or `None` for media that is not a still image this
+/// A preview of at most `budget` base64 bytes, or `None` for media that is not an image this
 /// build can decode. The content decides, not the file name: bytes that are not the image their
-/// name says are never passed on labelled as one.
+/// name says are never passed on labelled as one. An animated GIF or WebP that does not fit as it
+/// is becomes a contact sheet of its frames.
 pub fn preview(bytes: &[u8], mime_type: &str, budget: usize) -> Option<Preview> {
     let sniffed = sniffed_mime_type(bytes);
     if sniffed.is_some_and(|sniffed| sniffed == mime_type) && base64_length(bytes.len()) <= budget {
@@ -129,10 +132,21 @@ pub fn preview(bytes: &[u8], mime_type: &str, budget: usize) -> Option<Preview> 
                 width,
                 height,
                 downscaled: false,
+                frames: None,
             });
         }
     }
-    let decoded = decode(bytes)?;
+    match crate::animation::contact_sheet(bytes) {
+        Some((sheet, frames)) => within_budget(&sheet, budget).map(|preview| Preview {
+            frames: Some(frames),
+            ..preview
+        }),
+        None => within_budget(&decode(bytes)?, budget),
+    }
+}
+
+/// `decoded` as a JPEG of at most `budget` base64 bytes, shrunk until it fits (64 px at least).
+fn within_budget(decoded: &image::DynamicImage, budget: usize) -> Option<Preview> {
     let mut longest = decoded.width().max(decoded.height()).min(1536);
     loop {
         let scaled = decoded.thumbnail(longest, longest).to_rgb8();
@@ -152,6 +166,7 @@ pub fn preview(bytes: &[u8], mime_type: &str, budget: usize) -> Option<Preview> 
                 width: scaled.width(),
                 height: scaled.height(),
                 downscaled: true,
+                frames: None,
             })
             .filter(|preview| preview.base64.len() <= budget);
         }

@@ -200,3 +200,50 @@ async fn an_audio_clip_runs_through_comfyui_and_comes_back_as_a_waveform() {
     assert_eq!(summary["preview"]["width"], 800, "{summary:#}");
     assert!(fetched.content.iter().any(|block| block.as_image().is_some()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_animation_too_large_to_inline_comes_back_as_a_contact_sheet() {
+    let harness = harness(false).await;
+    let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
+    // Twelve frames of the tiny model's noise, saved by ComfyUI as an animated WebP.
+    let run = harness
+        .call(
+            "run_workflow",
+            json!({"workflow": {
+                "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny-sd15-fp16.safetensors"}},
+                "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a flip book", "clip": ["1", 1]}},
+                "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
+                "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 128, "height": 128, "batch_size": 12}},
+                "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "seed": seed, "steps": 2, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+                "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+                "7": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["6", 0], "filename_prefix": "mcp-inputs/flipbook", "fps": 6.0, "lossless": false, "quality": 90, "method": "default"}}
+            }}),
+        )
+        .await;
+    let output = first_output(&run);
+    let filename = output["filename"].as_str().expect("a file name").to_owned();
+    assert!(filename.ends_with(".webp"), "{output:#}");
+
+    let fetched = harness
+        .call(
+            "get_output",
+            json!({"filename": filename, "subfolder": output["subfolder"], "max_preview_bytes": 30000}),
+        )
+        .await;
+    assert!(!is_error(&fetched), "{}", text_of(&fetched));
+    let summary = json_of(&fetched);
+    let size = summary["size_bytes"].as_u64().expect("a size");
+    assert!(
+        size * 4 / 3 > 30000,
+        "the file itself must not fit the budget: {summary:#}"
+    );
+    let preview = &summary["preview"];
+    assert_eq!(preview["contact_sheet_of_frames"], 12, "{summary:#}");
+    assert_eq!(preview["mime_type"], "image/jpeg", "{summary:#}");
+    let image = fetched
+        .content
+        .iter()
+        .find_map(|block| block.as_image())
+        .expect("the sheet inline");
+    assert!(image.data.len() <= 30000, "{}", image.data.len());
+}

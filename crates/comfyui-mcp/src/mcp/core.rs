@@ -609,6 +609,9 @@ async fn get_output(
     let preview = fetched.preview;
     if let Some(preview) = &preview {
         summary["preview"] = json!({"width": preview.width, "height": preview.height, "downscaled": preview.downscaled, "mime_type": preview.mime_type});
+        if let Some(frames) = preview.frames {
+            summary["preview"]["contact_sheet_of_frames"] = json!(frames);
+        }
     } else if fetched.too_large {
         summary["preview"] = json!(format!(
             "no inline preview: the file is over the {} fetched for previews; open the URL",
