@@ -17,6 +17,10 @@ use crate::timeouts::Timeouts;
 /// Most redirects followed.
 const MAXIMUM_REDIRECTS: usize = 5;
 
+/// Longest one request may take, body included: a server that trickles bytes cannot hold a call
+/// open for long (the idle limit alone would let it).
+const MAXIMUM_REQUEST_TIME: Duration = Duration::from_secs(120);
+
 /// What can go wrong fetching an input by URL; each names the URL.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -56,6 +60,7 @@ pub async fn fetch_input(
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeouts.connect)
             .read_timeout(timeouts.transfer_idle)
+            .timeout(MAXIMUM_REQUEST_TIME)
             .resolve(&host, address)
             .no_proxy()
             .build()

@@ -108,10 +108,10 @@ impl Engine {
         }
     }
 
-    /// Previews of a result's first images, sharing the configured byte budget. A file that
+    /// Previews of a result's first images and audio clips (a waveform), sharing the configured byte budget. A file that
     /// cannot be fetched or decoded gets no preview (its link still goes out).
     pub async fn result_previews(&self, entry: &BackendEntry, outputs: &[OutputFile]) -> Vec<Preview> {
-        let images: Vec<&OutputFile> = outputs
+        let previewable: Vec<&OutputFile> = outputs
             .iter()
             .filter(|output| {
                 let media_type = output.media_type();
@@ -120,11 +120,11 @@ impl Engine {
             .take(MAXIMUM_PREVIEWS)
             .collect();
         let mut previews = Vec::new();
-        if images.is_empty() {
+        if previewable.is_empty() {
             return previews;
         }
-        let per_image = self.config.preview_bytes / images.len();
-        for output in images {
+        let per_file = self.config.preview_bytes / previewable.len();
+        for output in previewable {
             match self
                 .download(entry, &output.file, MAXIMUM_PREVIEW_SOURCE_BYTES)
                 .await
@@ -135,9 +135,9 @@ impl Engine {
                         audio_preview(bytes, &output.file.filename)
                             .await
                             .map(|(_, preview)| preview)
-                            .filter(|preview| preview.base64.len() <= per_image)
+                            .filter(|preview| preview.base64.len() <= per_file)
                     } else {
-                        media::preview_off_the_workers(bytes, mime_type.to_owned(), per_image).await
+                        media::preview_off_the_workers(bytes, mime_type.to_owned(), per_file).await
                     };
                     previews.extend(preview);
                 }

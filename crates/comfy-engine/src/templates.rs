@@ -217,10 +217,9 @@ impl Engine {
             )));
         };
         let workflow = fetch_template(entry, name).await?;
-        let needs = Arc::new(needs_of(&workflow));
+        let needs = cached_needs(entry, name, workflow.clone()).await;
         let info = self.object_info(entry, false).await?;
-        let availability =
-            availability(entry, &info, template, Ok(needs), &mut ModelPresence::default()).await;
+        let availability = availability(entry, &info, template, needs, &mut ModelPresence::default()).await;
         Ok((entry, workflow, summary(template, availability)))
     }
 
@@ -302,16 +301,20 @@ impl Engine {
         let workflow = fetch_template(entry, name)
             .await
             .map_err(|error| error.to_string())?;
-        let needs = needs_off_the_workers(workflow).await?;
-        lock(&entry.templates.needs).insert(name.to_owned(), needs.clone());
-        Ok(needs)
+        cached_needs(entry, name, workflow).await
     }
 }
 
-async fn needs_off_the_workers(workflow: Value) -> Result<Arc<Needs>, String> {
-    crate::media::off_the_workers(move || Arc::new(needs_of(&workflow)))
+/// What `workflow` (template `name`) needs, read off the async workers and kept for the backend.
+async fn cached_needs(entry: &BackendEntry, name: &str, workflow: Value) -> Result<Arc<Needs>, String> {
+    if let Some(needs) = lock(&entry.templates.needs).get(name).cloned() {
+        return Ok(needs);
+    }
+    let needs = crate::media::off_the_workers(move || Arc::new(needs_of(&workflow)))
         .await
-        .ok_or_else(|| "reading the template failed".to_owned())
+        .ok_or_else(|| "reading the template failed".to_owned())?;
+    lock(&entry.templates.needs).insert(name.to_owned(), needs.clone());
+    Ok(needs)
 }
 
 async fn fetch_template(entry: &BackendEntry, name: &str) -> Result<Value, EngineError> {

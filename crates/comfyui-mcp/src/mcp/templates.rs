@@ -15,7 +15,7 @@ use super::render::{engine_error, json_result};
 use super::server::ComfyServer;
 use super::tool::{Hints, Structured, ToolDeclaration, ToolOutcome, declare_tool};
 use comfy_engine::templates::{TemplateQuery, TemplateSearch};
-use comfy_engine::workflows::{load_workflow, parameter_options, parameters_json};
+use comfy_engine::workflows::{parameter_options, parameters_json};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -117,16 +117,11 @@ async fn describe_template(
         .template(&arguments.name, arguments.backend.as_deref())
         .await
         .map_err(|error| engine_error(&error))?;
-    let info = engine
-        .object_info(entry, false)
+    let prepared = engine
+        .prepare_workflow(&workflow, Some(&entry.name), &parameter_options())
         .await
         .map_err(|error| engine_error(&error))?;
-    let options = comfy_workflow::ConvertOptions {
-        frontend: entry.frontend_generation(),
-        ..parameter_options()
-    };
-    let loaded = load_workflow(&workflow, &info, &options).map_err(|error| engine_error(&error))?;
-    let mut result = parameters_json(&loaded, &info);
+    let mut result = parameters_json(&prepared.loaded, &prepared.info);
     result["backend"] = json!(entry.name);
     result["template"] = serde_json::to_value(&summary).unwrap_or(Value::Null);
     result["use"] = json!("pass these names (or \"NODE_ID.INPUT\") as run_template overrides");
