@@ -17,6 +17,8 @@ Writes (relative to MODELS_DIR):
     upscale_models/tiny-compact-x2.safetensors  spandrel Compact x2 upscaler
     controlnet/tiny-controlnet.safetensors    ldm ControlNet matching the tiny UNet
     embeddings/tiny-embedding.safetensors     textual-inversion embedding, 2 x 768
+and the video and audio models of tiny_media.py (Wan 2.1 text-to-video with its VAE, CLIP-L and
+T5 base text encoders, Stable Audio Open).
 """
 
 from __future__ import annotations
@@ -244,6 +246,29 @@ def strided_view(torch, base, region_start: int, region_len: int, shape, gen):
     return base.as_strided(shape, strides, region_start + off)
 
 
+def views_state_dict(torch, kinds: dict, shapes: dict, gen, region: int) -> dict:
+    """Every tensor a view into one float16 storage: ones and zeros broadcast (stride 0), random
+    ones strided into a region of normal values, one region per standard deviation."""
+    stds = sorted({kind[1] for kind in kinds.values() if isinstance(kind, tuple)})
+    # storage layout: [one][zero][region for std0][region for std1]...
+    base = torch.empty(2 + region * len(stds), dtype=torch.float16)
+    base[0] = 1.0
+    base[1] = 0.0
+    region_of = {}
+    for i, std in enumerate(stds):
+        start = 2 + i * region
+        base[start:start + region] = (torch.randn(region, generator=gen) * std).to(torch.float16)
+        region_of[std] = start
+    sd = {}
+    for key in sorted(kinds):
+        kind, shape = kinds[key], shapes[key]
+        if kind in ("ones", "zeros"):
+            sd[key] = base.as_strided(shape, [0] * len(shape), 0 if kind == "ones" else 1)
+        else:
+            sd[key] = strided_view(torch, base, region_of[kind[1]], region, shape, gen)
+    return sd
+
+
 def make_micro_ckpt(torch, comfy, path: Path) -> None:
     gen = torch.Generator().manual_seed(SEED + 1)
     shapes = {}
@@ -256,28 +281,7 @@ def make_micro_ckpt(torch, comfy, path: Path) -> None:
     missing = [k for k in shapes if k not in kinds and not skip_key(k)]
     if missing:
         raise SystemExit(f"state-dict keys without an init rule (buffers?): {missing[:5]}")
-
-    stds = sorted({kind[1] for kind in kinds.values() if isinstance(kind, tuple)})
-    # storage layout: [one][zero][region for std0][region for std1]...
-    total = 2 + REGION * len(stds)
-    base = torch.empty(total, dtype=torch.float16)
-    base[0] = 1.0
-    base[1] = 0.0
-    region_of = {}
-    for i, std in enumerate(stds):
-        start = 2 + i * REGION
-        base[start:start + REGION] = (torch.randn(REGION, generator=gen) * std).to(torch.float16)
-        region_of[std] = start
-
-    sd = {}
-    for key in sorted(kinds):
-        kind = kinds[key]
-        shape = shapes[key]
-        if kind in ("ones", "zeros"):
-            idx = 0 if kind == "ones" else 1
-            sd[key] = base.as_strided(shape, [0] * len(shape), idx)
-        else:
-            sd[key] = strided_view(torch, base, region_of[kind[1]], REGION, shape, gen)
+    sd = views_state_dict(torch, kinds, shapes, gen, REGION)
     # The decoder's last conv is calibrated on the view-based weights and stored on its own.
     taesd = build_taesd(torch, comfy)
     taesd.load_state_dict({k[len(TAESD_PREFIX):]: v.float() for k, v in sd.items()
@@ -288,8 +292,7 @@ def make_micro_ckpt(torch, comfy, path: Path) -> None:
         sd[key] = getattr(taesd.taesd_decoder[19], name).detach().to(torch.float16).clone()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": sd}, str(path))
-    log(f"{path.name}: {len(sd)} tensors, {len(stds)} random regions, "
-        f"{path.stat().st_size / 1e6:.2f} MB")
+    log(f"{path.name}: {len(sd)} tensors, {path.stat().st_size / 1e6:.2f} MB")
 
 
 # ----------------------------------------------------------------------------- fp16 safetensors
@@ -474,6 +477,10 @@ def check(torch, comfy, out: Path) -> None:
         raise SystemExit(f"embedding not loaded: {None if emb is None else emb.shape}")
     log("check tiny-embedding: 2 x 768")
 
+    import tiny_media
+
+    tiny_media.check_all(torch, comfy, out)
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -494,6 +501,9 @@ def main() -> int:
     make_upscaler(torch, out / "upscale_models" / "tiny-compact-x2.safetensors")
     make_controlnet(torch, comfy, out / "controlnet" / "tiny-controlnet.safetensors")
     make_embedding(torch, out / "embeddings" / "tiny-embedding.safetensors")
+    import tiny_media  # beside this file; it uses the helpers above
+
+    tiny_media.make_all(torch, comfy, out)
     for f in out.rglob("*"):
         if f.is_file():
             f.chmod(0o644)  # safetensors writes 0600; the cache is shared

@@ -52,6 +52,8 @@ INSTALL_KEY = "comfyui-0.3.75-torch-2.11.0"  # the default install's folder name
 
 RIG_DIR = Path(__file__).resolve().parent
 MAKE_MODELS = RIG_DIR / "make_models.py"
+# Every file of the models recipe: a change to any of them builds a new models folder.
+MODEL_RECIPE = (MAKE_MODELS, RIG_DIR / "tiny_media.py")
 # Third-party files kept beside the project, never inside it.
 # Where the vendored ComfyUI releases live: beside the project, or where COMFYUI_MCP_RIG_VENDOR_DIR says.
 VENDOR_DIR = Path(
@@ -183,8 +185,11 @@ def venv_python(root: Path) -> Path:
 
 
 def models_rev() -> str:
-    """Models are regenerated whenever the generator script changes."""
-    return hashlib.sha256(MAKE_MODELS.read_bytes()).hexdigest()[:16]
+    """Models are regenerated whenever a file of the recipe changes."""
+    digest = hashlib.sha256()
+    for path in MODEL_RECIPE:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def list_models(models_dir: Path) -> dict:
