@@ -2,6 +2,7 @@
 //! one still: a contact sheet of frames taken evenly across the animation, so a client that
 //! cannot play it, or a file too large to inline, still shows what moves. Frames are decoded one
 //! at a time and only small thumbnails are kept, so a long animation costs time, not memory.
+//! The choice of frames, the thumbnails and the tiling are shared with the video sheet.
 
 use std::io::Cursor;
 
@@ -14,8 +15,8 @@ const COLUMNS: u32 = 3;
 const CELL: u32 = 320;
 /// Frames decoded at most; the sheet covers the first this many of a longer animation.
 const MAXIMUM_FRAMES: usize = 2_000;
-/// Largest canvas a frame may have.
-const MAXIMUM_SIDE: u32 = 8_192;
+/// Largest canvas a frame may have (videos' frames too).
+pub(crate) const MAXIMUM_SIDE: u32 = 8_192;
 
 /// A contact sheet of an animated GIF or WebP, with the number of frames decoded; `None` for a
 /// still image or anything that does not decode.
@@ -56,12 +57,7 @@ fn sample_frames(frames: image::Frames<'_>) -> Option<(Vec<RgbaImage>, usize)> {
     for frame in frames.take(MAXIMUM_FRAMES) {
         let Ok(frame) = frame else { break };
         if decoded % stride == 0 {
-            let buffer = frame.into_buffer();
-            kept.push(imageops::thumbnail(
-                &buffer,
-                CELL.min(buffer.width()),
-                CELL.min(buffer.height()),
-            ));
+            kept.push(thumbnail(frame.into_buffer()));
             if kept.len() >= 2 * SHEET_FRAMES {
                 kept = kept.into_iter().step_by(2).collect();
                 stride *= 2;
@@ -72,14 +68,42 @@ fn sample_frames(frames: image::Frames<'_>) -> Option<(Vec<RgbaImage>, usize)> {
     if kept.is_empty() {
         return None;
     }
-    let step = kept.len() as f64 / SHEET_FRAMES.min(kept.len()) as f64;
-    let chosen = (0..SHEET_FRAMES.min(kept.len()))
-        .filter_map(|index| kept.get((index as f64 * step) as usize).cloned())
+    let chosen = spread(kept.len());
+    let kept = kept
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| chosen.contains(index))
+        .map(|(_, frame)| frame)
         .collect();
-    Some((chosen, decoded))
+    Some((kept, decoded))
 }
 
-fn tile(frames: &[RgbaImage]) -> DynamicImage {
+/// Which of `count` frames go on a sheet: at most [`SHEET_FRAMES`], evenly spaced, the first and
+/// the last included, in increasing order.
+pub(crate) fn spread(count: usize) -> Vec<usize> {
+    let cells = SHEET_FRAMES.min(count);
+    if cells < 2 {
+        return (0..cells).collect();
+    }
+    let gaps = cells - 1;
+    (0..cells)
+        .map(|cell| (cell * (count - 1) + gaps / 2) / gaps)
+        .collect()
+}
+
+/// `frame` shrunk to fit a cell of the sheet, [`CELL`] on its longest side, proportions kept.
+pub(crate) fn thumbnail(frame: RgbaImage) -> RgbaImage {
+    let (width, height) = frame.dimensions();
+    let longest = width.max(height);
+    if longest <= CELL {
+        return frame;
+    }
+    let scaled = |side: u32| (u64::from(side) * u64::from(CELL) / u64::from(longest)).max(1) as u32;
+    imageops::thumbnail(&frame, scaled(width), scaled(height))
+}
+
+/// The frames in rows of [`COLUMNS`], each centred in a cell as large as the largest of them.
+pub(crate) fn tile(frames: &[RgbaImage]) -> DynamicImage {
     let cell_width = frames.iter().map(RgbaImage::width).max().unwrap_or(1);
     let cell_height = frames.iter().map(RgbaImage::height).max().unwrap_or(1);
     let columns = COLUMNS.min(frames.len() as u32).max(1);
@@ -146,6 +170,19 @@ mod tests {
             "in order: {levels:?}"
         );
         assert!(levels[8] >= 200, "reaches the end: {levels:?}");
+    }
+
+    #[test]
+    fn the_sheet_spans_first_to_last_and_keeps_proportions() {
+        assert_eq!(spread(25), [0, 3, 6, 9, 12, 15, 18, 21, 24]);
+        assert_eq!(spread(10), [0, 1, 2, 3, 5, 6, 7, 8, 9]);
+        assert_eq!(spread(3), [0, 1, 2]);
+        assert_eq!(spread(1), [0]);
+        assert!(spread(0).is_empty());
+        let wide = thumbnail(RgbaImage::new(1280, 720));
+        assert_eq!(wide.dimensions(), (320, 180));
+        let small = thumbnail(RgbaImage::new(40, 24));
+        assert_eq!(small.dimensions(), (40, 24));
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod records;
 pub mod stored;
 pub mod templates;
 pub mod timestamps;
+pub mod video;
 pub mod workflows;
 
 use std::sync::Arc;

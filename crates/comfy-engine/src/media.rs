@@ -9,6 +9,8 @@ use base64::Engine as _;
 use image::ImageEncoder;
 use image::codecs::jpeg::JpegEncoder;
 
+use crate::video::VideoFacts;
+
 /// An image ready to inline in a tool result.
 #[derive(Debug, Clone)]
 pub struct Preview {
@@ -18,7 +20,8 @@ pub struct Preview {
     pub height: u32,
     /// False when the original file is sent as it is.
     pub downscaled: bool,
-    /// For a contact sheet of an animation: how many frames it has (as decoded).
+    /// For a contact sheet: how many frames the animation has (as decoded) or the video has (as
+    /// its container says).
     pub frames: Option<usize>,
 }
 
@@ -116,7 +119,7 @@ fn base64_length(bytes: usize) -> usize {
 /// A preview of at most `budget` base64 bytes, or `None` for media that is not an image this
 /// build can decode. The content decides, not the file name: bytes that are not the image their
 /// name says are never passed on labelled as one. An animated GIF or WebP that does not fit as it
-/// is becomes a contact sheet of its frames.
+/// is, and an MP4 (H.264) video, become a contact sheet of their frames.
 pub fn preview(bytes: &[u8], mime_type: &str, budget: usize) -> Option<Preview> {
     let sniffed = sniffed_mime_type(bytes);
     if sniffed.is_some_and(|sniffed| sniffed == mime_type) && base64_length(bytes.len()) <= budget {
@@ -136,13 +139,25 @@ pub fn preview(bytes: &[u8], mime_type: &str, budget: usize) -> Option<Preview> 
             });
         }
     }
-    match crate::animation::contact_sheet(bytes) {
-        Some((sheet, frames)) => within_budget(&sheet, budget).map(|preview| Preview {
+    if let Some((sheet, frames)) = crate::animation::contact_sheet(bytes) {
+        return within_budget(&sheet, budget).map(|preview| Preview {
             frames: Some(frames),
             ..preview
-        }),
-        None => within_budget(&decode(bytes)?, budget),
+        });
     }
+    if let Some((_, preview)) = video_preview(bytes, budget) {
+        return Some(preview);
+    }
+    within_budget(&decode(bytes)?, budget)
+}
+
+/// A contact sheet of an MP4's H.264 frames within `budget`, with what the video is; `None` when
+/// the bytes are not such a video (they are sniffed, whatever the file is called).
+pub fn video_preview(bytes: &[u8], budget: usize) -> Option<(VideoFacts, Preview)> {
+    let (sheet, facts) = crate::video::contact_sheet(bytes)?;
+    let preview = within_budget(&sheet, budget)?;
+    let frames = Some(facts.frames);
+    Some((facts, Preview { frames, ..preview }))
 }
 
 /// `decoded` as a JPEG of at most `budget` base64 bytes, shrunk until it fits (64 px at least).

@@ -7,9 +7,10 @@ use comfy_api::{ClientError, FileRef, OutputFile, UploadKind};
 
 use crate::audio::{self, AudioFacts};
 use crate::media::{self, Preview};
+use crate::video::VideoFacts;
 use crate::{BackendEntry, Engine, EngineError};
 
-/// Most images previewed inline in one result; the rest are links.
+/// Most files previewed inline in one result; the rest are links.
 pub const MAXIMUM_PREVIEWS: usize = 4;
 
 /// Largest file downloaded to make a preview from (image decodes have their own pixel cap).
@@ -32,6 +33,8 @@ pub struct FetchedOutput {
     pub too_large: bool,
     /// For audio: what its samples say (the preview is its waveform).
     pub audio: Option<AudioFacts>,
+    /// For an MP4 video: what its container says (the preview is a contact sheet of its frames).
+    pub video: Option<VideoFacts>,
 }
 
 /// An image to store in ComfyUI's input folder.
@@ -80,6 +83,19 @@ async fn audio_preview(bytes: Bytes, filename: &str) -> Option<(AudioFacts, Prev
         .flatten()
 }
 
+/// A video's facts and contact sheet within `budget`, decoded off the async workers.
+async fn video_preview(bytes: Bytes, budget: usize) -> Option<(VideoFacts, Preview)> {
+    media::off_the_workers(move || media::video_preview(&bytes, budget))
+        .await
+        .flatten()
+}
+
+/// Whether a result's file of `media_type` gets a preview: images, audio, and the videos this
+/// build decodes (H.264 in MP4); a WebM would be fetched and its budget share spent for nothing.
+fn is_previewable(media_type: &str) -> bool {
+    media_type.starts_with("image/") || media_type.starts_with("audio/") || media_type == "video/mp4"
+}
+
 impl BackendEntry {
     /// Where ComfyUI serves `file` (no request is made).
     pub fn view_url(&self, file: &FileRef) -> String {
@@ -108,15 +124,13 @@ impl Engine {
         }
     }
 
-    /// Previews of a result's first images and audio clips (a waveform), sharing the configured byte budget. A file that
-    /// cannot be fetched or decoded gets no preview (its link still goes out).
+    /// Previews of a result's first images, audio clips (a waveform) and MP4 videos (a contact
+    /// sheet), sharing the configured byte budget. A file that cannot be fetched or decoded gets no
+    /// preview (its link still goes out).
     pub async fn result_previews(&self, entry: &BackendEntry, outputs: &[OutputFile]) -> Vec<Preview> {
         let previewable: Vec<&OutputFile> = outputs
             .iter()
-            .filter(|output| {
-                let media_type = output.media_type();
-                media_type.starts_with("image/") || media_type.starts_with("audio/")
-            })
+            .filter(|output| is_previewable(output.media_type()))
             .take(MAXIMUM_PREVIEWS)
             .collect();
         let mut previews = Vec::new();
@@ -159,7 +173,7 @@ impl Engine {
         let entry = self.pick_backend(backend)?;
         let media_type = comfy_api::media_type_for(&file.filename);
         let url = entry.view_url(&file);
-        let fetched = |size_bytes, preview, too_large, audio| FetchedOutput {
+        let fetched = |size_bytes, preview, too_large| FetchedOutput {
             backend: entry.name.clone(),
             url: url.clone(),
             file: file.clone(),
@@ -167,23 +181,34 @@ impl Engine {
             size_bytes,
             preview,
             too_large,
-            audio,
+            audio: None,
+            video: None,
         };
         let bytes = match self.download(entry, &file, MAXIMUM_PREVIEW_SOURCE_BYTES).await {
             Ok(bytes) => bytes,
-            Err(EngineError::TooLarge { size, .. }) => return Ok(fetched(size, None, true, None)),
+            Err(EngineError::TooLarge { size, .. }) => return Ok(fetched(size, None, true)),
             Err(error) => return Err(error),
         };
         let limit = self.config.preview_bytes.max(1024);
         let budget = budget.unwrap_or(limit).clamp(1024, limit);
         let size_bytes = u64::try_from(bytes.len()).ok();
         if media_type.starts_with("audio/") {
-            let (facts, preview) = audio_preview(bytes, &file.filename).await.unzip();
+            let (audio, preview) = audio_preview(bytes, &file.filename).await.unzip();
             let preview = preview.filter(|preview| preview.base64.len() <= budget);
-            return Ok(fetched(size_bytes, preview, false, facts));
+            return Ok(FetchedOutput {
+                audio,
+                ..fetched(size_bytes, preview, false)
+            });
+        }
+        if media_type.starts_with("video/") {
+            let (video, preview) = video_preview(bytes, budget).await.unzip();
+            return Ok(FetchedOutput {
+                video,
+                ..fetched(size_bytes, preview, false)
+            });
         }
         let preview = media::preview_off_the_workers(bytes, media_type.to_owned(), budget).await;
-        Ok(fetched(size_bytes, preview, false, None))
+        Ok(fetched(size_bytes, preview, false))
     }
 
     /// The whole file behind an output resource, with its media type; a file over the

@@ -7,7 +7,7 @@
 mod common;
 
 use comfyui_mcp::settings::env;
-use common::{Harness, all_toolsets, connect_with, is_error, json_of, text_of};
+use common::{Harness, all_toolsets, connect_with, inline_image, is_error, json_of, text_of};
 use serde_json::{Value, json};
 use test_support::comfyui_url;
 
@@ -63,7 +63,7 @@ async fn a_video_passed_by_url_is_staged_and_loaded() {
         text_of(&not_http)
     );
 
-    // get_output on the video: its size and link, no preview pretending to be one.
+    // get_output on the video: its size, link, and a contact sheet of its eight frames.
     let fetched = guarded
         .call(
             "get_output",
@@ -79,7 +79,11 @@ async fn a_video_passed_by_url_is_staged_and_loaded() {
             .is_some_and(|size| size > 100),
         "{fetched_summary:#}"
     );
-    assert!(fetched.content.iter().all(|block| block.as_image().is_none()));
+    assert_eq!(
+        fetched_summary["preview"]["contact_sheet_of_frames"], 8,
+        "{fetched_summary:#}"
+    );
+    assert!(fetched.content.iter().any(|block| block.as_image().is_some()));
     assert!(
         fetched
             .content
@@ -174,21 +178,9 @@ async fn an_audio_clip_runs_through_comfyui_and_comes_back_as_a_waveform() {
     let output = first_output(&run);
     let filename = output["filename"].as_str().expect("a file name").to_owned();
     assert!(filename.ends_with(".flac"), "{output:#}");
-    let waveform = run
-        .content
-        .iter()
-        .find_map(|block| block.as_image())
-        .expect("the waveform inline");
-    assert_eq!(waveform.mime_type, "image/png");
+    inline_image(&run, "image/png"); // the waveform
 
-    let fetched = harness
-        .call(
-            "get_output",
-            json!({"filename": filename, "subfolder": output["subfolder"]}),
-        )
-        .await;
-    assert!(!is_error(&fetched), "{}", text_of(&fetched));
-    let summary = json_of(&fetched);
+    let (fetched, summary) = harness.get_output(&output, json!({})).await;
     let audio = &summary["audio"];
     let duration = audio["duration_seconds"].as_f64().expect("a duration");
     assert!((duration - seconds).abs() < 0.05, "{seconds} s in, {audio:#}");

@@ -603,6 +603,9 @@ async fn get_output(
         "url": fetched.url,
         "resource_uri": super::render::output_uri(&fetched.backend, &fetched.file),
     });
+    if let Some(video) = &fetched.video {
+        summary["video"] = serde_json::to_value(video).unwrap_or(Value::Null);
+    }
     if let Some(audio) = &fetched.audio {
         summary["audio"] = serde_json::to_value(audio).unwrap_or(Value::Null);
     }

@@ -109,6 +109,19 @@ impl Harness {
             .expect("request sent")
     }
 
+    /// `get_output` on `output` (an entry of a result's `outputs`) with more `arguments`,
+    /// checked to answer; the result and its JSON.
+    pub async fn get_output(&self, output: &Value, arguments: Value) -> (CallToolResult, Value) {
+        let mut request = json!({"filename": output["filename"], "subfolder": output["subfolder"]});
+        if let (Some(request), Value::Object(more)) = (request.as_object_mut(), arguments) {
+            request.extend(more);
+        }
+        let fetched = self.call("get_output", request).await;
+        assert!(!is_error(&fetched), "{}", text_of(&fetched));
+        let summary = json_of(&fetched);
+        (fetched, summary)
+    }
+
     pub fn tool_list_changes(&self) -> usize {
         self.recorder.tool_list_changes.load(Ordering::SeqCst)
     }
@@ -144,6 +157,17 @@ pub fn json_of(result: &CallToolResult) -> Value {
 
 pub fn is_error(result: &CallToolResult) -> bool {
     result.is_error == Some(true)
+}
+
+/// The result's first inline image, checked to be of `mime_type`; its base64 data.
+pub fn inline_image(result: &CallToolResult, mime_type: &str) -> String {
+    let image = result
+        .content
+        .iter()
+        .find_map(|block| block.as_image())
+        .unwrap_or_else(|| panic!("an inline {mime_type} in {}", text_of(result)));
+    assert_eq!(image.mime_type, mime_type);
+    image.data.clone()
 }
 
 /// A prompt text no earlier test used, so ComfyUI cannot serve it from cache.
