@@ -8,6 +8,7 @@ pub mod config;
 pub mod definitions;
 pub mod generate;
 pub mod insights;
+pub mod intents;
 pub mod jobs;
 pub mod library;
 pub mod local_files;

@@ -588,7 +588,7 @@ fn how_to_get(pack: Option<&str>, version: Option<&str>, backend_version: Option
 }
 
 /// Every missing piece in one sentence a person or an agent can act on.
-fn describe_missing(availability: &Availability) -> String {
+pub(crate) fn describe_missing(availability: &Availability) -> String {
     let mut parts = Vec::new();
     for model in &availability.missing_models {
         let source = model.url.as_deref().map_or_else(

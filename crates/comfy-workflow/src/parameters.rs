@@ -32,11 +32,14 @@ const ROLE_ORDER: &[&str] = &[
     "width",
     "height",
     "length",
+    "fps",
+    "seconds",
     "batch_size",
     "checkpoint",
     "unet",
     "vae",
     "text_encoder",
+    "text_encoder_type",
     "lora",
     "lora_strength",
     "lora_clip_strength",
@@ -60,6 +63,9 @@ const ROLES_BY_INPUT_NAME: &[(&str, &str)] = &[
     ("sampler_name", "sampler_name"),
     ("scheduler", "scheduler"),
     ("denoise", "denoise"),
+    ("fps", "fps"),
+    ("frame_rate", "fps"),
+    ("seconds", "seconds"),
     ("ckpt_name", "checkpoint"),
     ("unet_name", "unet"),
     ("vae_name", "vae"),
@@ -555,6 +561,8 @@ impl<'a> Discovery<'a> {
                     ("model_name", _) if definition.class_type == "UpscaleModelLoader" => {
                         Some("upscale_model")
                     }
+                    // Which family a text encoder file is loaded as (`wan`, `sd3`, `stable_audio`...).
+                    ("type", _) if definition.class_type.ends_with("CLIPLoader") => Some("text_encoder_type"),
                     _ => None,
                 };
                 if let Some(role) = role
@@ -655,6 +663,8 @@ fn kind_fits(role: &str, kind: &InputKind) -> bool {
     match role {
         "seed" | "steps" => *kind == InputKind::Int,
         "cfg" | "guidance" | "denoise" => *kind == InputKind::Float,
+        // A frame rate is an INT on some nodes (CreateVideo in 0.3.x) and a FLOAT on others.
+        "fps" | "seconds" => matches!(kind, InputKind::Int | InputKind::Float),
         "filename_prefix" => *kind == InputKind::String,
         _ => matches!(kind, InputKind::Combo(_)),
     }

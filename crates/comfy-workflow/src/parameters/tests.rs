@@ -556,3 +556,32 @@ fn autogrow_widget_slots_are_typed_addresses() {
         "{error:?}"
     );
 }
+
+#[test]
+fn video_and_audio_knobs_are_found_by_role() {
+    let video = discover(&prompt_from(json!({
+        "1": {"class_type": "CLIPLoader", "inputs": {"clip_name": "t5.safetensors", "type": "wan"}},
+        "2": {"class_type": "EmptyHunyuanLatentVideo", "inputs": {"width": 832, "height": 480, "length": 33, "batch_size": 1}},
+        "3": {"class_type": "LTXVConditioning", "inputs": {"positive": ["4", 0], "negative": ["4", 0], "frame_rate": 25.0}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox", "clip": ["1", 0]}},
+        "5": {"class_type": "CreateVideo", "inputs": {"images": ["6", 0], "fps": 16.0}},
+    })));
+    for name in ["length", "fps", "fps_2", "text_encoder", "text_encoder_type"] {
+        assert!(video.get(name).is_some(), "{name} in {:?}", names(&video));
+    }
+    assert_eq!(located(&video, "text_encoder_type"), at("1", "type"));
+    assert_eq!(located(&video, "fps"), at("3", "frame_rate"));
+    assert_eq!(located(&video, "fps_2"), at("5", "fps"));
+
+    // The fixture's server had no torchaudio, so ACE-Step's latent stands in for Stable Audio's.
+    let audio = discover(&prompt_from(json!({
+        "1": {"class_type": "EmptyAceStepLatentAudio", "inputs": {"seconds": 120.0, "batch_size": 1}},
+    })));
+    assert_eq!(located(&audio, "seconds"), at("1", "seconds"));
+    // A `type` input on a node that does not load text encoders is no text encoder type.
+    let other = discover(&prompt_from(json!({
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x.safetensors"}},
+        "2": {"class_type": "ModelSamplingDiscrete", "inputs": {"model": ["1", 0], "sampling": "eps", "zsnr": false}},
+    })));
+    assert!(other.get("text_encoder_type").is_none(), "{:?}", names(&other));
+}

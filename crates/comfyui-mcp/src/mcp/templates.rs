@@ -2,7 +2,9 @@
 //! modality. `search_templates` lists what the backend serves with availability (missing node
 //! classes with their pack, missing model files with folder and URL), `describe_template` adds a
 //! template's parameters, and `run_template` runs one with overrides by parameter name, exactly
-//! like `run_workflow`, after checking that nothing is missing.
+//! like `run_workflow`, after checking that nothing is missing. `generate_video` and
+//! `generate_audio` are the same run asked for by intent: the engine picks a template that makes
+//! the medium from text and maps the prompt, size, frames, frame rate or seconds onto it.
 
 use rmcp::RoleServer;
 use rmcp::model::CallToolResult;
@@ -14,6 +16,7 @@ use serde_json::{Map, Value, json};
 use super::render::{engine_error, json_result};
 use super::server::ComfyServer;
 use super::tool::{Hints, Structured, ToolDeclaration, ToolOutcome, declare_tool};
+use comfy_engine::intents::{Intent, Medium};
 use comfy_engine::templates::{TemplateQuery, TemplateSearch};
 use comfy_engine::workflows::{parameter_options, parameters_json};
 
@@ -60,6 +63,52 @@ struct RunTemplateArguments {
     backend: Option<String>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GenerateVideoArguments {
+    /// What the video shows.
+    prompt: String,
+    negative_prompt: Option<String>,
+    /// Frame width in pixels (the template's default when left out).
+    width: Option<u64>,
+    height: Option<u64>,
+    /// Number of frames (many video models take 4n+1: 33, 81...).
+    frames: Option<u64>,
+    /// Frames per second, for the model's conditioning and the saved file.
+    fps: Option<f64>,
+    seed: Option<u64>,
+    steps: Option<u64>,
+    /// A template to use (search_templates media_type=video); by default the first that makes
+    /// video from text and runs on this backend.
+    template: Option<String>,
+    /// Further overrides by parameter name or "NODE_ID.INPUT" (describe_template lists them),
+    /// e.g. other model files: {"unet": "...", "vae": "..."}.
+    #[serde(default)]
+    overrides: Map<String, Value>,
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GenerateAudioArguments {
+    /// What the clip sounds like (music, sound effects...).
+    prompt: String,
+    negative_prompt: Option<String>,
+    /// Length of the clip in seconds.
+    seconds: Option<f64>,
+    seed: Option<u64>,
+    steps: Option<u64>,
+    /// A template to use (search_templates media_type=audio); by default the first that makes
+    /// audio from text and runs on this backend.
+    template: Option<String>,
+    /// Further overrides by parameter name or "NODE_ID.INPUT" (describe_template lists them).
+    #[serde(default)]
+    overrides: Map<String, Value>,
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+}
+
 /// This toolset's tools, each declared once.
 pub(crate) const TOOLS: &[ToolDeclaration] = &[
     declare_tool!(
@@ -82,6 +131,20 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
         Hints::CREATES,
         RunTemplateArguments,
         run_template,
+    ),
+    declare_tool!(
+        "generate_video",
+        "Generate a video from a prompt with one of the backend's video templates (Wan, LTX-Video, Hunyuan...): the first that runs here, or the one named; size, frames, fps, seed and steps map onto its parameters. Returns a keyframe contact sheet and a link to the file; when nothing can run, names the closest template and every model file it lacks with folder and download URL.",
+        Hints::CREATES,
+        GenerateVideoArguments,
+        generate_video,
+    ),
+    declare_tool!(
+        "generate_audio",
+        "Generate music or sound from a prompt with one of the backend's audio templates (Stable Audio, ACE-Step...): the first that runs here, or the one named; seconds, seed and steps map onto its parameters. Returns a waveform with duration, peak and loudness and a link to the file; when nothing can run, names the closest template and every model file it lacks with folder and download URL.",
+        Hints::CREATES,
+        GenerateAudioArguments,
+        generate_audio,
     ),
 ];
 
@@ -150,6 +213,72 @@ async fn run_template(
         &arguments.overrides,
         arguments.wait_seconds,
         Some(&entry.name),
+        context,
+    )
+    .await
+}
+
+async fn generate_video(
+    server: &ComfyServer,
+    arguments: GenerateVideoArguments,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let intent = Intent {
+        prompt: arguments.prompt,
+        negative_prompt: arguments.negative_prompt,
+        width: arguments.width,
+        height: arguments.height,
+        frames: arguments.frames,
+        fps: arguments.fps,
+        seed: arguments.seed,
+        steps: arguments.steps,
+        template: arguments.template,
+        overrides: arguments.overrides,
+        backend: arguments.backend,
+        ..Intent::default()
+    };
+    run_intent(server, Medium::Video, &intent, arguments.wait_seconds, context).await
+}
+
+async fn generate_audio(
+    server: &ComfyServer,
+    arguments: GenerateAudioArguments,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let intent = Intent {
+        prompt: arguments.prompt,
+        negative_prompt: arguments.negative_prompt,
+        seconds: arguments.seconds,
+        seed: arguments.seed,
+        steps: arguments.steps,
+        template: arguments.template,
+        overrides: arguments.overrides,
+        backend: arguments.backend,
+        ..Intent::default()
+    };
+    run_intent(server, Medium::Audio, &intent, arguments.wait_seconds, context).await
+}
+
+async fn run_intent(
+    server: &ComfyServer,
+    medium: Medium,
+    intent: &Intent,
+    wait_seconds: Option<f64>,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let plan = server
+        .engine
+        .plan_intent(medium, intent)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let label = format!("template {}", plan.template);
+    super::workflows::run_and_report(
+        server,
+        &label,
+        &plan.workflow,
+        &plan.overrides,
+        wait_seconds,
+        Some(&plan.entry.name),
         context,
     )
     .await
