@@ -130,7 +130,7 @@ impl Engine {
             format!("Run a {family} workflow with run_workflow (this backend serves no {family} template)")
         } else {
             format!(
-                "This backend's templates for it: {}; describe_template shows what one needs and run_template runs it (templates toolset)",
+                "This backend's templates for it: {}; describe_template shows what one needs and run_template runs it, generate_video, generate_audio and edit_image pick one by intent (templates toolset)",
                 templates.join(", ")
             )
         };

@@ -1,7 +1,8 @@
-//! Capabilities by intent: a video or an audio clip from a prompt, through the workflow templates
-//! the backend serves. The caller says what it wants (prompt, size, frames, frame rate, seconds,
-//! seed, steps); this picks a template that makes that medium from text and that the backend can
-//! run (or the one the caller names), maps each wish onto the template's discovered parameters,
+//! Capabilities by intent: a video or an audio clip from a prompt, or an image edited by an
+//! instruction, through the workflow templates the backend serves. The caller says what it wants
+//! (prompt, image, size, frames, frame rate, seconds, seed, steps); this picks a template that
+//! does that (video or audio from text alone; an image in, tagged Image Edit) and that the
+//! backend can run (or the one the caller names), maps each wish onto the template's parameters,
 //! and hands back the workflow and overrides to run. A wish the template has no place for is an
 //! error, never dropped; when nothing can run, the error names the closest template and every
 //! file it lacks with its folder and URL.
@@ -18,6 +19,8 @@ use crate::{BackendEntry, Engine, EngineError};
 pub enum Medium {
     Video,
     Audio,
+    /// An image edited by an instruction.
+    ImageEdit,
 }
 
 impl Medium {
@@ -26,15 +29,51 @@ impl Medium {
         match self {
             Self::Video => "video",
             Self::Audio => "audio",
+            Self::ImageEdit => "image",
         }
     }
+
+    /// The index tag the templates for it carry, where the media type is not enough.
+    fn tag(self) -> Option<&'static str> {
+        (self == Self::ImageEdit).then_some(IMAGE_EDIT_TAG)
+    }
+
+    /// What a template for it is called in answers, with its article.
+    fn template_kind(self) -> &'static str {
+        match self {
+            Self::Video => "a video-from-text",
+            Self::Audio => "an audio-from-text",
+            Self::ImageEdit => "an image-edit",
+        }
+    }
+
+    /// Whether `template` does this: video or audio from a prompt alone; an edit from an image.
+    fn fits(self, template: &TemplateSummary) -> bool {
+        let inputs = &template.availability.inputs;
+        !template.api
+            && match self {
+                Self::Video | Self::Audio => inputs.is_empty(),
+                Self::ImageEdit => {
+                    inputs.iter().any(|input| input == "image")
+                        && template
+                            .tags
+                            .iter()
+                            .any(|tag| tag.eq_ignore_ascii_case(IMAGE_EDIT_TAG))
+                }
+            }
+    }
 }
+
+/// The index tag of editing templates (Qwen-Image-Edit, Flux Kontext, OmniGen2...).
+const IMAGE_EDIT_TAG: &str = "Image Edit";
 
 /// A request in the medium's words. `None` leaves the template's own value.
 #[derive(Debug, Clone, Default)]
 pub struct Intent {
     pub prompt: String,
     pub negative_prompt: Option<String>,
+    /// The image to edit: a file in the backend's input folder (what upload_image answers).
+    pub image: Option<String>,
     pub width: Option<u64>,
     pub height: Option<u64>,
     /// Video frames (the template's latent length).
@@ -65,33 +104,16 @@ impl Engine {
     /// missing node and file when the backend cannot run it.
     pub async fn plan_intent(&self, medium: Medium, intent: &Intent) -> Result<IntentPlan<'_>, EngineError> {
         let entry = self.pick_backend(intent.backend.as_deref())?;
-        let name = match &intent.template {
-            Some(name) => name.clone(),
-            None => self.choose_template(entry, medium).await?,
-        };
-        let (entry, workflow, _) = self.template(&name, Some(&entry.name)).await?;
-        let prepared = self
-            .prepare_workflow(&workflow, Some(&entry.name), &parameter_options())
-            .await?;
-        let parameters = discover_parameters(&prepared.loaded.prompt, &prepared.info);
-        let overrides = intent_overrides(medium, intent, &parameters)
-            .map_err(|missing| EngineError::bad_input(format!("template {name} {missing}")))?;
-        let (entry, workflow) = self
-            .runnable_template(&name, &overrides, Some(&entry.name))
-            .await?;
-        Ok(IntentPlan {
-            entry,
-            template: name,
-            workflow,
-            overrides,
-        })
-    }
-
-    /// The first template that makes `medium` from text alone and runs on `entry` now; when none
-    /// does, an error naming the one that lacks least, with what it lacks.
-    async fn choose_template(&self, entry: &BackendEntry, medium: Medium) -> Result<String, EngineError> {
+        if let Some(name) = &intent.template {
+            let overrides = self
+                .template_overrides(entry, medium, intent, name)
+                .await?
+                .map_err(|missing| EngineError::bad_input(format!("template {name} {missing}")))?;
+            return self.planned(entry, name, overrides).await;
+        }
         let query = TemplateQuery {
             media_type: Some(medium.media_type().to_owned()),
+            tag: medium.tag().map(str::to_owned),
             limit: MAXIMUM_RESULTS,
             backend: Some(entry.name.clone()),
             ..TemplateQuery::default()
@@ -102,43 +124,102 @@ impl Engine {
                 ..query.clone()
             })
             .await?;
-        if let Some(template) = runnable.templates.iter().find(|template| from_text(template)) {
-            return Ok(template.name.clone());
+        // A runnable template that has no place for a wish (no prompt...) is passed over.
+        let mut unfit = Vec::new();
+        for template in runnable.templates.iter().filter(|template| medium.fits(template)) {
+            match self
+                .template_overrides(entry, medium, intent, &template.name)
+                .await?
+            {
+                Ok(overrides) => return self.planned(entry, &template.name, overrides).await,
+                Err(missing) => unfit.push(format!("{} {missing}", template.name)),
+            }
         }
         let all = self.search_templates(&query).await?;
-        let closest = all
-            .templates
-            .iter()
-            .filter(|template| from_text(template) && template.availability.problem.is_none())
-            .min_by_key(|template| {
-                template.availability.missing_models.len() + template.availability.missing_nodes.len()
-            });
-        let kind = medium.media_type();
-        Err(match closest {
-            Some(template) => EngineError::Missing {
-                backend: entry.label(),
-                what: format!(
-                    "a {kind}-from-text template it can run ({} of its templates make {kind}; the closest is {})",
-                    all.matched, template.name
-                ),
-                how_to_fix: format!(
-                    "{}; or name another template (search_templates media_type={kind}) and replace its model files with overrides",
-                    describe_missing(&template.availability)
-                ),
-            },
-            None => EngineError::Missing {
-                backend: entry.label(),
-                what: format!("a template that makes {kind} from text"),
-                how_to_fix: "update ComfyUI and its workflow templates (pip install -r requirements.txt)"
-                    .to_owned(),
-            },
+        Err(nothing_runs(entry, medium, &all.templates, all.matched, &unfit))
+    }
+
+    /// The overrides that carry `intent` onto template `name`, or what it has no place for.
+    async fn template_overrides(
+        &self,
+        entry: &BackendEntry,
+        medium: Medium,
+        intent: &Intent,
+        name: &str,
+    ) -> Result<Result<Map<String, Value>, String>, EngineError> {
+        let (entry, workflow, _) = self.template(name, Some(&entry.name)).await?;
+        let prepared = self
+            .prepare_workflow(&workflow, Some(&entry.name), &parameter_options())
+            .await?;
+        let parameters = discover_parameters(&prepared.loaded.prompt, &prepared.info);
+        Ok(intent_overrides(medium, intent, &parameters))
+    }
+
+    async fn planned(
+        &self,
+        entry: &BackendEntry,
+        name: &str,
+        overrides: Map<String, Value>,
+    ) -> Result<IntentPlan<'_>, EngineError> {
+        let (entry, workflow) = self
+            .runnable_template(name, &overrides, Some(&entry.name))
+            .await?;
+        Ok(IntentPlan {
+            entry,
+            template: name.to_owned(),
+            workflow,
+            overrides,
         })
     }
 }
 
-/// Makes its medium from a prompt alone: no image, video or audio to load.
-fn from_text(template: &TemplateSummary) -> bool {
-    !template.api && template.availability.inputs.is_empty()
+/// Why no template can do `medium` on `entry`: the fitting one that lacks least, with what it
+/// lacks, and the runnable ones that had no place for a wish.
+fn nothing_runs(
+    entry: &BackendEntry,
+    medium: Medium,
+    templates: &[TemplateSummary],
+    matched: usize,
+    unfit: &[String],
+) -> EngineError {
+    let closest = templates
+        .iter()
+        .filter(|template| {
+            medium.fits(template)
+                && !template.availability.runnable
+                && template.availability.problem.is_none()
+        })
+        .min_by_key(|template| {
+            template.availability.missing_models.len() + template.availability.missing_nodes.len()
+        });
+    let (kind, media_type) = (medium.template_kind(), medium.media_type());
+    let passed_over = if unfit.is_empty() {
+        String::new()
+    } else {
+        format!("; runnable but unfit: {}", unfit.join("; "))
+    };
+    match closest {
+        Some(template) => EngineError::Missing {
+            backend: entry.label(),
+            what: format!(
+                "{kind} template it can run ({matched} of its templates make {media_type}{}; the closest is {}{passed_over})",
+                medium
+                    .tag()
+                    .map_or_else(String::new, |tag| format!(" tagged {tag}")),
+                template.name
+            ),
+            how_to_fix: format!(
+                "{}; or name another template (search_templates media_type={media_type}) and replace its model files with overrides",
+                describe_missing(&template.availability)
+            ),
+        },
+        None => EngineError::Missing {
+            backend: entry.label(),
+            what: format!("{kind} template{passed_over}"),
+            how_to_fix: "update ComfyUI and its workflow templates (pip install -r requirements.txt)"
+                .to_owned(),
+        },
+    }
 }
 
 /// The overrides that carry `intent` onto `parameters`, or what the template has no place for.

@@ -58,8 +58,14 @@ const OTHER_FAMILIES: &[(&str, &str)] = &[
     ("kolors", "Kolors"),
     ("omnigen", "OmniGen"),
     ("stable_cascade", "Stable Cascade"),
+    ("stable-cascade", "Stable Cascade"),
     ("stable_audio", "Stable Audio"),
+    ("stable-audio", "Stable Audio"),
     ("ace_step", "ACE-Step"),
+    ("ace-step", "ACE-Step"),
+    ("svd", "Stable Video Diffusion"),
+    ("sv3d", "SV3D"),
+    ("zero123", "Stable Zero123"),
 ];
 
 impl ModelFamily {
@@ -855,6 +861,16 @@ mod tests {
             ModelFamily::recognize("tiny-sd15-micro.ckpt"),
             Ok(ModelFamily::StableDiffusion)
         );
+        // Audio and video checkpoints sit in the same folder; none is given an image graph.
+        for (name, family) in [
+            ("stable-audio-open-1.0.safetensors", "Stable Audio"),
+            ("tiny-stable-audio.ckpt", "Stable Audio"),
+            ("ace_step_v1_3.5b.safetensors", "ACE-Step"),
+            ("svd_xt.safetensors", "Stable Video Diffusion"),
+            ("tiny-wan21-t2v.safetensors", "Wan"),
+        ] {
+            assert_eq!(ModelFamily::recognize(name), Err(family), "{name}");
+        }
         assert_eq!(
             ModelFamily::recognize("sd_xl_base_1.0.safetensors"),
             Ok(ModelFamily::StableDiffusionXl)

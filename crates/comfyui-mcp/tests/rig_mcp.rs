@@ -409,16 +409,7 @@ async fn discovery_tools_answer_from_the_real_server() {
 async fn run_workflow_upload_and_get_output() {
     let harness = connect(&comfyui_url()).await;
     // A PNG made here, uploaded through the tool, then used by a workflow.
-    let mut png = Vec::new();
-    let pixels: Vec<u8> = (0..32 * 32 * 3).map(|index| (index % 251) as u8).collect();
-    image::ImageEncoder::write_image(
-        image::codecs::png::PngEncoder::new(&mut png),
-        &pixels,
-        32,
-        32,
-        image::ExtendedColorType::Rgb8,
-    )
-    .unwrap();
+    let png = common::noise_png(32);
     let uploaded = harness
         .call("upload_image", json!({"data_base64": base64::engine::general_purpose::STANDARD.encode(&png), "filename": format!("test-{}.png", uuid::Uuid::new_v4())}))
         .await;

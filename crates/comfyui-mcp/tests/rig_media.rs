@@ -3,12 +3,15 @@
 //! template, with the rig's tiny random-weight models put in place of the declared files by
 //! overrides, and the results come back as a keyframe contact sheet and a waveform within the
 //! preview budget. Without those overrides the answer names the closest template and every file
-//! it lacks; a wish the template has no place for is refused, not dropped. Needs
-//! `COMFYUI_MCP_TEST_URL`.
+//! it lacks, as it does for `edit_image` (no editing model can be made tiny: Qwen-Image-Edit needs
+//! Qwen2.5-VL 7B, Flux Kontext T5-XXL); a wish the template has no place for is refused, not
+//! dropped. Needs `COMFYUI_MCP_TEST_URL`.
 
 mod common;
 
-use common::{Harness, all_toolsets, connect_with, inline_image, is_error, json_of, text_of, unique_prompt};
+use common::{
+    Harness, all_toolsets, connect_with, inline_image, is_error, json_of, noise_png, text_of, unique_prompt,
+};
 use serde_json::{Value, json};
 
 async fn harness() -> Harness {
@@ -110,51 +113,78 @@ async fn an_audio_clip_is_generated_from_a_prompt_and_previewed_as_a_waveform() 
     );
 }
 
+/// Calls `tool`, which must refuse, naming every one of `parts`.
+async fn refused(harness: &Harness, tool: &str, arguments: Value, parts: &[&str]) {
+    let result = harness.call(tool, arguments).await;
+    assert!(is_error(&result), "{}", text_of(&result));
+    let message = text_of(&result);
+    for part in parts {
+        assert!(message.contains(part), "{part} in {message}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_its_models_the_answer_names_what_to_download() {
     let harness = harness().await;
-    let refused = harness
-        .call("generate_video", json!({"prompt": "a fox", "frames": 9}))
-        .await;
-    assert!(is_error(&refused));
-    let message = text_of(&refused);
-    for part in [
-        "video-from-text template",
-        "the closest is",
-        "models/",
-        "https://",
-    ] {
-        assert!(message.contains(part), "{part} in {message}");
-    }
+    let closest = ["the closest is", "models/", "https://"];
+    refused(
+        &harness,
+        "generate_video",
+        json!({"prompt": "a fox", "frames": 9}),
+        &[&["video-from-text template"][..], &closest].concat(),
+    )
+    .await;
+    refused(
+        &harness,
+        "generate_audio",
+        json!({"prompt": "rain", "template": "audio_stable_audio_example", "seconds": 2.0}),
+        &[
+            "stable-audio-open-1.0.safetensors",
+            "models/checkpoints",
+            "https://huggingface.co/",
+        ],
+    )
+    .await;
 
-    let refused = harness
+    // An image to edit: uploaded, then refused with the closest editing template's files.
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, noise_png(16));
+    let uploaded = harness
         .call(
-            "generate_audio",
-            json!({"prompt": "rain", "template": "audio_stable_audio_example", "seconds": 2.0}),
+            "upload_image",
+            json!({"data_base64": encoded, "filename": format!("edit-{}.png", uuid::Uuid::new_v4())}),
         )
         .await;
-    let message = text_of(&refused);
-    for part in [
-        "stable-audio-open-1.0.safetensors",
-        "models/checkpoints",
-        "https://huggingface.co/",
-    ] {
-        assert!(message.contains(part), "{part} in {message}");
-    }
+    assert!(!is_error(&uploaded), "{}", text_of(&uploaded));
+    let name = json_of(&uploaded)["name"].clone();
+    refused(
+        &harness,
+        "edit_image",
+        json!({"image": name, "instruction": "make the sky stormy"}),
+        &[&["image-edit template", "tagged Image Edit"][..], &closest].concat(),
+    )
+    .await;
+    refused(
+        &harness,
+        "edit_image",
+        json!({"image": name, "instruction": "make it night", "template": "flux_kontext_dev_basic"}),
+        &[
+            "flux1-dev-kontext",
+            "models/diffusion_models",
+            "t5xxl",
+            "models/text_encoders",
+            "https://huggingface.co/",
+        ],
+    )
+    .await;
 
     // A wish the template cannot take is refused, not dropped.
-    let refused = harness
-        .call(
-            "generate_video",
-            json!({"prompt": "rain", "template": "audio_stable_audio_example", "frames": 9}),
-        )
-        .await;
-    assert!(is_error(&refused));
-    assert!(
-        text_of(&refused).contains("has no frame count to set"),
-        "{}",
-        text_of(&refused)
-    );
+    refused(
+        &harness,
+        "generate_video",
+        json!({"prompt": "rain", "template": "audio_stable_audio_example", "frames": 9}),
+        &["has no frame count to set"],
+    )
+    .await;
 
     // Nothing was queued by any of these.
     let jobs = json_of(&harness.call("list_jobs", json!({})).await);

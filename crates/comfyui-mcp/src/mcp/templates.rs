@@ -2,9 +2,9 @@
 //! modality. `search_templates` lists what the backend serves with availability (missing node
 //! classes with their pack, missing model files with folder and URL), `describe_template` adds a
 //! template's parameters, and `run_template` runs one with overrides by parameter name, exactly
-//! like `run_workflow`, after checking that nothing is missing. `generate_video` and
-//! `generate_audio` are the same run asked for by intent: the engine picks a template that makes
-//! the medium from text and maps the prompt, size, frames, frame rate or seconds onto it.
+//! like `run_workflow`, after checking that nothing is missing. `generate_video`,
+//! `generate_audio` and `edit_image` are the same run asked for by intent: the engine picks a
+//! template that does it and maps the prompt, image, size, frames, frame rate or seconds onto it.
 
 use rmcp::RoleServer;
 use rmcp::model::CallToolResult;
@@ -109,6 +109,28 @@ struct GenerateAudioArguments {
     backend: Option<String>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct EditImageArguments {
+    /// The image to edit: the name upload_image answered (a file in ComfyUI's input folder).
+    image: String,
+    /// What to change, in words ("make the sky stormy", "remove the car").
+    instruction: String,
+    negative_prompt: Option<String>,
+    width: Option<u64>,
+    height: Option<u64>,
+    seed: Option<u64>,
+    steps: Option<u64>,
+    /// A template to use (search_templates tag="Image Edit"); by default the first editing
+    /// template that runs on this backend.
+    template: Option<String>,
+    /// Further overrides by parameter name or "NODE_ID.INPUT" (describe_template lists them).
+    #[serde(default)]
+    overrides: Map<String, Value>,
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+}
+
 /// This toolset's tools, each declared once.
 pub(crate) const TOOLS: &[ToolDeclaration] = &[
     declare_tool!(
@@ -145,6 +167,13 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
         Hints::CREATES,
         GenerateAudioArguments,
         generate_audio,
+    ),
+    declare_tool!(
+        "edit_image",
+        "Edit an image by instruction with one of the backend's image-edit templates (Qwen-Image-Edit, Flux Kontext, OmniGen2, HiDream-E1...): the first that runs here, or the one named. Upload the image first (upload_image). When nothing can run, names the closest template and every model file it lacks with folder and download URL.",
+        Hints::CREATES,
+        EditImageArguments,
+        edit_image,
     ),
 ];
 
@@ -257,6 +286,34 @@ async fn generate_audio(
         ..Intent::default()
     };
     run_intent(server, Medium::Audio, &intent, arguments.wait_seconds, context).await
+}
+
+async fn edit_image(
+    server: &ComfyServer,
+    arguments: EditImageArguments,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let intent = Intent {
+        prompt: arguments.instruction,
+        image: Some(arguments.image),
+        negative_prompt: arguments.negative_prompt,
+        width: arguments.width,
+        height: arguments.height,
+        seed: arguments.seed,
+        steps: arguments.steps,
+        template: arguments.template,
+        overrides: arguments.overrides,
+        backend: arguments.backend,
+        ..Intent::default()
+    };
+    run_intent(
+        server,
+        Medium::ImageEdit,
+        &intent,
+        arguments.wait_seconds,
+        context,
+    )
+    .await
 }
 
 async fn run_intent(

@@ -159,6 +159,21 @@ pub fn is_error(result: &CallToolResult) -> bool {
     result.is_error == Some(true)
 }
 
+/// A `side` x `side` RGB PNG of a repeating ramp, made here.
+pub fn noise_png(side: u32) -> Vec<u8> {
+    let mut png = Vec::new();
+    let pixels: Vec<u8> = (0..side * side * 3).map(|index| (index % 251) as u8).collect();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        &pixels,
+        side,
+        side,
+        image::ExtendedColorType::Rgb8,
+    )
+    .expect("a PNG");
+    png
+}
+
 /// The result's first inline image, checked to be of `mime_type`; its base64 data.
 pub fn inline_image(result: &CallToolResult, mime_type: &str) -> String {
     let image = result
