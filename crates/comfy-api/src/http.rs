@@ -26,7 +26,7 @@ const MAXIMUM_TEMPLATE_BYTES: u64 = 16 * 1024 * 1024;
 use crate::timeouts::{Activity, CallKind, Timeouts, until_idle};
 use crate::types::{
     Download, FileRef, HistoryEntry, ModelFile, PromptAccepted, PromptRejection, PromptRequest, QueueItem,
-    QueueSnapshot, SystemStats, UploadKind, UploadedFile,
+    QueueSnapshot, SystemStats, UploadKind, UploadedFile, ViewStream,
 };
 
 /// How to reach one backend. The default sends no extra headers and uses [`Timeouts::default`].
@@ -510,20 +510,8 @@ impl ComfyClient {
         preview: Option<&str>,
         limit: u64,
     ) -> Result<Download, ClientError> {
-        check_file_name(&file.filename)?;
-        check_relative_path(&file.subfolder)?;
-        if !matches!(file.kind.as_str(), "output" | "input" | "temp") {
-            return Err(ClientError::UnsafePath {
-                path: file.kind.clone(),
-                reason: "type must be output, input or temp",
-            });
-        }
         let path = "view";
-        let mut builder = self.request(Method::GET, path).query(&[
-            ("filename", file.filename.as_str()),
-            ("subfolder", file.subfolder.as_str()),
-            ("type", file.kind.as_str()),
-        ]);
+        let mut builder = self.view_request(file)?;
         if let Some(preview) = preview {
             builder = builder.query(&[("preview", preview)]);
         }
@@ -535,6 +523,64 @@ impl ComfyClient {
         .await
     }
 
+    /// A `/view` file passed on chunk by chunk, whatever its size: nothing here holds more than
+    /// the chunk in hand. The answer's headers come within the control limit; then each chunk
+    /// must come within the transfer idle limit, or the stream ends with a timeout error.
+    pub async fn view_stream(&self, file: &FileRef) -> Result<ViewStream, ClientError> {
+        let path = "view";
+        let builder = self.view_request(file)?;
+        let response = self
+            .bounded(CallKind::Control, Method::GET, path, async {
+                self.expect_ok(self.send(builder, path).await?, path).await
+            })
+            .await?;
+        let content_type = content_type(&response);
+        let length = response.content_length();
+        let idle = self.options.timeouts.transfer_idle;
+        let (url, base) = (self.url_of(path), self.base_url().to_owned());
+        let body = futures_util::stream::unfold(Some(response), move |response| {
+            let (url, base) = (url.clone(), base.clone());
+            async move {
+                let mut response = response?;
+                match tokio::time::timeout(idle, response.chunk()).await {
+                    Ok(Ok(Some(chunk))) => Some((Ok(chunk), Some(response))),
+                    Ok(Ok(None)) => None,
+                    Ok(Err(source)) => Some((Err(ClientError::Unreachable { url, source }), None)),
+                    Err(_) => Some((
+                        Err(ClientError::Timeout {
+                            url: base,
+                            call: format!("GET /{path} (no bytes for a while)"),
+                            limit: idle,
+                        }),
+                        None,
+                    )),
+                }
+            }
+        });
+        Ok(ViewStream {
+            content_type,
+            length,
+            body: Box::pin(body),
+        })
+    }
+
+    /// `GET /view` for `file`, after the checks that keep it inside ComfyUI's folders.
+    fn view_request(&self, file: &FileRef) -> Result<RequestBuilder, ClientError> {
+        check_file_name(&file.filename)?;
+        check_relative_path(&file.subfolder)?;
+        if !matches!(file.kind.as_str(), "output" | "input" | "temp") {
+            return Err(ClientError::UnsafePath {
+                path: file.kind.clone(),
+                reason: "type must be output, input or temp",
+            });
+        }
+        Ok(self.request(Method::GET, "view").query(&[
+            ("filename", file.filename.as_str()),
+            ("subfolder", file.subfolder.as_str()),
+            ("type", file.kind.as_str()),
+        ]))
+    }
+
     /// Reads a `/view` body chunk by chunk, each chunk counting as a sign of life.
     async fn download(
         &self,
@@ -544,12 +590,7 @@ impl ComfyClient {
         limit: u64,
     ) -> Result<Download, ClientError> {
         activity.touch();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("application/octet-stream")
-            .to_owned();
+        let content_type = content_type(&response);
         let bytes = self.read_within(response, path, limit, Some(activity)).await?;
         Ok(Download {
             bytes: bytes.into(),
@@ -776,6 +817,16 @@ fn urlencode_segment(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+/// The answer's media type, as ComfyUI declares it.
+fn content_type(response: &Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned()
 }
 
 /// A bare file name: no separators, no `..`, not empty.

@@ -400,6 +400,25 @@ pub struct Download {
     pub content_type: String,
 }
 
+/// A file from `/view` as a stream of chunks ([`ComfyClient::view_stream`](crate::ComfyClient::view_stream)).
+pub struct ViewStream {
+    pub content_type: String,
+    /// The length ComfyUI announced, when it did.
+    pub length: Option<u64>,
+    pub body:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, crate::ClientError>> + Send>>,
+}
+
+impl std::fmt::Debug for ViewStream {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ViewStream")
+            .field("content_type", &self.content_type)
+            .field("length", &self.length)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

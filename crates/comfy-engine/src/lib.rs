@@ -112,10 +112,38 @@ fn describe_size(size: Option<u64>) -> String {
     size.map_or_else(|| "larger".to_owned(), comfy_api::describe_bytes)
 }
 
+/// What kind of failure an error is, for front ends that answer with a status (HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The request was wrong (a bad value, a path that would escape ComfyUI's folders).
+    BadRequest,
+    /// The backend has no such thing (ComfyUI answered 404).
+    NotFound,
+    /// The backend failed or could not be reached.
+    Backend,
+    /// Anything else.
+    Other,
+}
+
 impl EngineError {
     pub fn bad_input(message: impl Into<String>) -> Self {
         EngineError::BadInput {
             message: message.into(),
+        }
+    }
+
+    pub fn kind(&self) -> FailureKind {
+        let client = match self {
+            EngineError::BadInput { .. } => return FailureKind::BadRequest,
+            EngineError::UnknownBackend { .. } => return FailureKind::NotFound,
+            EngineError::Backend { source, .. } => source,
+            EngineError::SharedBackend { source, .. } => source.as_ref(),
+            _ => return FailureKind::Other,
+        };
+        match client {
+            ClientError::UnsafePath { .. } => FailureKind::BadRequest,
+            ClientError::Status { status: 404, .. } => FailureKind::NotFound,
+            _ => FailureKind::Backend,
         }
     }
 }

@@ -103,6 +103,15 @@ impl BackendEntry {
     }
 }
 
+/// A backend's file as a stream of chunks ([`Engine::stream_output`]).
+pub struct OutputStream {
+    /// From the file name, as for every output.
+    pub media_type: &'static str,
+    /// The length ComfyUI announced, when it did.
+    pub length: Option<u64>,
+    pub body: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, EngineError>> + Send>>,
+}
+
 impl Engine {
     /// The bytes of one file on `entry`, at most `limit` of them: a longer file fails with
     /// [`EngineError::TooLarge`] before it is read whole.
@@ -209,6 +218,30 @@ impl Engine {
         }
         let preview = media::preview_off_the_workers(bytes, media_type.to_owned(), budget).await;
         Ok(fetched(size_bytes, preview, false))
+    }
+
+    /// A file on `backend` passed on as it arrives, whatever its size, never held whole: what the
+    /// HTTP transport's download route serves for files too large to read as a resource.
+    pub async fn stream_output(&self, backend: &str, file: &FileRef) -> Result<OutputStream, EngineError> {
+        let entry = self.pick_backend(Some(backend))?;
+        let stream = entry
+            .backend
+            .client()
+            .view_stream(file)
+            .await
+            .map_err(|source| entry.error(source))?;
+        let label = entry.label();
+        let body = futures_util::StreamExt::map(stream.body, move |chunk| {
+            chunk.map_err(|source| EngineError::Backend {
+                backend: label.clone(),
+                source,
+            })
+        });
+        Ok(OutputStream {
+            media_type: comfy_api::media_type_for(&file.filename),
+            length: stream.length,
+            body: Box::pin(body),
+        })
     }
 
     /// The whole file behind an output resource, with its media type; a file over the

@@ -603,6 +603,10 @@ async fn get_output(
         "url": fetched.url,
         "resource_uri": super::render::output_uri(&fetched.backend, &fetched.file),
     });
+    if server.download_route {
+        // Over HTTP this server streams any file whole, for clients that cannot reach ComfyUI.
+        summary["download_path"] = json!(super::render::download_path(&fetched.backend, &fetched.file));
+    }
     if let Some(video) = &fetched.video {
         summary["video"] = serde_json::to_value(video).unwrap_or(Value::Null);
     }

@@ -118,8 +118,15 @@ impl ComfyServer {
             catalog,
             enabled: Arc::default(),
             local_files,
+            download_route: false,
             list_changed,
         }
+    }
+
+    /// This server is reached over HTTP, which also streams files at [`render::DOWNLOAD_ROUTE`].
+    pub fn with_download_route(mut self) -> Self {
+        self.download_route = true;
+        self
     }
 }
 
@@ -462,11 +469,14 @@ impl ServerHandler for ComfyServer {
         let (backend, file) = render::parse_output_uri(&request.uri).ok_or_else(|| {
             ErrorData::resource_not_found(format!("not a comfyui output URI: {}", request.uri), None)
         })?;
-        let (bytes, media_type) = self
-            .engine
-            .read_output(&backend, &file)
-            .await
-            .map_err(|error| ErrorData::resource_not_found(error.to_string(), None))?;
+        let (bytes, media_type) = self.engine.read_output(&backend, &file).await.map_err(|error| {
+            let mut message = error.to_string();
+            if self.download_route && matches!(error, comfy_engine::EngineError::TooLarge { .. }) {
+                let path = render::download_path(&backend, &file);
+                message.push_str(&format!("; this server streams it whole at GET {path}"));
+            }
+            ErrorData::resource_not_found(message, None)
+        })?;
         use base64::Engine as _;
         let blob = base64::engine::general_purpose::STANDARD.encode(&bytes);
         Ok(ReadResourceResponse::Complete(ReadResourceResult::new(vec![

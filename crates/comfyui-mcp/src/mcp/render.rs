@@ -48,6 +48,22 @@ pub fn engine_error(error: &EngineError) -> CallToolResult {
     error_text(text)
 }
 
+/// Where the HTTP transport streams backends' files (`serve/downloads.rs`).
+pub const DOWNLOAD_ROUTE: &str = "/outputs";
+
+/// `/outputs/BACKEND/TYPE/SUB/FILENAME`: the HTTP transport's path that streams `file` whole.
+pub fn download_path(backend: &str, file: &FileRef) -> String {
+    let subfolder = if file.subfolder.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", file.subfolder)
+    };
+    format!(
+        "{DOWNLOAD_ROUTE}/{backend}/{}/{subfolder}{}",
+        file.kind, file.filename
+    )
+}
+
 /// `comfyui://BACKEND/TYPE/FILENAME?subfolder=SUB`: a full-size output readable with resources/read.
 pub fn output_uri(backend: &str, file: &FileRef) -> String {
     let mut url = url::Url::parse("comfyui://outputs/").unwrap_or_else(|_| unreachable_url());
@@ -219,6 +235,24 @@ pub fn job_result(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn download_paths_name_the_backend_type_and_subfolder() {
+        let file = FileRef {
+            filename: "clip_00001_.mp4".to_owned(),
+            subfolder: "video/day".to_owned(),
+            kind: "output".to_owned(),
+        };
+        assert_eq!(
+            download_path("backend-1", &file),
+            "/outputs/backend-1/output/video/day/clip_00001_.mp4"
+        );
+        let top = FileRef {
+            subfolder: String::new(),
+            ..file
+        };
+        assert_eq!(download_path("b", &top), "/outputs/b/output/clip_00001_.mp4");
+    }
 
     #[test]
     fn output_uris_round_trip() {

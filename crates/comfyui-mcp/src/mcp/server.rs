@@ -23,6 +23,8 @@ pub struct ComfyServer {
     pub(crate) enabled: Arc<RwLock<BTreeSet<String>>>,
     /// Whether tools may read this machine's files (true for stdio unless configured otherwise).
     pub(crate) local_files: bool,
+    /// Served over HTTP with the download route: answers about large files name its path.
+    pub(crate) download_route: bool,
     /// Sessions told when the saved workflows (and so the tools) change.
     pub(crate) list_changed: Arc<ListChangedPeers>,
 }

@@ -107,7 +107,8 @@ pub async fn http(engine: Arc<Engine>, settings: Arc<Settings>, address: SocketA
     Ok(())
 }
 
-/// `/mcp` behind the token check (outermost) and the body and session limits.
+/// `/mcp` and the download route behind the token check (outermost) and the body and session
+/// limits.
 fn mcp_router(
     engine: Arc<Engine>,
     settings: Arc<Settings>,
@@ -128,7 +129,11 @@ fn mcp_router(
         config = config.disable_allowed_hosts();
     }
     let sessions = Arc::new(LocalSessionManager::default());
-    let server = ComfyServer::new(engine, settings, false);
+    let downloads = super::downloads::router(super::downloads::Downloads {
+        engine: engine.clone(),
+        loopback_only: address.ip().is_loopback(),
+    });
+    let server = ComfyServer::new(engine, settings, false).with_download_route();
     let service = StreamableHttpService::new(move || Ok(server.for_session()), sessions.clone(), config);
     let gate = Arc::new(RequestGate {
         sessions,
@@ -138,6 +143,7 @@ fn mcp_router(
     });
     axum::Router::new()
         .nest_service("/mcp", service)
+        .merge(downloads)
         .layer(axum::middleware::from_fn_with_state(
             gate,
             read_body_and_gate_sessions,

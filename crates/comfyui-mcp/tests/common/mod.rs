@@ -159,10 +159,12 @@ pub fn is_error(result: &CallToolResult) -> bool {
     result.is_error == Some(true)
 }
 
-/// A `side` x `side` RGB PNG of a repeating ramp, made here.
+/// A `side` x `side` RGB PNG of hashed noise (hardly compressible), made here.
 pub fn noise_png(side: u32) -> Vec<u8> {
     let mut png = Vec::new();
-    let pixels: Vec<u8> = (0..side * side * 3).map(|index| (index % 251) as u8).collect();
+    let pixels: Vec<u8> = (0..side * side * 3)
+        .map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     image::ImageEncoder::write_image(
         image::codecs::png::PngEncoder::new(&mut png),
         &pixels,
