@@ -17,7 +17,10 @@ use crate::{BackendEntry, Engine, EngineError};
 /// What is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Medium {
+    /// A video from a prompt alone.
     Video,
+    /// A video that starts from an image.
+    ImageToVideo,
     Audio,
     /// An image edited by an instruction.
     ImageEdit,
@@ -27,7 +30,7 @@ impl Medium {
     /// The media type templates declare for what they make.
     fn media_type(self) -> &'static str {
         match self {
-            Self::Video => "video",
+            Self::Video | Self::ImageToVideo => "video",
             Self::Audio => "audio",
             Self::ImageEdit => "image",
         }
@@ -42,19 +45,25 @@ impl Medium {
     fn template_kind(self) -> &'static str {
         match self {
             Self::Video => "a video-from-text",
+            Self::ImageToVideo => "an image-to-video",
             Self::Audio => "an audio-from-text",
             Self::ImageEdit => "an image-edit",
         }
     }
 
-    /// Whether `template` does this: video or audio from a prompt alone; an edit from an image.
+    /// Whether `template` does this: video or audio from a prompt alone; a video from images
+    /// (and masks) only; an edit from an image.
     fn fits(self, template: &TemplateSummary) -> bool {
         let inputs = &template.availability.inputs;
+        let takes_an_image = inputs.iter().any(|input| input == "image");
         !template.api
             && match self {
                 Self::Video | Self::Audio => inputs.is_empty(),
+                Self::ImageToVideo => {
+                    takes_an_image && inputs.iter().all(|input| input == "image" || input == "mask")
+                }
                 Self::ImageEdit => {
-                    inputs.iter().any(|input| input == "image")
+                    takes_an_image
                         && template
                             .tags
                             .iter()

@@ -163,6 +163,14 @@ async fn without_its_models_the_answer_names_what_to_download() {
         &[&["image-edit template", "tagged Image Edit"][..], &closest].concat(),
     )
     .await;
+    // The same image as a video's first frame: an image-to-video template's files.
+    refused(
+        &harness,
+        "generate_video",
+        json!({"prompt": "the sky clears", "image": name, "frames": 9}),
+        &[&["image-to-video template"][..], &closest].concat(),
+    )
+    .await;
     refused(
         &harness,
         "edit_image",

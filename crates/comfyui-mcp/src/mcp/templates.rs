@@ -68,6 +68,9 @@ struct RunTemplateArguments {
 struct GenerateVideoArguments {
     /// What the video shows.
     prompt: String,
+    /// An image the video starts from: the name upload_image answered. Picks an image-to-video
+    /// template (Wan, LTX-Video, Hunyuan, SVD...) instead of a text-to-video one.
+    image: Option<String>,
     negative_prompt: Option<String>,
     /// Frame width in pixels (the template's default when left out).
     width: Option<u64>,
@@ -156,7 +159,7 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
     ),
     declare_tool!(
         "generate_video",
-        "Generate a video from a prompt with one of the backend's video templates (Wan, LTX-Video, Hunyuan...): the first that runs here, or the one named; size, frames, fps, seed and steps map onto its parameters. Returns a keyframe contact sheet and a link to the file; when nothing can run, names the closest template and every model file it lacks with folder and download URL.",
+        "Generate a video from a prompt, or from an image and a prompt, with one of the backend's video templates (Wan, LTX-Video, Hunyuan...): the first that runs here, or the one named; size, frames, fps, seed and steps map onto its parameters. Returns a keyframe contact sheet and a link to the file; when nothing can run, names the closest template and every model file it lacks with folder and download URL.",
         Hints::CREATES,
         GenerateVideoArguments,
         generate_video,
@@ -252,8 +255,14 @@ async fn generate_video(
     arguments: GenerateVideoArguments,
     context: &RequestContext<RoleServer>,
 ) -> ToolOutcome {
+    let medium = if arguments.image.is_some() {
+        Medium::ImageToVideo
+    } else {
+        Medium::Video
+    };
     let intent = Intent {
         prompt: arguments.prompt,
+        image: arguments.image,
         negative_prompt: arguments.negative_prompt,
         width: arguments.width,
         height: arguments.height,
@@ -266,7 +275,7 @@ async fn generate_video(
         backend: arguments.backend,
         ..Intent::default()
     };
-    run_intent(server, Medium::Video, &intent, arguments.wait_seconds, context).await
+    run_intent(server, medium, &intent, arguments.wait_seconds, context).await
 }
 
 async fn generate_audio(
