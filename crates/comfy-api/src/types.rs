@@ -180,6 +180,7 @@ pub fn media_type_for(filename: &str) -> &'static str {
         Some("mp3") => "audio/mpeg",
         Some("ogg" | "opus") => "audio/ogg",
         Some("glb") => "model/gltf-binary",
+        Some("gltf") => "model/gltf+json",
         Some("json") => "application/json",
         Some("txt") => "text/plain",
         _ => "application/octet-stream",

@@ -7,6 +7,7 @@ pub mod audio;
 pub mod config;
 pub mod definitions;
 pub mod generate;
+pub mod gltf;
 pub mod insights;
 pub mod intents;
 pub mod jobs;

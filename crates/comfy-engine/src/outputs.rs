@@ -6,6 +6,7 @@ use bytes::Bytes;
 use comfy_api::{ClientError, FileRef, OutputFile, UploadKind};
 
 use crate::audio::{self, AudioFacts};
+use crate::gltf::ModelFacts;
 use crate::media::{self, Preview};
 use crate::video::VideoFacts;
 use crate::{BackendEntry, Engine, EngineError};
@@ -35,6 +36,8 @@ pub struct FetchedOutput {
     pub audio: Option<AudioFacts>,
     /// For an MP4 video: what its container says (the preview is a contact sheet of its frames).
     pub video: Option<VideoFacts>,
+    /// For a glTF 3D model: what it holds (there is no preview).
+    pub model: Option<ModelFacts>,
 }
 
 /// An image to store in ComfyUI's input folder.
@@ -192,6 +195,7 @@ impl Engine {
             too_large,
             audio: None,
             video: None,
+            model: None,
         };
         let bytes = match self.download(entry, &file, MAXIMUM_PREVIEW_SOURCE_BYTES).await {
             Ok(bytes) => bytes,
@@ -214,6 +218,15 @@ impl Engine {
             return Ok(FetchedOutput {
                 video,
                 ..fetched(size_bytes, preview, false)
+            });
+        }
+        if media_type.starts_with("model/gltf") {
+            let model = media::off_the_workers(move || crate::gltf::facts(&bytes))
+                .await
+                .flatten();
+            return Ok(FetchedOutput {
+                model,
+                ..fetched(size_bytes, None, false)
             });
         }
         let preview = media::preview_off_the_workers(bytes, media_type.to_owned(), budget).await;

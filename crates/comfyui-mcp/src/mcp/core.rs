@@ -610,6 +610,9 @@ async fn get_output(
     if let Some(video) = &fetched.video {
         summary["video"] = serde_json::to_value(video).unwrap_or(Value::Null);
     }
+    if let Some(model) = &fetched.model {
+        summary["model"] = serde_json::to_value(model).unwrap_or(Value::Null);
+    }
     if let Some(audio) = &fetched.audio {
         summary["audio"] = serde_json::to_value(audio).unwrap_or(Value::Null);
     }
@@ -628,6 +631,10 @@ async fn get_output(
         summary["preview"] = json!(format!(
             "no inline preview: the file's content does not decode as {media_type} (its name says it is one); read the resource or open the URL"
         ));
+    } else if fetched.model.is_some() {
+        summary["preview"] = json!(
+            "no inline preview for a 3D model (what it holds is under model); open the URL in a glTF viewer"
+        );
     } else {
         summary["preview"] =
             json!("no inline preview for this media type; read the resource or open the URL");
