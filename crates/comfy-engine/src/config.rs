@@ -25,6 +25,9 @@ pub struct EngineConfig {
     pub workflows_dir: Option<PathBuf>,
     /// Where node definitions are kept between processes; `None`: not kept.
     pub cache_dir: Option<PathBuf>,
+    /// The `preview_method` every prompt asks ComfyUI for (`latent2rgb`, `taesd`, `auto`,
+    /// `none`): the sampler's live frames. `None` leaves ComfyUI's own setting.
+    pub preview_method: Option<String>,
 }
 
 /// One ComfyUI server.

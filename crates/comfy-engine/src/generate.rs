@@ -106,6 +106,17 @@ impl GenerationParameters {
     }
 }
 
+/// Sets `preview_method` in the prompt's `extra_data` (ComfyUI 0.3.75 and 0.26 honour it per prompt),
+/// unless the caller set one.
+fn ask_for_previews(options: &mut SubmitOptions, method: &str) {
+    let extra = options.extra_data.get_or_insert_with(|| serde_json::json!({}));
+    if let Some(extra) = extra.as_object_mut() {
+        extra
+            .entry("preview_method")
+            .or_insert_with(|| serde_json::Value::from(method));
+    }
+}
+
 /// The family of the model by its file name, or a refusal when the name says it is one the
 /// builders do not build for (a graph for another family would run wrong, or not at all).
 fn model_name(model: &ModelSource) -> &str {
@@ -301,6 +312,9 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         options.prompt_id = Some(job_id.clone());
+        if let Some(method) = &self.config.preview_method {
+            ask_for_previews(&mut options, method);
+        }
         let graph = prompt.to_json();
         self.record_new_job(&job_id, &entry.name, &graph, &context)
             .await?;

@@ -12,6 +12,7 @@ pub mod insights;
 pub mod intents;
 pub mod jobs;
 pub mod library;
+pub mod live;
 pub mod local_files;
 pub mod media;
 pub mod models;
@@ -242,6 +243,8 @@ pub struct Engine {
     /// Cancelled once the jobs a previous process left unfinished are reconciled (or could not
     /// be): until then, the store's word on such a job may be about to change.
     reconciled: CancellationToken,
+    /// The latest sampler preview of each recent job, filled by the job recorders.
+    live: Arc<live::LivePreviews>,
 }
 
 impl Engine {
@@ -293,6 +296,7 @@ impl Engine {
             workflow_library,
             prefetched: std::sync::atomic::AtomicBool::new(false),
             reconciled: CancellationToken::new(),
+            live: Arc::default(),
         });
         engine.watch_workflows_directory();
         // The disk copies of node definitions are read now, while the client is still shaking

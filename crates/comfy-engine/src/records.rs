@@ -3,13 +3,16 @@
 //! its outputs in the library (with a perceptual hash) and records its timings. At start-up, jobs a
 //! previous process left unfinished are reconciled with their backends.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use comfy_api::{Backend, JobPhase, JobSnapshot, OutputFile};
+use comfy_api::{Backend, JobPhase, JobSnapshot, JobUpdate as JobUpdateEvent, OutputFile};
 use comfy_store::{FileReference, JobMetrics, JobRecord, JobState, JobUpdate, NewJob, NewOutput, Store};
 use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use super::live::LivePreviews;
 use super::{Engine, EngineError, media};
 
 /// What the library should remember about a job besides its graph.
@@ -80,6 +83,7 @@ impl Engine {
         let cancel = self.cancel.child_token();
         self.tracker.spawn(record_until_final(
             store,
+            self.live.clone(),
             backend_name,
             backend,
             job_id,
@@ -251,6 +255,7 @@ pub fn snapshot_from_record(record: &JobRecord) -> JobSnapshot {
 
 async fn record_until_final(
     store: Store,
+    live: Arc<LivePreviews>,
     backend_name: String,
     backend: Backend,
     job_id: String,
@@ -265,6 +270,7 @@ async fn record_until_final(
         }
     };
     let mut running_recorded = false;
+    let mut updates_open = true;
     let final_snapshot = loop {
         let snapshot = subscription.current();
         if snapshot.phase == JobPhase::Running && !running_recorded {
@@ -279,8 +285,17 @@ async fn record_until_final(
         tokio::select! {
             () = cancel.cancelled() => return,
             changed = subscription.snapshot.changed() => if changed.is_err() { return },
+            update = subscription.updates.recv(), if updates_open => match update {
+                Ok(JobUpdateEvent::Preview { node_id, media_type, image }) => {
+                    live.store(&job_id, media_type, image, node_id);
+                }
+                // Lagging only skips frames; once closed, the snapshot says how it ended.
+                Err(RecvError::Closed) => updates_open = false,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+            },
         }
     };
+    live.end(&job_id);
     let update = match final_snapshot.phase {
         JobPhase::Succeeded => JobUpdate::Succeeded {
             outputs: serde_json::to_value(&final_snapshot.outputs).unwrap_or(Value::Null),

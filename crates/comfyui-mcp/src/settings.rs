@@ -30,6 +30,9 @@ pub mod env {
     pub const ALLOW_PRIVATE_URLS: &str = "COMFYUI_MCP_ALLOW_PRIVATE_URLS";
     /// Checkpoint used when a generate call names none.
     pub const DEFAULT_CHECKPOINT: &str = "COMFYUI_MCP_DEFAULT_CHECKPOINT";
+    /// The live preview frames every prompt asks ComfyUI for: `latent2rgb` (the default: cheap),
+    /// `taesd`, `auto`, `none`, or `comfyui` to leave ComfyUI's own `--preview-method`.
+    pub const PREVIEW_METHOD: &str = "COMFYUI_MCP_PREVIEW_METHOD";
     /// Bearer token required on the Streamable HTTP endpoint.
     pub const HTTP_TOKEN: &str = "COMFYUI_MCP_HTTP_TOKEN";
     /// Most live MCP sessions on the HTTP endpoint; an `initialize` beyond it gets 503.
@@ -384,6 +387,7 @@ impl Settings {
             Some(raw) => parse_bool(&raw, env::ALLOW_PRIVATE_URLS)?,
             None => file.allow_private_urls.unwrap_or(false),
         };
+        let preview_method = preview_method(environment(env::PREVIEW_METHOD))?;
         let allow_local_files = match environment(env::ALLOW_LOCAL_FILES) {
             Some(raw) => Some(parse_bool(&raw, env::ALLOW_LOCAL_FILES)?),
             None => file.allow_local_files,
@@ -431,6 +435,7 @@ impl Settings {
                     .or(file.database),
                 workflows_dir: workflows_dir.map(|(path, _)| path),
                 cache_dir: cache_directory(environment),
+                preview_method,
             },
             toolsets,
             tools: command_line
@@ -717,6 +722,22 @@ fn parse_number<T: std::str::FromStr>(raw: &str, source_name: &str) -> Result<T,
         value: raw.to_owned(),
         reason: "not a number".to_owned(),
     })
+}
+
+/// The `preview_method` prompts ask for; `None` leaves ComfyUI's own.
+fn preview_method(raw: Option<String>) -> Result<Option<String>, SettingsError> {
+    let Some(raw) = raw else {
+        return Ok(Some("latent2rgb".to_owned()));
+    };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "comfyui" => Ok(None),
+        method @ ("latent2rgb" | "taesd" | "auto" | "none") => Ok(Some(method.to_owned())),
+        _ => Err(SettingsError::Invalid {
+            source_name: env::PREVIEW_METHOD.to_owned(),
+            value: raw,
+            reason: "use latent2rgb, taesd, auto, none or comfyui".to_owned(),
+        }),
+    }
 }
 
 fn parse_bool(raw: &str, source_name: &str) -> Result<bool, SettingsError> {

@@ -22,7 +22,8 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
     ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
-    ServerCapabilities, ServerConfig, Tool,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, SubscribeRequestParams, Tool,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -119,6 +120,7 @@ impl ComfyServer {
             enabled: Arc::default(),
             local_files,
             download_route: false,
+            subscriptions: Arc::default(),
             list_changed,
         }
     }
@@ -127,6 +129,29 @@ impl ComfyServer {
     pub fn with_download_route(mut self) -> Self {
         self.download_route = true;
         self
+    }
+}
+
+impl ComfyServer {
+    /// A job's latest sampler frame as a resource.
+    fn read_live_preview(&self, uri: String, job_id: &str) -> Result<ReadResourceResponse, ErrorData> {
+        let frame = self.engine.live_preview(job_id).ok_or_else(|| {
+            ErrorData::resource_not_found(
+                format!(
+                    "no preview frame has come for job {job_id} (ComfyUI sends them while a sampler runs, when asked: COMFYUI_MCP_PREVIEW_METHOD)"
+                ),
+                None,
+            )
+        })?;
+        use base64::Engine as _;
+        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(vec![
+            ResourceContents::BlobResourceContents {
+                uri,
+                mime_type: Some(frame.media_type),
+                blob: base64::engine::general_purpose::STANDARD.encode(&frame.image),
+                meta: None,
+            },
+        ])))
     }
 }
 
@@ -299,9 +324,14 @@ impl ServerHandler for ComfyServer {
         if self.engine.workflows_directory().is_some() || self.catalog.is_dynamic() {
             capabilities = capabilities.enable_tool_list_changed();
         }
-        ServerConfig::new(capabilities.enable_resources().build())
-            .with_server_info(Implementation::new("comfyui-mcp", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            capabilities
+                .enable_resources()
+                .enable_resources_subscribe()
+                .build(),
+        )
+        .with_server_info(Implementation::new("comfyui-mcp", env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -458,7 +488,47 @@ impl ServerHandler for ComfyServer {
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         Ok(ListResourceTemplatesResult::with_all_items(vec![
             render::output_template(),
+            render::live_preview_template(),
         ]))
+    }
+
+    #[allow(deprecated)] // rmcp marks resources/subscribe legacy: 2025 clients still use it.
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let Some(job_id) = render::parse_live_preview_uri(&request.uri) else {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "only live previews can be subscribed to ({}), not {}",
+                    render::live_preview_uri("JOB_ID"),
+                    request.uri
+                ),
+                None,
+            ));
+        };
+        let stop = self.subscriptions.replace(&request.uri);
+        let (peer, uri) = (context.peer.clone(), request.uri);
+        self.engine.watch_live_preview(job_id, stop, move || {
+            let (peer, uri) = (peer.clone(), uri.clone());
+            async move {
+                peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                    .await
+                    .is_ok()
+            }
+        });
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions.remove(&request.uri);
+        Ok(())
     }
 
     async fn read_resource(
@@ -466,6 +536,9 @@ impl ServerHandler for ComfyServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if let Some(job_id) = render::parse_live_preview_uri(&request.uri) {
+            return self.read_live_preview(request.uri, &job_id);
+        }
         let (backend, file) = render::parse_output_uri(&request.uri).ok_or_else(|| {
             ErrorData::resource_not_found(format!("not a comfyui output URI: {}", request.uri), None)
         })?;

@@ -132,6 +132,28 @@ pub fn resource(backend: &str, url: &str, output: &OutputFile) -> Resource {
         ))
 }
 
+/// `comfyui://job/JOB_ID/preview`: a job's latest sampler frame, readable and subscribable.
+pub fn live_preview_uri(job_id: &str) -> String {
+    format!("comfyui://job/{job_id}/preview")
+}
+
+/// The job id of a live preview URI. Job ids are UUIDs, so no output URI (whose second segment
+/// is output, input or temp) reads as one.
+pub fn parse_live_preview_uri(uri: &str) -> Option<String> {
+    let job_id = uri.strip_prefix("comfyui://job/")?.strip_suffix("/preview")?;
+    let well_formed = job_id.len() == 36 && job_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    well_formed.then(|| job_id.to_ascii_lowercase())
+}
+
+pub fn live_preview_template() -> ResourceTemplate {
+    serde_json::from_value(json!({
+        "uriTemplate": "comfyui://job/{job_id}/preview",
+        "name": "Live preview of a job",
+        "description": "The latest frame a running job's sampler sent (JPEG or PNG); subscribe for notifications/resources/updated on each new one",
+    }))
+    .unwrap_or_else(|_| ResourceTemplate::new("comfyui://job/{job_id}/preview", "Live preview of a job"))
+}
+
 pub fn output_template() -> ResourceTemplate {
     serde_json::from_value(json!({
         "uriTemplate": "comfyui://{backend}/{type}/{filename}{?subfolder}",
@@ -167,6 +189,8 @@ fn snapshot_json(entry: &BackendEntry, snapshot: &JobSnapshot) -> Value {
         "backend": entry.name,
     });
     if !snapshot.phase.is_final() {
+        // Subscribe to it (resources/subscribe) to hear of each new sampler frame.
+        summary["live_preview_uri"] = json!(live_preview_uri(&snapshot.prompt_id));
         summary["progress_percent"] = json!((snapshot.fraction * 100.0).round());
         if let Some(position) = snapshot.queue_position {
             summary["queue_position"] = json!(position);
@@ -252,6 +276,19 @@ mod tests {
             ..file
         };
         assert_eq!(download_path("b", &top), "/outputs/b/output/clip_00001_.mp4");
+    }
+
+    #[test]
+    fn live_preview_uris_round_trip() {
+        let job_id = "0b6f1d8b-7b4e-4d46-8935-fed39df25019";
+        assert_eq!(
+            parse_live_preview_uri(&live_preview_uri(job_id)).as_deref(),
+            Some(job_id)
+        );
+        assert_eq!(parse_live_preview_uri("comfyui://job/../preview"), None);
+        assert_eq!(parse_live_preview_uri("comfyui://job/output/preview"), None);
+        assert_eq!(parse_live_preview_uri("comfyui://backend-1/output/x.png"), None);
+        assert!(parse_output_uri(&live_preview_uri(job_id)).is_none_or(|(_, file)| file.kind != "output"));
     }
 
     #[test]

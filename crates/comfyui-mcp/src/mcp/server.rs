@@ -25,6 +25,8 @@ pub struct ComfyServer {
     pub(crate) local_files: bool,
     /// Served over HTTP with the download route: answers about large files name its path.
     pub(crate) download_route: bool,
+    /// This session's resource subscriptions (live previews).
+    pub(crate) subscriptions: Arc<Subscriptions>,
     /// Sessions told when the saved workflows (and so the tools) change.
     pub(crate) list_changed: Arc<ListChangedPeers>,
 }
@@ -34,6 +36,7 @@ impl ComfyServer {
     pub fn for_session(&self) -> Self {
         ComfyServer {
             enabled: Arc::default(),
+            subscriptions: Arc::default(),
             ..self.clone()
         }
     }
@@ -96,4 +99,50 @@ pub fn forward_list_changes(engine: &Engine, peers: Arc<ListChangedPeers>) {
         let peers = peers.clone();
         async move { peers.notify_all().await }
     });
+}
+
+/// A session's resource subscriptions: each URI's watcher stops when it is unsubscribed, and
+/// every one stops when the session's server is dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Subscriptions {
+    watchers: std::sync::Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
+}
+
+impl Subscriptions {
+    /// The token that stops `uri`'s new watcher; a watcher the URI had is stopped.
+    pub(crate) fn replace(&self, uri: &str) -> tokio_util::sync::CancellationToken {
+        let token = tokio_util::sync::CancellationToken::new();
+        let previous = self
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(uri.to_owned(), token.clone());
+        if let Some(previous) = previous {
+            previous.cancel();
+        }
+        token
+    }
+
+    pub(crate) fn remove(&self, uri: &str) {
+        let removed = self
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uri);
+        if let Some(token) = removed {
+            token.cancel();
+        }
+    }
+}
+
+impl Drop for Subscriptions {
+    fn drop(&mut self) {
+        let watchers = self
+            .watchers
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for token in watchers.values() {
+            token.cancel();
+        }
+    }
 }

@@ -10,7 +10,8 @@ use comfy_engine::Engine;
 use comfyui_mcp::mcp::ComfyServer;
 use comfyui_mcp::settings::{CommandLineSettings, Settings};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request, ServerResult,
+    CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request,
+    ResourceUpdatedNotificationParam, ServerResult,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RequestHandle, RunningService};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
@@ -21,6 +22,8 @@ pub struct RecordingClient {
     pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
     /// How many `notifications/tools/list_changed` arrived.
     pub tool_list_changes: Arc<AtomicUsize>,
+    /// The URIs of `notifications/resources/updated`, in order.
+    pub resource_updates: Arc<Mutex<Vec<String>>>,
 }
 
 impl ClientHandler for RecordingClient {
@@ -36,6 +39,16 @@ impl ClientHandler for RecordingClient {
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.tool_list_changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Ok(mut updates) = self.resource_updates.lock() {
+            updates.push(params.uri);
+        }
     }
 }
 
@@ -120,6 +133,14 @@ impl Harness {
         assert!(!is_error(&fetched), "{}", text_of(&fetched));
         let summary = json_of(&fetched);
         (fetched, summary)
+    }
+
+    pub fn resource_updates(&self) -> Vec<String> {
+        self.recorder
+            .resource_updates
+            .lock()
+            .map(|updates| updates.clone())
+            .unwrap_or_default()
     }
 
     pub fn tool_list_changes(&self) -> usize {
