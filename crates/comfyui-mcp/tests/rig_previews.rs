@@ -91,10 +91,24 @@ async fn a_running_job_announces_its_sampler_frames() {
         text_of(&finished)
     );
 
-    // Outputs are read, not subscribed to.
-    let refused = harness
+    // The finished job's last frame still reads, and subscribing to it is fine (nothing comes).
+    harness
         .client
-        .subscribe(SubscribeRequestParams::new("comfyui://backend-1/output/x.png"))
-        .await;
-    assert!(refused.is_err(), "{refused:?}");
+        .read_resource(ReadResourceRequestParams::new(uri.clone()))
+        .await
+        .expect("the last frame reads after the job");
+    harness
+        .client
+        .subscribe(SubscribeRequestParams::new(uri))
+        .await
+        .expect("a finished job can be subscribed to");
+
+    // Outputs are read, not subscribed to; a job that does not exist cannot be.
+    for uri in [
+        "comfyui://backend-1/output/x.png".to_owned(),
+        format!("comfyui://job/{}/preview", uuid::Uuid::new_v4()),
+    ] {
+        let refused = harness.client.subscribe(SubscribeRequestParams::new(uri)).await;
+        assert!(refused.is_err(), "{refused:?}");
+    }
 }

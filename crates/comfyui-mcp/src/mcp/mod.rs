@@ -508,6 +508,16 @@ impl ServerHandler for ComfyServer {
                 None,
             ));
         };
+        // An unknown job is an error; a finished one sends no more frames, so needs no watcher
+        // (its last frame can still be read).
+        let (_, job) = self
+            .engine
+            .job(&job_id)
+            .await
+            .map_err(|error| ErrorData::invalid_params(error.to_string(), None))?;
+        if job.current().phase.is_final() {
+            return Ok(());
+        }
         let stop = self.subscriptions.replace(&request.uri);
         let (peer, uri) = (context.peer.clone(), request.uri);
         self.engine.watch_live_preview(job_id, stop, move || {
