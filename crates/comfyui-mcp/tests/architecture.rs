@@ -74,30 +74,53 @@ fn uses<'a>(text: &'a str, pattern: &str) -> Vec<&'a str> {
         .collect()
 }
 
-#[test]
-fn comfy_workflow_is_pure() {
-    let allowed = ["serde", "serde_json", "thiserror"];
-    for name in dependencies("comfy-workflow") {
+/// Checks that `krate` depends only on `allowed` and that no source uses any of `banned`.
+fn assert_pure(krate: &str, allowed: &[&str], banned: &[&str], why: &str) {
+    for name in dependencies(krate) {
         assert!(
             allowed.contains(&name.as_str()),
-            "comfy-workflow depends on {name}; it must stay pure"
+            "{krate} depends on {name}; it must stay pure"
         );
     }
-    for (path, text) in sources("crates/comfy-workflow/src") {
-        for pattern in [
-            "std::fs",
-            "std::net",
-            "std::process",
-            "tokio",
-            "async fn",
-            ".await",
-        ] {
-            assert!(
-                uses(&text, pattern).is_empty(),
-                "{path} uses {pattern}: comfy-workflow does no IO and no async"
-            );
+    for (path, text) in sources(&format!("crates/{krate}/src")) {
+        for pattern in banned {
+            assert!(uses(&text, pattern).is_empty(), "{path} uses {pattern}: {why}");
         }
     }
+}
+
+const IO_AND_ASYNC: &[&str] = &[
+    "std::fs",
+    "std::net",
+    "std::process",
+    "tokio",
+    "async fn",
+    ".await",
+];
+
+#[test]
+fn comfy_workflow_is_pure() {
+    assert_pure(
+        "comfy-workflow",
+        &["serde", "serde_json", "thiserror"],
+        IO_AND_ASYNC,
+        "comfy-workflow does no IO and no async",
+    );
+}
+
+#[test]
+fn comfy_imaging_is_pure() {
+    let banned: Vec<&str> = IO_AND_ASYNC
+        .iter()
+        .copied()
+        .chain(["load_from_memory", "ImageReader"])
+        .collect();
+    assert_pure(
+        "comfy-imaging",
+        &["image", "schemars", "serde", "thiserror"],
+        &banned,
+        "comfy-imaging does no IO, no async and no decoding",
+    );
 }
 
 #[test]
