@@ -8,6 +8,7 @@ pub mod config;
 pub mod definitions;
 pub mod generate;
 pub mod gltf;
+pub mod imaging;
 pub mod insights;
 pub mod intents;
 pub mod jobs;
@@ -45,6 +46,8 @@ pub mod types {
         CancelOutcome, ConnectionState, FileRef, HistoryOutcome, JobPhase, JobSnapshot, JobSubscription,
         OutputFile, SystemStats, describe_bytes, media_type_for,
     };
+    /// The pure image operations and their argument and report types.
+    pub use comfy_imaging as pixels;
     pub use comfy_store::{
         AuditEntry, AuditOutcome, AuditQuery, AuditRecord, CatalogFormat, CollectionSummary, JobMetrics,
         JobState, MetricGrouping, MetricQuery, MetricSummary, OutputQuery, OutputRecord, Percentiles,

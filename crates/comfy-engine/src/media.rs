@@ -327,17 +327,7 @@ pub struct Fingerprint {
 /// The fingerprint of an encoded image, or `None` when it does not decode.
 pub fn fingerprint(bytes: &[u8]) -> Option<Fingerprint> {
     let decoded = decode(bytes)?;
-    let small = decoded
-        .resize_exact(9, 8, image::imageops::FilterType::Triangle)
-        .to_luma8();
-    let mut hash = 0u64;
-    for row in 0..8 {
-        for column in 0..8 {
-            let left = small.get_pixel(column, row)[0];
-            let right = small.get_pixel(column + 1, row)[0];
-            hash = (hash << 1) | u64::from(left > right);
-        }
-    }
+    let hash = comfy_imaging::compare::difference_hash(&decoded);
     Some(Fingerprint {
         width: decoded.width(),
         height: decoded.height(),

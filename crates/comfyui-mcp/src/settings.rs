@@ -67,7 +67,15 @@ pub mod env {
 }
 
 /// Toolsets this build knows (each is one file in `mcp/`).
-pub const KNOWN_TOOLSETS: &[&str] = &["core", "workflows", "templates", "library", "insights"];
+pub const KNOWN_TOOLSETS: &[&str] = &[
+    "core",
+    "workflows",
+    "templates",
+    "library",
+    "insights",
+    "edit",
+    "analysis",
+];
 
 /// A problem in the configuration, naming where it came from.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
@@ -19,7 +18,6 @@ use super::tool::{
 use comfy_engine::BackendStatus;
 use comfy_engine::generate::{ControlNetRequest, GenerateRequest, HiresFixRequest, LoraRequest};
 use comfy_engine::jobs::{JobListing, WaitOutcome};
-use comfy_engine::local_files;
 use comfy_engine::models::{ModelListing, NodeDescription, NodeSearch};
 use comfy_engine::outputs::MAXIMUM_PREVIEW_SOURCE_BYTES;
 use comfy_engine::outputs::UploadRequest;
@@ -664,15 +662,8 @@ async fn upload_image(
     arguments: UploadImageArguments,
     _context: &RequestContext<RoleServer>,
 ) -> Structured<UploadReport> {
-    let allow_local = server.local_files_allowed();
     let (bytes, default_name) = match (&arguments.data_base64, &arguments.url, &arguments.path) {
-        (Some(data), None, None) => {
-            let data = data.split_once("base64,").map_or(data.as_str(), |(_, data)| data);
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(data.trim())
-                .map_err(|error| error_text(format!("data_base64 is not valid base64: {error}")))?;
-            (bytes, "upload.png".to_owned())
-        }
+        (Some(data), None, None) => (super::images::decode_base64(data)?, "upload.png".to_owned()),
         (None, Some(url), None) => {
             let fetched = server
                 .engine
@@ -683,15 +674,7 @@ async fn upload_image(
             (fetched.bytes, name)
         }
         (None, None, Some(path)) => {
-            if !allow_local {
-                return Err(error_text(
-                    "reading local files is disabled on this server (set COMFYUI_MCP_ALLOW_LOCAL_FILES=true to allow it); send data_base64 or url instead",
-                ));
-            }
-            let bytes =
-                local_files::read_bounded(std::path::Path::new(path), local_files::MAXIMUM_IMAGE_BYTES)
-                    .await
-                    .map_err(|error| error_text(error.to_string()))?;
+            let bytes = super::images::read_local(server, path).await?;
             let name = std::path::Path::new(path).file_name().map_or_else(
                 || "upload.png".to_owned(),
                 |name| name.to_string_lossy().into_owned(),

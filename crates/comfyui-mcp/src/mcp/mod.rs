@@ -3,8 +3,11 @@
 //! module wires the children together; they import the shared plumbing (`tool`, `server`,
 //! `render`), never this module, so no child imports its parent.
 
+mod analysis;
 mod catalog;
 mod core;
+mod edit;
+mod images;
 mod insights;
 mod library;
 mod presets;
@@ -72,6 +75,16 @@ const TOOLSETS: &[Toolset] = &[
         name: "insights",
         description: "Job timings, generation-time estimates and the audit log.",
         tools: insights::TOOLS,
+    },
+    Toolset {
+        name: "edit",
+        description: "Native pixel tools, no backend work: masks from alpha, colours, luminance and shapes; blends; colour correction; crop, rotate, flip, resize, pad for outpainting.",
+        tools: edit::TOOLS,
+    },
+    Toolset {
+        name: "analysis",
+        description: "Native image measures: SSIM, PSNR, perceptual-hash and histogram comparison with a difference heatmap; exposure, contrast, colour, sharpness, palette and rule-of-thirds statistics.",
+        tools: analysis::TOOLS,
     },
 ];
 
