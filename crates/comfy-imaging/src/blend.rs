@@ -12,34 +12,34 @@ use crate::{ImagingError, check_range};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BlendMode {
-    /// The layer's colour.
+    // The layer's colour.
     #[default]
     Normal,
-    /// Darkens: base x layer.
+    // Darkens: base x layer.
     Multiply,
-    /// Lightens: the inverse of multiplying the inverses.
+    // Lightens: the inverse of multiplying the inverses.
     Screen,
-    /// Multiply or screen by the base: contrast up, the base's lights and darks kept.
+    // Multiply or screen by the base: contrast up, the base's lights and darks kept.
     Overlay,
-    /// Multiply or screen by the layer.
+    // Multiply or screen by the layer.
     HardLight,
-    /// A gentle overlay (the W3C formula).
+    // A gentle overlay (the W3C formula).
     SoftLight,
-    /// The darker of the two, per channel.
+    // The darker of the two, per channel.
     Darken,
-    /// The lighter of the two, per channel.
+    // The lighter of the two, per channel.
     Lighten,
-    /// Brightens the base by the layer.
+    // Brightens the base by the layer.
     ColorDodge,
-    /// Darkens the base by the layer.
+    // Darkens the base by the layer.
     ColorBurn,
-    /// |base - layer|.
+    // |base - layer|.
     Difference,
-    /// Like difference, lower in contrast.
+    // Like difference, lower in contrast.
     Exclusion,
-    /// base + layer (linear dodge), clipped.
+    // base + layer (linear dodge), clipped.
     Add,
-    /// base - layer, clipped.
+    // base - layer, clipped.
     Subtract,
 }
 

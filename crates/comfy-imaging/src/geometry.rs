@@ -23,12 +23,12 @@ pub struct Crop {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Fit {
-    /// Exactly the size asked for, stretched if need be.
+    // Exactly the size asked for, stretched if need be.
     Exact,
-    /// As large as fits inside the size asked for, shape kept (the default).
+    // As large as fits inside the size asked for, shape kept (the default).
     #[default]
     Contain,
-    /// Fills the size asked for, shape kept, the overflow cropped evenly.
+    // Fills the size asked for, shape kept, the overflow cropped evenly.
     Cover,
 }
 
@@ -39,7 +39,7 @@ pub enum Filter {
     Nearest,
     Bilinear,
     Bicubic,
-    /// Sharpest, slowest (the default).
+    // Sharpest, slowest (the default).
     #[default]
     Lanczos,
 }
@@ -110,9 +110,9 @@ impl Rotation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Flip {
-    /// Left and right swap.
+    // Left and right swap.
     Horizontal,
-    /// Top and bottom swap.
+    // Top and bottom swap.
     Vertical,
 }
 

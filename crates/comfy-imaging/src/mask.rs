@@ -18,14 +18,14 @@ use crate::{ImagingError, check_range, invalid};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Combine {
-    /// Union: the larger of the two.
+    // Union: the larger of the two.
     #[default]
     Add,
-    /// What was selected and is not in this part.
+    // What was selected and is not in this part.
     Subtract,
-    /// Only what both select: the smaller of the two.
+    // Only what both select: the smaller of the two.
     Intersect,
-    /// Selected by exactly one of them.
+    // Selected by exactly one of them.
     Xor,
 }
 
@@ -33,24 +33,24 @@ pub enum Combine {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ShapeKind {
-    /// The image's transparency: selected as much as a pixel is transparent (ComfyUI's reading).
+    // The image's transparency: selected as much as a pixel is transparent (ComfyUI's reading).
     Alpha,
-    /// Pixels within `tolerance` of `color`.
+    // Pixels within `tolerance` of `color`.
     Color,
-    /// Pixels whose luminance (0..1) is within `min`..`max`.
+    // Pixels whose luminance (0..1) is within `min`..`max`.
     Luminance,
-    /// The rectangle `x`, `y`, `width`, `height`.
+    // The rectangle `x`, `y`, `width`, `height`.
     Rectangle,
-    /// The ellipse inscribed in the box `x`, `y`, `width`, `height`.
+    // The ellipse inscribed in the box `x`, `y`, `width`, `height`.
     Ellipse,
-    /// The polygon through `points` (even-odd fill).
+    // The polygon through `points` (even-odd fill).
     Polygon,
-    /// The whole frame (to subtract from, for example).
+    // The whole frame (to subtract from, for example).
     All,
 }
 
 /// One part of a mask, as a caller writes it: `shape` says which of the other fields it uses.
-/// `Image` is however the caller names an image (this crate never reads one itself).
+// `Image` is however the caller names an image: this crate never reads one itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaskPart<Image = ()> {

@@ -111,14 +111,19 @@ pub(crate) fn gaussian_blur(plane: &Plane, sigma: f32) -> Plane {
     let radius = (kernel.len() / 2) as isize;
     let (width, height) = (plane.width, plane.height);
     let mut across = vec![0.0f32; width * height];
+    // Each row mirrored into a padded copy once, so the inner loop is a plain dot product.
+    let mut padded = vec![0.0f32; width + 2 * radius as usize];
     for row in 0..height {
         let line = &plane.values[row * width..(row + 1) * width];
-        for column in 0..width {
-            let mut sum = 0.0;
-            for (tap, weight) in kernel.iter().enumerate() {
-                sum += weight * line[mirror(column as isize + tap as isize - radius, width)];
-            }
-            across[row * width + column] = sum;
+        for (index, cell) in padded.iter_mut().enumerate() {
+            *cell = line[mirror(index as isize - radius, width)];
+        }
+        for (column, target) in across[row * width..(row + 1) * width].iter_mut().enumerate() {
+            *target = kernel
+                .iter()
+                .zip(&padded[column..column + kernel.len()])
+                .map(|(weight, value)| weight * value)
+                .sum();
         }
     }
     let mut values = vec![0.0f32; width * height];

@@ -20,11 +20,11 @@ use comfy_engine::types::pixels::{self, Color, RgbaImage, blend, color, geometry
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 enum MaskOutput {
-    /// A greyscale PNG, white where selected (LoadImageMask reads it with channel red).
+    // A greyscale PNG, white where selected (LoadImageMask reads it with channel red).
     #[default]
     Mask,
-    /// The image with the mask as its transparency, selected pixels transparent: what LoadImage
-    /// hands an inpainting graph as its MASK.
+    // The image with the mask as its transparency, selected pixels transparent: what LoadImage
+    // hands an inpainting graph as its MASK.
     Alpha,
 }
 

@@ -14,26 +14,26 @@ use comfy_engine::imaging::{ImageSource, ResultImage, SourceImage};
 use comfy_engine::local_files;
 use comfy_engine::types::{FileRef, OutputFile};
 
-/// An image, named one way: give exactly one of output_id, filename, data_base64, url, path.
+/// An image: exactly one of output_id, filename, data_base64, url, path.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImageArgument {
-    /// An outputs-library id (search_outputs, or an earlier result's output_id).
+    /// An outputs-library id (from search_outputs or an earlier result).
     pub output_id: Option<i64>,
-    /// A file on the backend by name, as a job's outputs or upload_image list it.
+    /// A backend file's name, as job outputs or upload_image give it.
     pub filename: Option<String>,
-    /// With filename: its subfolder (default none).
+    /// With filename.
     pub subfolder: Option<String>,
     /// With filename: output (default), input or temp.
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// With filename: the backend holding it (default: the default backend).
+    /// With filename.
     pub backend: Option<String>,
-    /// The file's bytes, base64 (a data: URL prefix is fine).
+    /// The file, base64.
     pub data_base64: Option<String>,
-    /// An http(s) URL to fetch (public addresses only unless the operator allows private ones).
+    /// An http(s) URL.
     pub url: Option<String>,
-    /// A file on the machine this server runs on, where local files are allowed.
+    /// A local file, where allowed.
     pub path: Option<String>,
 }
 
