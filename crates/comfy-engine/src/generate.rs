@@ -65,6 +65,11 @@ pub struct ControlNetRequest {
     pub strength: Option<f64>,
     pub start_percent: Option<f64>,
     pub end_percent: Option<f64>,
+    /// Make the control image from `image` first: `canny`, `depth`, `openpose`... (the names
+    /// the enhance module's `PREPROCESSORS` lists).
+    pub preprocessor: Option<String>,
+    /// The preprocessor node's settings by input name (its defaults otherwise).
+    pub preprocessor_settings: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,7 +229,8 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
     Ok(value)
 }
 
-fn random_seed() -> u64 {
+/// A seed for a request that names none.
+pub(crate) fn random_seed() -> u64 {
     let bytes = uuid::Uuid::new_v4().into_bytes();
     // Seeds stay below 2^53 so that every JSON client reads them back exactly.
     u64::from_le_bytes([
@@ -480,6 +486,13 @@ impl Engine {
                 )?,
                 start_percent,
                 end_percent,
+                preprocessor: match &controlnet.preprocessor {
+                    Some(name) => Some(
+                        self.resolve_preprocessor(entry, name, &controlnet.preprocessor_settings)
+                            .await?,
+                    ),
+                    None => None,
+                },
             });
         }
         let hires_fix = match &request.hires_fix {
@@ -589,6 +602,16 @@ impl Engine {
         {
             return Ok(ModelSource::Checkpoint { name: name.clone() });
         }
+        let name = self.default_checkpoint(entry).await?;
+        Ok(ModelSource::Checkpoint { name })
+    }
+
+    /// The checkpoint a request that names none uses: the configured one, else the backend's
+    /// first.
+    pub(crate) async fn default_checkpoint(&self, entry: &BackendEntry) -> Result<String, EngineError> {
+        if let Some(name) = &self.config.default_checkpoint {
+            return Ok(name.clone());
+        }
         let info = self.object_info(entry, false).await?;
         if !info.has_node("CheckpointLoaderSimple") {
             return Err(EngineError::Missing {
@@ -608,12 +631,11 @@ impl Engine {
                 .combo_choices("CheckpointLoaderSimple", "ckpt_name")
                 .unwrap_or_default();
         }
-        let name = choices.into_iter().next().ok_or_else(|| EngineError::Missing {
+        choices.into_iter().next().ok_or_else(|| EngineError::Missing {
             backend: entry.label(),
             what: "a checkpoint model".to_owned(),
             how_to_fix: "put a checkpoint file (.safetensors or .ckpt) into ComfyUI's models/checkpoints folder, or pass `checkpoint` (or `diffusion_model` with `text_encoders` and `vae`); list_models with folder=\"checkpoints\" shows what is there".to_owned(),
-        })?;
-        Ok(ModelSource::Checkpoint { name })
+        })
     }
 }
 

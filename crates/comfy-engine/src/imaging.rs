@@ -172,7 +172,7 @@ impl Engine {
         budget: Option<usize>,
     ) -> Result<ResultImage, EngineError> {
         let (width, height) = image.dimensions();
-        let (png, hash) = self.compute(move || encode_png(&image)).await?;
+        let (png, hash) = self.encode_result(image).await?;
         let png = Bytes::from(png);
         let limit = self.config.preview_bytes.max(1024);
         let budget = budget.unwrap_or(limit).clamp(1024, limit);
@@ -216,9 +216,7 @@ impl Engine {
         backend: Option<&str>,
     ) -> Result<KeptImage, EngineError> {
         let entry = self.pick_backend(backend)?;
-        // Named by content: the same result is one file, and uploading it again is harmless.
-        let digest = format!("{:x}", sha_of(&png));
-        let filename = format!("{}-{}.png", provenance.operation, &digest[..16]);
+        let filename = content_name(provenance.operation, &png);
         let uploaded = entry
             .backend
             .client()
@@ -273,6 +271,20 @@ impl Engine {
             kind: file.kind,
         })
     }
+}
+
+impl Engine {
+    /// A result as PNG bytes and its difference hash, encoded off the async workers.
+    pub async fn encode_result(&self, pixels: ResultPixels) -> Result<(Vec<u8>, u64), EngineError> {
+        self.compute(move || encode_png(&pixels)).await
+    }
+}
+
+/// `<operation>-<16 hex digits of SHA-256>.png`: named by content, the same result is one file
+/// and uploading it again is harmless.
+pub fn content_name(operation: &str, png: &[u8]) -> String {
+    let digest = format!("{:x}", sha_of(png));
+    format!("{operation}-{}.png", &digest[..16])
 }
 
 /// A result's pixels: a colour image or a mask.

@@ -6,6 +6,7 @@ pub mod animation;
 pub mod audio;
 pub mod config;
 pub mod definitions;
+pub mod enhance;
 pub mod generate;
 pub mod gltf;
 pub mod imaging;

@@ -4,6 +4,7 @@
 //! backend's `/object_info` before sending it: a builder never guesses what a backend has.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::graph::{ApiPrompt, Node};
 
@@ -167,7 +168,8 @@ pub struct LoraSpec {
     pub strength_clip: f64,
 }
 
-/// One ControlNet: a model and its (already preprocessed) control image from ComfyUI's input folder.
+/// One ControlNet: a model and its control image from ComfyUI's input folder, already made
+/// (edges, depth, pose...) or made from a plain image by `preprocessor`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ControlNetSpec {
     pub model: String,
@@ -175,6 +177,17 @@ pub struct ControlNetSpec {
     pub strength: f64,
     pub start_percent: f64,
     pub end_percent: f64,
+    #[serde(default)]
+    pub preprocessor: Option<Preprocessor>,
+}
+
+/// A node that turns a plain image into a control image (core `Canny`, or a preprocessor pack's
+/// node): its class, the input the image goes to, and its other settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessor {
+    pub class_type: String,
+    pub image_input: String,
+    pub settings: Vec<(String, Value)>,
 }
 
 /// What the sampler starts from.
@@ -270,17 +283,9 @@ impl Generation {
             model = (node.clone(), 0);
             clip = (node, 1);
         }
-        let positive_text = prompt.add(
-            link(Node::new("CLIPTextEncode"), "clip", &clip)
-                .with("text", self.prompt.as_str())
-                .with_title("Positive prompt"),
-        );
-        let negative_text = prompt.add(
-            link(Node::new("CLIPTextEncode"), "clip", &clip)
-                .with("text", self.negative_prompt.as_str())
-                .with_title("Negative prompt"),
-        );
-        let (mut positive, mut negative): (Socket, Socket) = ((positive_text, 0), (negative_text, 0));
+        let positive_text = encode_text(&mut prompt, &clip, &self.prompt, "Positive prompt");
+        let negative_text = encode_text(&mut prompt, &clip, &self.negative_prompt, "Negative prompt");
+        let (mut positive, mut negative): (Socket, Socket) = (positive_text, negative_text);
         if self.family == ModelFamily::Flux {
             let guided = prompt.add(
                 link(Node::new("FluxGuidance"), "conditioning", &positive)
@@ -301,11 +306,20 @@ impl Generation {
                     .with("control_net_name", controlnet.model.as_str())
                     .with_title(format!("ControlNet {}", index + 1)),
             );
-            let image = prompt.add(
+            let mut image = prompt.add(
                 Node::new("LoadImage")
                     .with("image", controlnet.image.as_str())
                     .with_title(format!("ControlNet {} image", index + 1)),
             );
+            if let Some(preprocessor) = &controlnet.preprocessor {
+                let mut node = Node::new(preprocessor.class_type.as_str())
+                    .with_link(&preprocessor.image_input, &image, 0)
+                    .with_title(format!("ControlNet {} preprocessor", index + 1));
+                for (name, value) in &preprocessor.settings {
+                    node = node.with(name, value.clone());
+                }
+                image = prompt.add(node);
+            }
             let apply = prompt.add(
                 link(
                     link(
@@ -627,6 +641,205 @@ impl TextToImage {
     }
 }
 
+/// An image in ComfyUI's input folder made larger in passes: each pass runs the upscale model
+/// (when there is one), then resamples to that pass's exact size, then (when asked) repaints
+/// details with a low-denoise img2img through tiled VAE nodes, so large images fit in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Upscale {
+    pub image: String,
+    /// The source's size: each pass's exact size is computed from it.
+    pub width: u32,
+    pub height: u32,
+    /// The overall factor; each of the `passes` multiplies by its `passes`-th root.
+    pub scale: f64,
+    pub passes: u32,
+    /// An upscale model (`models/upscale_models`); `None` resamples only.
+    pub model: Option<String>,
+    /// `ImageScale`'s method: nearest-exact, bilinear, area, bicubic, lanczos.
+    pub filter: String,
+    pub refine: Option<Refinement>,
+    pub filename_prefix: String,
+}
+
+/// The img2img pass that follows each upscale pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refinement {
+    pub checkpoint: String,
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub steps: u32,
+    pub cfg: f64,
+    pub sampler: String,
+    pub scheduler: String,
+    pub seed: u64,
+    pub denoise: f64,
+    /// The tiled VAE nodes' tile side in pixels (a multiple of 64).
+    pub tile_size: u32,
+}
+
+impl Upscale {
+    /// The size after each pass. With refinement a size is rounded to a multiple of 8, which the
+    /// VAE needs.
+    pub fn pass_sizes(&self) -> Vec<(u32, u32)> {
+        let passes = self.passes.max(1);
+        (1..=passes)
+            .map(|pass| {
+                let factor = self.scale.powf(f64::from(pass) / f64::from(passes));
+                let side = |value: u32| {
+                    let scaled = (f64::from(value) * factor).round().max(1.0) as u32;
+                    if self.refine.is_some() {
+                        (scaled.div_ceil(8) * 8).max(8)
+                    } else {
+                        scaled
+                    }
+                };
+                (side(self.width), side(self.height))
+            })
+            .collect()
+    }
+
+    pub fn build(&self) -> BuiltGraph {
+        let mut prompt = ApiPrompt::new();
+        let mut image: Socket = (
+            prompt.add(
+                Node::new("LoadImage")
+                    .with("image", self.image.as_str())
+                    .with_title("Image"),
+            ),
+            0,
+        );
+        let loader = self.model.as_ref().map(|model| {
+            prompt.add(
+                Node::new("UpscaleModelLoader")
+                    .with("model_name", model.as_str())
+                    .with_title("Upscale model"),
+            )
+        });
+        let refiner = self
+            .refine
+            .as_ref()
+            .map(|refine| refiner_nodes(&mut prompt, refine));
+        let mut sampler_node = String::new();
+        for (index, (width, height)) in self.pass_sizes().into_iter().enumerate() {
+            let pass = index + 1;
+            if let Some(loader) = &loader {
+                let upscaled = prompt.add(
+                    link(Node::new("ImageUpscaleWithModel"), "image", &image)
+                        .with_link("upscale_model", loader, 0)
+                        .with_title(format!("Pass {pass}: upscale model")),
+                );
+                image = (upscaled, 0);
+            }
+            let resized = prompt.add(
+                link(Node::new("ImageScale"), "image", &image)
+                    .with("upscale_method", self.filter.as_str())
+                    .with("width", width)
+                    .with("height", height)
+                    .with("crop", "disabled")
+                    .with_title(format!("Pass {pass}: {width} x {height}")),
+            );
+            image = (resized, 0);
+            if let (Some(refine), Some(nodes)) = (&self.refine, &refiner) {
+                let (decoded, sampler) = refine_pass(&mut prompt, refine, nodes, &image, pass);
+                image = decoded;
+                sampler_node = sampler;
+            }
+        }
+        let output_node = prompt.add(
+            link(Node::new("SaveImage"), "images", &image)
+                .with("filename_prefix", self.filename_prefix.as_str())
+                .with_title("Save"),
+        );
+        BuiltGraph {
+            prompt,
+            sampler_node,
+            output_node,
+        }
+    }
+}
+
+/// The checkpoint and prompts a refinement samples with: (model, vae, positive, negative).
+struct RefinerNodes {
+    model: Socket,
+    vae: Socket,
+    positive: Socket,
+    negative: Socket,
+}
+
+fn refiner_nodes(prompt: &mut ApiPrompt, refine: &Refinement) -> RefinerNodes {
+    let checkpoint = prompt.add(
+        Node::new("CheckpointLoaderSimple")
+            .with("ckpt_name", refine.checkpoint.as_str())
+            .with_title("Refiner checkpoint"),
+    );
+    let clip: Socket = (checkpoint.clone(), 1);
+    RefinerNodes {
+        positive: encode_text(prompt, &clip, &refine.prompt, "Refiner prompt"),
+        negative: encode_text(prompt, &clip, &refine.negative_prompt, "Refiner negative prompt"),
+        model: (checkpoint.clone(), 0),
+        vae: (checkpoint, 2),
+    }
+}
+
+/// A `CLIPTextEncode` of `text` with `clip`; its conditioning.
+fn encode_text(prompt: &mut ApiPrompt, clip: &Socket, text: &str, title: &str) -> Socket {
+    let node = prompt.add(
+        link(Node::new("CLIPTextEncode"), "clip", clip)
+            .with("text", text)
+            .with_title(title),
+    );
+    (node, 0)
+}
+
+/// One low-denoise img2img over `image` with tiled VAE nodes: (the decoded image, the sampler).
+fn refine_pass(
+    prompt: &mut ApiPrompt,
+    refine: &Refinement,
+    nodes: &RefinerNodes,
+    image: &Socket,
+    pass: usize,
+) -> (Socket, String) {
+    let tiled = |node: Node| {
+        node.with("tile_size", refine.tile_size)
+            .with("overlap", 64)
+            .with("temporal_size", 64)
+            .with("temporal_overlap", 8)
+    };
+    let encoded = prompt.add(
+        tiled(link(
+            link(Node::new("VAEEncodeTiled"), "pixels", image),
+            "vae",
+            &nodes.vae,
+        ))
+        .with_title(format!("Pass {pass}: encode")),
+    );
+    let sampler = prompt.add(
+        link(
+            link(
+                link(Node::new("KSampler"), "model", &nodes.model),
+                "positive",
+                &nodes.positive,
+            ),
+            "negative",
+            &nodes.negative,
+        )
+        .with_link("latent_image", &encoded, 0)
+        .with("seed", refine.seed)
+        .with("steps", refine.steps)
+        .with("cfg", refine.cfg)
+        .with("sampler_name", refine.sampler.as_str())
+        .with("scheduler", refine.scheduler.as_str())
+        .with("denoise", refine.denoise)
+        .with_title(format!("Pass {pass}: refine")),
+    );
+    let decoded = prompt.add(
+        tiled(link(Node::new("VAEDecodeTiled"), "vae", &nodes.vae))
+            .with_link("samples", &sampler, 0)
+            .with_title(format!("Pass {pass}: decode")),
+    );
+    ((decoded, 0), sampler)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -758,6 +971,14 @@ mod tests {
                 strength: 0.8,
                 start_percent: 0.0,
                 end_percent: 1.0,
+                preprocessor: Some(Preprocessor {
+                    class_type: "Canny".into(),
+                    image_input: "image".into(),
+                    settings: vec![
+                        ("low_threshold".into(), serde_json::json!(0.3)),
+                        ("high_threshold".into(), serde_json::json!(0.7)),
+                    ],
+                }),
             },
             ControlNetSpec {
                 model: "b.safetensors".into(),
@@ -765,6 +986,7 @@ mod tests {
                 strength: 0.5,
                 start_percent: 0.0,
                 end_percent: 0.7,
+                preprocessor: None,
             },
         ];
         generation.hires_fix = Some(HiresFix {
@@ -790,6 +1012,70 @@ mod tests {
         );
         assert_eq!(classes.iter().filter(|class| **class == "KSampler").count(), 2);
         assert!(classes.contains(&"ImageUpscaleWithModel") && classes.contains(&"LatentUpscaleBy"));
+        assert_eq!(classes.iter().filter(|class| **class == "Canny").count(), 1);
+        assert_only_missing_files(&built);
+    }
+
+    #[test]
+    fn upscales_run_in_passes_of_exact_sizes() {
+        let mut upscale = Upscale {
+            image: "photo.png".into(),
+            width: 100,
+            height: 60,
+            scale: 4.0,
+            passes: 2,
+            model: Some("x2.safetensors".into()),
+            filter: "lanczos".into(),
+            refine: None,
+            filename_prefix: "up".into(),
+        };
+        assert_eq!(upscale.pass_sizes(), [(200, 120), (400, 240)]);
+        let classes = |built: &BuiltGraph| -> Vec<String> {
+            built
+                .prompt
+                .nodes
+                .values()
+                .map(|node| node.class_type.clone())
+                .collect()
+        };
+        let built = upscale.build();
+        let found = classes(&built);
+        assert_eq!(
+            found
+                .iter()
+                .filter(|class| *class == "ImageUpscaleWithModel")
+                .count(),
+            2
+        );
+        assert_eq!(
+            found
+                .iter()
+                .filter(|class| *class == "UpscaleModelLoader")
+                .count(),
+            1
+        );
+        assert_only_missing_files(&built);
+        upscale.scale = 1.5;
+        upscale.passes = 1;
+        upscale.model = None;
+        upscale.refine = Some(Refinement {
+            checkpoint: "tiny.ckpt".into(),
+            prompt: "sharp".into(),
+            negative_prompt: String::new(),
+            steps: 4,
+            cfg: 5.0,
+            sampler: "euler".into(),
+            scheduler: "normal".into(),
+            seed: 1,
+            denoise: 0.3,
+            tile_size: 512,
+        });
+        assert_eq!(upscale.pass_sizes(), [(152, 96)], "rounded up to multiples of 8");
+        let built = upscale.build();
+        let found = classes(&built);
+        assert!(found.contains(&"VAEEncodeTiled".to_owned()) && found.contains(&"VAEDecodeTiled".to_owned()));
+        assert!(!found.contains(&"ImageUpscaleWithModel".to_owned()));
+        assert_eq!(built.prompt.nodes[&built.sampler_node].class_type, "KSampler");
         assert_only_missing_files(&built);
     }
 

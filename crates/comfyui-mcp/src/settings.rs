@@ -74,6 +74,7 @@ pub const KNOWN_TOOLSETS: &[&str] = &[
     "library",
     "insights",
     "edit",
+    "enhance",
     "analysis",
 ];
 

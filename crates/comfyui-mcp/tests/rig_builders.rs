@@ -9,7 +9,8 @@ use comfy_api::{
     Backend, BackendOptions, ClientError, ComfyClient, FileRef, JobPhase, SubmitOptions, UploadKind,
 };
 use comfy_workflow::builders::{
-    Canvas, ControlNetSpec, Generation, HiresFix, LoraSpec, ModelFamily, ModelSource, TextToImage,
+    Canvas, ControlNetSpec, Generation, HiresFix, LoraSpec, ModelFamily, ModelSource, Preprocessor,
+    TextToImage,
 };
 use test_support::comfyui_url;
 use tokio_util::sync::CancellationToken;
@@ -183,6 +184,15 @@ async fn sd15_builders_run_for_real() {
             strength: 0.9,
             start_percent: 0.0,
             end_percent: 1.0,
+            // Core Canny makes the control image from the plain picture.
+            preprocessor: Some(Preprocessor {
+                class_type: "Canny".into(),
+                image_input: "image".into(),
+                settings: vec![
+                    ("low_threshold".into(), serde_json::json!(0.2)),
+                    ("high_threshold".into(), serde_json::json!(0.6)),
+                ],
+            }),
         },
         ControlNetSpec {
             model: controlnet,
@@ -190,6 +200,7 @@ async fn sd15_builders_run_for_real() {
             strength: 0.4,
             start_percent: 0.2,
             end_percent: 0.8,
+            preprocessor: None,
         },
     ];
     assert_eq!(run(&backend, &controlled).await, (64, 64));

@@ -81,8 +81,16 @@ struct LoraArgument {
 struct ControlNetArgument {
     /// ControlNet model from models/controlnet.
     model: String,
-    /// Control image (already preprocessed: edges, depth, pose...) from upload_image.
+    /// Control image from upload_image: already preprocessed (edges, depth, pose...), or a plain
+    /// image with preprocessor.
     image: String,
+    /// Make the control image from image first: canny (core), or depth, openpose, lineart,
+    /// softedge, scribble, normal, segmentation, tile (comfyui_controlnet_aux pack).
+    preprocessor: Option<String>,
+    /// The preprocessor node's settings by input name (e.g. canny low_threshold, high_threshold);
+    /// its defaults otherwise.
+    #[serde(default)]
+    preprocessor_settings: Map<String, Value>,
     /// Default 1.0.
     strength: Option<f64>,
     /// Fraction of sampling where it starts (default 0).
@@ -474,6 +482,8 @@ async fn generate_image(
                 strength: controlnet.strength,
                 start_percent: controlnet.start_percent,
                 end_percent: controlnet.end_percent,
+                preprocessor: controlnet.preprocessor,
+                preprocessor_settings: controlnet.preprocessor_settings,
             })
             .collect(),
         hires_fix: arguments.hires_fix.map(|hires| HiresFixRequest {

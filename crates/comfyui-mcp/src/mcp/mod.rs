@@ -7,6 +7,7 @@ mod analysis;
 mod catalog;
 mod core;
 mod edit;
+mod enhance;
 mod images;
 mod insights;
 mod library;
@@ -80,6 +81,11 @@ const TOOLSETS: &[Toolset] = &[
         name: "edit",
         description: "Native pixel tools, no backend work: masks from alpha, colours, luminance and shapes; blends; colour correction; crop, rotate, flip, resize, pad for outpainting.",
         tools: edit::TOOLS,
+    },
+    Toolset {
+        name: "enhance",
+        description: "Backend work on existing images: upscaling with a model or resampling, progressive passes, tiled img2img refinement.",
+        tools: enhance::TOOLS,
     },
     Toolset {
         name: "analysis",

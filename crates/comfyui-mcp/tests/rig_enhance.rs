@@ -1,0 +1,184 @@
+//! Backend enhancement through MCP against the real rig: `upscale_image` of an image sent as
+//! base64 (staged in the input folder) and of a library output, with the rig's tiny upscale
+//! model, by resampling in progressive passes, and refined by img2img over tiled VAE nodes;
+//! `generate_image` with a ControlNet whose control image core Canny makes from a plain picture;
+//! and the precise refusals (a preprocessor pack the rig lacks, an unknown model, bad ranges).
+//! Needs `COMFYUI_MCP_TEST_URL`.
+
+mod common;
+
+use base64::Engine as _;
+use common::{Harness, all_toolsets, connect_with, is_error, json_of, noise_png, text_of};
+use serde_json::{Value, json};
+
+async fn harness() -> Harness {
+    connect_with(all_toolsets("enhance", &|_| None)).await
+}
+
+/// A noise PNG of `side` with a per-run first byte, so ComfyUI cannot answer from its cache.
+fn picture(side: u32) -> String {
+    let mut png = noise_png(side);
+    let image = image::load_from_memory(&png).expect("a PNG").to_rgb8();
+    let mut image = image;
+    image.put_pixel(
+        0,
+        0,
+        image::Rgb([(uuid::Uuid::new_v4().as_u128() % 256) as u8, 0, 0]),
+    );
+    png.clear();
+    image::DynamicImage::ImageRgb8(image)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("a PNG");
+    base64::engine::general_purpose::STANDARD.encode(png)
+}
+
+/// The size of a finished job's first output, read from get_output's preview.
+async fn output_size(harness: &Harness, result: &rmcp::model::CallToolResult) -> (u64, u64, Value) {
+    assert!(!is_error(result), "{}", text_of(result));
+    let summary = json_of(result);
+    assert_eq!(summary["status"], "succeeded", "{summary:#}");
+    let (_, fetched) = harness.get_output(&summary["outputs"][0], json!({})).await;
+    let preview = &fetched["preview"];
+    assert_eq!(preview["downscaled"], false, "{fetched:#}");
+    (
+        preview["width"].as_u64().expect("a width"),
+        preview["height"].as_u64().expect("a height"),
+        summary,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_upscaled_by_model_by_passes_and_with_refinement() {
+    let harness = harness().await;
+    let by_model = harness
+        .call(
+            "upscale_image",
+            json!({"image": {"data_base64": picture(48)}, "scale": 2}),
+        )
+        .await;
+    let (width, height, summary) = output_size(&harness, &by_model).await;
+    assert_eq!((width, height), (96, 96), "{summary:#}");
+    assert!(
+        summary["parameters"]["model"]
+            .as_str()
+            .is_some_and(|model| model.starts_with("tiny-compact-x2")),
+        "{summary:#}"
+    );
+
+    // The result, taken back from the library, upscaled x4 in two resampling passes.
+    let listed = harness
+        .call("search_outputs", json!({"job_id": summary["job_id"]}))
+        .await;
+    let output_id = json_of(&listed)["outputs"][0]["id"].clone();
+    assert!(output_id.is_i64(), "{}", text_of(&listed));
+    let progressive = harness
+        .call(
+            "upscale_image",
+            json!({"image": {"output_id": output_id}, "scale": 4, "passes": 2, "method": "pixel", "filter": "bicubic"}),
+        )
+        .await;
+    let (width, height, summary) = output_size(&harness, &progressive).await;
+    assert_eq!((width, height), (384, 384), "{summary:#}");
+    assert_eq!(
+        summary["parameters"]["pass_sizes"],
+        json!([[192, 192], [384, 384]])
+    );
+
+    // Refined: each pass repainted by the rig's tiny checkpoint through tiled VAE nodes.
+    let refined = harness
+        .call(
+            "upscale_image",
+            json!({"image": {"data_base64": picture(40)}, "scale": 1.5, "method": "pixel",
+                   "refine": {"prompt": "sharp details", "denoise": 0.3, "steps": 2, "seed": 5}}),
+        )
+        .await;
+    let (width, height, summary) = output_size(&harness, &refined).await;
+    assert_eq!(
+        (width, height),
+        (64, 64),
+        "60 rounded up to a multiple of 8: {summary:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controlnet_image_is_made_by_canny_from_a_plain_picture() {
+    let harness = harness().await;
+    let uploaded = harness
+        .call(
+            "upload_image",
+            json!({"data_base64": picture(64), "filename": "canny-source.png"}),
+        )
+        .await;
+    assert!(!is_error(&uploaded), "{}", text_of(&uploaded));
+    let name = json_of(&uploaded)["name"].clone();
+    let models = harness.call("list_models", json!({"folder": "controlnet"})).await;
+    let controlnet = json_of(&models)["files"][0]["name"].clone();
+    assert!(controlnet.is_string(), "{}", text_of(&models));
+    let generated = harness
+        .call(
+            "generate_image",
+            json!({"prompt": common::unique_prompt("edges"), "width": 64, "height": 64, "steps": 2,
+                   "controlnets": [{"model": controlnet, "image": name, "preprocessor": "canny",
+                                    "preprocessor_settings": {"low_threshold": 0.2}}]}),
+        )
+        .await;
+    assert!(!is_error(&generated), "{}", text_of(&generated));
+    assert_eq!(
+        json_of(&generated)["status"],
+        "succeeded",
+        "{}",
+        text_of(&generated)
+    );
+
+    for (preprocessor, settings, expected) in [
+        ("depth", json!({}), "comfyui_controlnet_aux"),
+        ("sketchy", json!({}), "unknown preprocessor"),
+        ("canny", json!({"radius": 3}), "has no setting \"radius\""),
+    ] {
+        let refused = harness
+            .call(
+                "generate_image",
+                json!({"prompt": "x", "width": 64, "height": 64, "steps": 1,
+                       "controlnets": [{"model": controlnet, "image": name, "preprocessor": preprocessor,
+                                        "preprocessor_settings": settings}]}),
+            )
+            .await;
+        assert!(is_error(&refused), "{preprocessor}: {}", text_of(&refused));
+        assert!(
+            text_of(&refused).contains(expected),
+            "{preprocessor}: {}",
+            text_of(&refused)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upscales_refuse_what_cannot_run_precisely() {
+    let harness = harness().await;
+    let image = json!({"data_base64": picture(16)});
+    for (arguments, expected) in [
+        (
+            json!({"image": image, "model": "4x-nothing.pth"}),
+            "not in models/upscale_models",
+        ),
+        (json!({"image": image, "scale": 20}), "scale must be 1 to 8"),
+        (json!({"image": image, "passes": 9}), "passes must be 1 to 4"),
+        (
+            json!({"image": image, "method": "magic"}),
+            "neither model nor pixel",
+        ),
+        (json!({"image": image, "filter": "sinc"}), "is none of lanczos"),
+        (
+            json!({"image": image, "refine": {"tile_size": 100}}),
+            "multiple of 64",
+        ),
+    ] {
+        let refused = harness.call("upscale_image", arguments.clone()).await;
+        assert!(is_error(&refused), "{arguments}: {}", text_of(&refused));
+        assert!(
+            text_of(&refused).contains(expected),
+            "{arguments}: {}",
+            text_of(&refused)
+        );
+    }
+}
