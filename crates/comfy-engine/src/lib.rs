@@ -9,6 +9,7 @@ pub mod definitions;
 pub mod enhance;
 pub mod generate;
 pub mod gltf;
+pub mod grids;
 pub mod imaging;
 pub mod insights;
 pub mod intents;

@@ -8,6 +8,7 @@
 //! - [`color`]: white balance, histogram matching, levels, brightness, contrast, saturation.
 //! - [`geometry`]: crop, rotate, flip, resize, pad.
 //! - [`compare`]: SSIM, PSNR, perceptual-hash and histogram distances, a difference heatmap.
+//! - [`sheet`]: labelled grids of cells, text in an 8 x 8 bitmap font.
 //! - [`analyze`]: exposure, contrast, colour, sharpness, palette and rule-of-thirds statistics.
 //!
 //! Every operation that makes an image checks its size against [`MAXIMUM_SIDE`] and
@@ -19,6 +20,7 @@ pub mod color;
 pub mod compare;
 pub mod geometry;
 pub mod mask;
+pub mod sheet;
 
 mod planes;
 

@@ -117,7 +117,7 @@ fn comfy_imaging_is_pure() {
         .collect();
     assert_pure(
         "comfy-imaging",
-        &["image", "schemars", "serde", "thiserror"],
+        &["font8x8", "image", "schemars", "serde", "thiserror"],
         &banned,
         "comfy-imaging does no IO, no async and no decoding",
     );

@@ -182,3 +182,78 @@ async fn upscales_refuse_what_cannot_run_precisely() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grid_sweeps_two_parameters_into_a_labelled_sheet_and_tags_its_cells() {
+    let harness = harness().await;
+    let prompt = common::unique_prompt("a red fox");
+    let grid = harness
+        .call(
+            "generate_grid",
+            json!({"prompt": prompt, "width": 64, "height": 64, "steps": 2,
+                   "x": {"parameter": "seed", "values": [1, 2, 3]},
+                   "y": {"parameter": "prompt_replace", "values": ["red", "grey"]}}),
+        )
+        .await;
+    assert!(!is_error(&grid), "{}", text_of(&grid));
+    let report = json_of(&grid);
+    assert_eq!(
+        (report["columns"].as_u64(), report["rows"].as_u64()),
+        (Some(3), Some(2)),
+        "{report:#}"
+    );
+    let cells = report["cells"].as_array().expect("cells");
+    assert_eq!(cells.len(), 6);
+    assert!(
+        cells.iter().all(|cell| cell["status"] == "succeeded"),
+        "{report:#}"
+    );
+    assert_eq!(cells[5]["settings"], json!({"seed": 3, "prompt_replace": "grey"}));
+    assert_eq!(report["tagged"], 6, "{report:#}");
+    // The sheet: 3 x 64 cells with gaps and a label column, kept in the library.
+    let sheet = image::load_from_memory(
+        &base64::engine::general_purpose::STANDARD
+            .decode(common::inline_image(&grid, "image/png"))
+            .expect("base64"),
+    )
+    .expect("the sheet");
+    assert!(
+        sheet.width() > 3 * 64 && sheet.height() > 2 * 64,
+        "{} x {}",
+        sheet.width(),
+        sheet.height()
+    );
+    assert!(report["sheet"]["kept"]["output_id"].is_i64(), "{report:#}");
+
+    // Every cell's output carries the grid's tag and its own values.
+    let tag = report["tag"].as_str().expect("a tag").to_owned();
+    let tagged = harness.call("search_outputs", json!({"tag": tag})).await;
+    assert_eq!(
+        json_of(&tagged)["outputs"].as_array().map(Vec::len),
+        Some(6),
+        "{}",
+        text_of(&tagged)
+    );
+    let one = harness
+        .call("search_outputs", json!({"tag": "prompt_replace=grey"}))
+        .await;
+    assert!(
+        json_of(&one)["outputs"]
+            .as_array()
+            .is_some_and(|outputs| outputs.len() >= 3),
+        "{}",
+        text_of(&one)
+    );
+
+    let refused = harness
+        .call(
+            "generate_grid",
+            json!({"prompt": "x", "x": {"parameter": "colour", "values": [1]}}),
+        )
+        .await;
+    assert!(
+        text_of(&refused).contains("cannot sweep"),
+        "{}",
+        text_of(&refused)
+    );
+}

@@ -12,6 +12,11 @@ use super::render::engine_error;
 use super::server::ComfyServer;
 use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool, follow_job, job_answer, wait_limit};
 use comfy_engine::enhance::{RefineRequest, UpscaleRequest};
+use comfy_engine::generate::GenerateRequest;
+use comfy_engine::grids::{FinishedCell, GridAxis, GridSheet, plan_grid};
+use comfy_engine::types::JobPhase;
+use serde::Serialize;
+use serde_json::Value;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -54,14 +59,84 @@ struct UpscaleImageArguments {
     backend: Option<String>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AxisArgument {
+    /// seed, steps, cfg, sampler, scheduler, denoise, prompt, prompt_replace (the first value is
+    /// the text found in the prompt, each value replaces it), negative_prompt or checkpoint.
+    parameter: String,
+    /// 1 to 16 values.
+    values: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GenerateGridArguments {
+    /// The prompt every cell starts from.
+    prompt: String,
+    negative_prompt: Option<String>,
+    width: Option<i64>,
+    height: Option<i64>,
+    steps: Option<i64>,
+    cfg: Option<f64>,
+    sampler: Option<String>,
+    scheduler: Option<String>,
+    /// The seed of every cell the axes leave it to (default: one random seed for all, so cells
+    /// differ only by what is swept).
+    seed: Option<u64>,
+    checkpoint: Option<String>,
+    /// The columns' parameter and values.
+    x: AxisArgument,
+    /// The rows' parameter and values (at most 64 cells in all).
+    y: Option<AxisArgument>,
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+    max_preview_bytes: Option<usize>,
+}
+
+/// One cell of a grid answer.
+#[derive(Debug, Serialize)]
+struct CellReport {
+    column: usize,
+    row: usize,
+    settings: serde_json::Map<String, Value>,
+    /// queued, running, succeeded, failed or cancelled; or refused (it was never queued).
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct GridReport {
+    columns: usize,
+    rows: usize,
+    cells: Vec<CellReport>,
+    #[serde(flatten)]
+    sheet: GridSheet,
+    /// Cells not finished when the wait ended are drawn grey; get_job follows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unfinished: Option<usize>,
+}
+
 /// This toolset's tools, each declared once.
-pub(crate) const TOOLS: &[ToolDeclaration] = &[declare_tool!(
-    "upscale_image",
-    "Upscale any existing image (library id, backend file, base64, URL) on the backend: with an upscale model or by resampling, in one or several progressive passes of exact sizes, each optionally refined by a low-denoise img2img over tiled VAE nodes. Waits (bounded) and returns the result with a preview, or the job id to follow.",
-    Hints::CREATES,
-    UpscaleImageArguments,
-    upscale_image,
-)];
+pub(crate) const TOOLS: &[ToolDeclaration] = &[
+    declare_tool!(
+        "upscale_image",
+        "Upscale any existing image (library id, backend file, base64, URL) on the backend: with an upscale model or by resampling, in one or several progressive passes of exact sizes, each optionally refined by a low-denoise img2img over tiled VAE nodes. Waits (bounded) and returns the result with a preview, or the job id to follow.",
+        Hints::CREATES,
+        UpscaleImageArguments,
+        upscale_image,
+    ),
+    declare_tool!(
+        "generate_grid",
+        "Variations and X/Y grids: one generation swept over the values of one or two parameters (seed, steps, cfg, sampler, scheduler, denoise, prompt, prompt search/replace, negative prompt, checkpoint), queued as one batch. Answers an annotated contact sheet (axis labels drawn, kept in the library) and every cell's job; each cell's output is tagged with the grid and its values.",
+        Hints::CREATES,
+        GenerateGridArguments,
+        generate_grid,
+    ),
+];
 
 async fn upscale_image(
     server: &ComfyServer,
@@ -97,4 +172,92 @@ async fn upscale_image(
         .await
         .map_err(|error| engine_error(&error))?;
     Ok(job_answer(server, entry, &outcome, Some(parameters)).await)
+}
+
+async fn generate_grid(
+    server: &ComfyServer,
+    arguments: GenerateGridArguments,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let limit = wait_limit(server, arguments.wait_seconds, server.engine.config.wait)?;
+    let base = GenerateRequest {
+        prompt: arguments.prompt,
+        negative_prompt: arguments.negative_prompt,
+        width: arguments.width,
+        height: arguments.height,
+        steps: arguments.steps,
+        cfg: arguments.cfg,
+        sampler: arguments.sampler,
+        scheduler: arguments.scheduler,
+        seed: arguments.seed.map(i128::from),
+        checkpoint: arguments.checkpoint,
+        backend: arguments.backend,
+        ..Default::default()
+    };
+    let axis = |argument: AxisArgument| GridAxis {
+        parameter: argument.parameter,
+        values: argument.values,
+    };
+    let (x, y) = (axis(arguments.x), arguments.y.map(axis));
+    let plan = plan_grid(&base, &x, y.as_ref()).map_err(|error| engine_error(&error))?;
+    let mut queued = Vec::new();
+    for (index, cell) in plan.cells.iter().enumerate() {
+        match server.engine.generate(&cell.request).await {
+            Ok((entry, job, _)) => queued.push(Ok((entry, job))),
+            // The first cell's refusal is every cell's (the same graph): nothing else is queued.
+            Err(error) if index == 0 => return Err(engine_error(&error)),
+            Err(error) => queued.push(Err(error.to_string())),
+        }
+    }
+    let mut finished = Vec::new();
+    let mut cells = Vec::new();
+    let mut unfinished = 0;
+    for (cell, job) in plan.cells.iter().zip(queued) {
+        let mut report = CellReport {
+            column: cell.column,
+            row: cell.row,
+            settings: cell.settings.clone(),
+            status: "refused".to_owned(),
+            job_id: None,
+            error: None,
+        };
+        let done = match job {
+            Err(error) => {
+                report.error = Some(error);
+                None
+            }
+            Ok((entry, mut job)) => {
+                let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
+                    .await
+                    .map_err(|error| engine_error(&error))?;
+                let snapshot = outcome.snapshot();
+                report.status = snapshot.phase.as_str().to_owned();
+                report.job_id = Some(snapshot.prompt_id.clone());
+                report.error = snapshot.failure.as_ref().map(|failure| failure.message.clone());
+                if !snapshot.phase.is_final() {
+                    unfinished += 1;
+                }
+                (snapshot.phase == JobPhase::Succeeded).then(|| FinishedCell {
+                    backend: entry.name.clone(),
+                    job_id: snapshot.prompt_id.clone(),
+                    outputs: snapshot.outputs.clone(),
+                })
+            }
+        };
+        finished.push(done);
+        cells.push(report);
+    }
+    let sheet = server
+        .engine
+        .assemble_grid(&plan, &finished, arguments.max_preview_bytes)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let report = GridReport {
+        columns: plan.columns,
+        rows: plan.cells.len().div_ceil(plan.columns),
+        cells,
+        sheet,
+        unfinished: (unfinished > 0).then_some(unfinished),
+    };
+    Ok(images::answer(&report, &[&report.sheet.sheet]))
 }

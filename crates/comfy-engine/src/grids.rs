@@ -1,0 +1,377 @@
+//! Variations and X/Y grids: one generation request swept over the values of one or two
+//! parameters (seed, steps, cfg, sampler, scheduler, denoise, prompt, a prompt search/replace,
+//! the negative prompt, the checkpoint), queued as one batch; when the jobs end, an annotated
+//! contact sheet (axis labels drawn) is kept in the library and every cell's output is tagged with
+//! the grid and its parameter values.
+
+use comfy_api::OutputFile;
+use image::RgbaImage;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::generate::GenerateRequest;
+use crate::imaging::{Provenance, ResultImage, ResultPixels};
+use crate::{Engine, EngineError, media};
+
+/// Most values on one axis.
+pub const MAXIMUM_AXIS_VALUES: usize = 16;
+/// Most cells in one grid.
+pub const MAXIMUM_CELLS: usize = 64;
+/// The longer side a sheet is kept within (cells are scaled down to fit).
+const SHEET_SIDE: u32 = 2048;
+
+/// The parameters an axis can sweep.
+pub const GRID_PARAMETERS: &[&str] = &[
+    "seed",
+    "steps",
+    "cfg",
+    "sampler",
+    "scheduler",
+    "denoise",
+    "prompt",
+    "prompt_replace",
+    "negative_prompt",
+    "checkpoint",
+];
+
+/// One axis: a parameter and its values. For `prompt_replace` the first value is the text to
+/// find in the prompt and every value (the first included) replaces it in turn.
+#[derive(Debug, Clone)]
+pub struct GridAxis {
+    pub parameter: String,
+    pub values: Vec<Value>,
+}
+
+/// One cell: its place and the request it runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct GridCell {
+    pub column: usize,
+    pub row: usize,
+    /// The swept parameters' values here.
+    pub settings: serde_json::Map<String, Value>,
+    #[serde(skip)]
+    pub request: GenerateRequest,
+}
+
+/// Every cell of a grid, and its labels.
+#[derive(Debug, Clone)]
+pub struct GridPlan {
+    /// A short id the cells' tags carry (`grid <id>`).
+    pub id: String,
+    pub columns: usize,
+    pub cells: Vec<GridCell>,
+    pub column_labels: Vec<String>,
+    pub row_labels: Vec<String>,
+}
+
+/// Plans the cells of `base` swept over `x` (columns) and `y` (rows).
+pub fn plan_grid(
+    base: &GenerateRequest,
+    x: &GridAxis,
+    y: Option<&GridAxis>,
+) -> Result<GridPlan, EngineError> {
+    check_axis(x)?;
+    if let Some(y) = y {
+        check_axis(y)?;
+        if y.parameter == x.parameter {
+            return Err(EngineError::bad_input("x and y sweep the same parameter"));
+        }
+    }
+    let rows = y.map_or(1, |y| y.values.len());
+    // One seed for every cell the axes leave it to, so cells differ only by what is swept.
+    let mut base = base.clone();
+    base.seed = base
+        .seed
+        .or_else(|| Some(i128::from(crate::generate::random_seed())));
+    if x.values.len() * rows > MAXIMUM_CELLS {
+        return Err(EngineError::bad_input(format!(
+            "{} x {rows} cells is over the {MAXIMUM_CELLS} one grid may have",
+            x.values.len()
+        )));
+    }
+    let mut cells = Vec::new();
+    for row in 0..rows {
+        for column in 0..x.values.len() {
+            let mut request = base.clone();
+            let mut settings = serde_json::Map::new();
+            apply(&mut request, x, column, &mut settings)?;
+            if let Some(y) = y {
+                apply(&mut request, y, row, &mut settings)?;
+            }
+            cells.push(GridCell {
+                column,
+                row,
+                settings,
+                request,
+            });
+        }
+    }
+    Ok(GridPlan {
+        id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+        columns: x.values.len(),
+        cells,
+        column_labels: labels(x),
+        row_labels: y.map(labels).unwrap_or_default(),
+    })
+}
+
+fn check_axis(axis: &GridAxis) -> Result<(), EngineError> {
+    if !GRID_PARAMETERS.contains(&axis.parameter.as_str()) {
+        return Err(EngineError::bad_input(format!(
+            "a grid cannot sweep {:?}; it sweeps {}",
+            axis.parameter,
+            GRID_PARAMETERS.join(", ")
+        )));
+    }
+    if axis.values.is_empty() || axis.values.len() > MAXIMUM_AXIS_VALUES {
+        return Err(EngineError::bad_input(format!(
+            "an axis takes 1 to {MAXIMUM_AXIS_VALUES} values; {} has {}",
+            axis.parameter,
+            axis.values.len()
+        )));
+    }
+    Ok(())
+}
+
+fn labels(axis: &GridAxis) -> Vec<String> {
+    axis.values
+        .iter()
+        .map(|value| {
+            let shown = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+            format!("{} {shown}", axis.parameter)
+        })
+        .collect()
+}
+
+/// Sets `axis`'s value number `index` on `request`.
+fn apply(
+    request: &mut GenerateRequest,
+    axis: &GridAxis,
+    index: usize,
+    settings: &mut serde_json::Map<String, Value>,
+) -> Result<(), EngineError> {
+    let value = &axis.values[index];
+    let wrong = |kind: &str| {
+        EngineError::bad_input(format!(
+            "{} values must be {kind}; {value} is not",
+            axis.parameter
+        ))
+    };
+    let text = || value.as_str().map(str::to_owned).ok_or_else(|| wrong("text"));
+    let number = || value.as_f64().ok_or_else(|| wrong("numbers"));
+    let integer = || value.as_i64().ok_or_else(|| wrong("whole numbers"));
+    match axis.parameter.as_str() {
+        "seed" => {
+            request.seed = Some(i128::from(
+                value.as_u64().ok_or_else(|| wrong("whole numbers from 0"))?,
+            ))
+        }
+        "steps" => request.steps = Some(integer()?),
+        "cfg" => request.cfg = Some(number()?),
+        "denoise" => request.denoise = Some(number()?),
+        "sampler" => request.sampler = Some(text()?),
+        "scheduler" => request.scheduler = Some(text()?),
+        "prompt" => request.prompt = text()?,
+        "negative_prompt" => request.negative_prompt = Some(text()?),
+        "checkpoint" => request.checkpoint = Some(text()?),
+        "prompt_replace" => {
+            let find = axis.values[0].as_str().ok_or_else(|| wrong("text"))?;
+            if !request.prompt.contains(find) {
+                return Err(EngineError::bad_input(format!(
+                    "prompt_replace looks for its first value {find:?} in the prompt, which does not contain it"
+                )));
+            }
+            request.prompt = request.prompt.replace(find, &text()?);
+        }
+        other => return Err(EngineError::bad_input(format!("a grid cannot sweep {other:?}"))),
+    }
+    settings.insert(axis.parameter.clone(), value.clone());
+    Ok(())
+}
+
+/// A finished cell: where its outputs are and which job made them.
+#[derive(Debug, Clone)]
+pub struct FinishedCell {
+    pub backend: String,
+    pub job_id: String,
+    pub outputs: Vec<OutputFile>,
+}
+
+/// The sheet of a grid and what was tagged.
+#[derive(Debug, Clone, Serialize)]
+pub struct GridSheet {
+    /// The tag every cell's output carries.
+    pub tag: String,
+    pub sheet: ResultImage,
+    /// Cells whose output was tagged in the library.
+    pub tagged: usize,
+}
+
+impl Engine {
+    /// Draws the sheet of `plan` from its finished cells (`None`: failed or unfinished, drawn
+    /// grey), keeps it, and tags every finished cell's library records.
+    pub async fn assemble_grid(
+        &self,
+        plan: &GridPlan,
+        finished: &[Option<FinishedCell>],
+        budget: Option<usize>,
+    ) -> Result<GridSheet, EngineError> {
+        let mut images: Vec<Option<RgbaImage>> = Vec::new();
+        let mut backends = Vec::new();
+        for cell in finished {
+            images.push(match cell {
+                Some(cell) => self.first_image(cell).await,
+                None => None,
+            });
+            backends.push(cell.as_ref().map(|cell| cell.backend.clone()));
+        }
+        let native = images
+            .iter()
+            .flatten()
+            .map(RgbaImage::dimensions)
+            .next()
+            .unwrap_or((256, 256));
+        let rows = plan.cells.len().div_ceil(plan.columns) as u32;
+        let fit = f64::from(SHEET_SIDE)
+            / (f64::from(native.0) * plan.columns as f64).max(f64::from(native.1) * f64::from(rows));
+        let factor = fit.min(1.0);
+        let cell = (
+            ((f64::from(native.0) * factor) as u32).max(16),
+            ((f64::from(native.1) * factor) as u32).max(16),
+        );
+        let (columns, column_labels, row_labels) =
+            (plan.columns, plan.column_labels.clone(), plan.row_labels.clone());
+        let sheet = self
+            .compute(move || {
+                comfy_imaging::sheet::labelled_grid(&images, columns, cell, &column_labels, &row_labels)
+            })
+            .await?;
+        let tag = format!("grid {}", plan.id);
+        let provenance = Provenance {
+            operation: "grid",
+            parameters: json!({
+                "grid": plan.id,
+                "cells": plan.cells.iter().zip(finished).map(|(cell, done)| json!({
+                    "column": cell.column, "row": cell.row, "settings": cell.settings,
+                    "job_id": done.as_ref().map(|done| done.job_id.clone()),
+                })).collect::<Vec<_>>(),
+            }),
+            sources: vec![format!("{} jobs", plan.cells.len())],
+            backend: None,
+        };
+        let sheet = self
+            .keep_image(ResultPixels::Color(sheet), provenance, &backends, budget)
+            .await?;
+        let mut tagged = 0;
+        for (cell, done) in plan.cells.iter().zip(finished) {
+            let Some(done) = done else { continue };
+            let mut tags = vec![tag.clone()];
+            tags.extend(cell.settings.iter().map(|(name, value)| {
+                let shown = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+                format!("{name}={shown}")
+            }));
+            if self.tag_job_outputs(&done.job_id, tags).await {
+                tagged += 1;
+            }
+        }
+        Ok(GridSheet { tag, sheet, tagged })
+    }
+
+    /// The first image a cell made, decoded; `None` when it made none or it cannot be read.
+    async fn first_image(&self, cell: &FinishedCell) -> Option<RgbaImage> {
+        let output = cell
+            .outputs
+            .iter()
+            .find(|output| output.media_type().starts_with("image/"))?;
+        let entry = self.pick_backend(Some(&cell.backend)).ok()?;
+        let bytes = self
+            .download(entry, &output.file, crate::outputs::MAXIMUM_PREVIEW_SOURCE_BYTES)
+            .await
+            .ok()?;
+        media::off_the_workers(move || media::decode(&bytes).map(|image| image.into_rgba8()))
+            .await
+            .flatten()
+    }
+
+    /// Tags the library records of `job_id`'s outputs. The job's recorder indexes them as the job
+    /// ends, which may be a moment after a caller saw it end: a short bounded wait covers that.
+    async fn tag_job_outputs(&self, job_id: &str, tags: Vec<String>) -> bool {
+        for _ in 0..30 {
+            let query = comfy_store::OutputQuery {
+                job_id: Some(job_id.to_owned()),
+                ..Default::default()
+            };
+            if let Ok(records) = self.store.search_outputs(query).await
+                && !records.is_empty()
+            {
+                let ids = records.iter().map(|record| record.id).collect();
+                return self.tag_outputs(ids, tags).await.is_ok();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn axis(parameter: &str, values: Value) -> GridAxis {
+        GridAxis {
+            parameter: parameter.to_owned(),
+            values: values.as_array().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn a_plan_sweeps_columns_then_rows() {
+        let base = GenerateRequest {
+            prompt: "a red fox in snow".into(),
+            ..Default::default()
+        };
+        let plan = plan_grid(
+            &base,
+            &axis("seed", json!([1, 2, 3])),
+            Some(&axis("prompt_replace", json!(["red", "grey"]))),
+        )
+        .unwrap();
+        assert_eq!(plan.cells.len(), 6);
+        assert_eq!(plan.columns, 3);
+        assert_eq!(plan.column_labels, ["seed 1", "seed 2", "seed 3"]);
+        assert_eq!(plan.row_labels, ["prompt_replace red", "prompt_replace grey"]);
+        let last = &plan.cells[5];
+        assert_eq!((last.column, last.row), (2, 1));
+        assert_eq!(last.request.seed, Some(3));
+        assert_eq!(last.request.prompt, "a grey fox in snow");
+        assert_eq!(plan.cells[0].request.prompt, "a red fox in snow");
+    }
+
+    #[test]
+    fn wrong_axes_are_refused_by_name() {
+        let base = GenerateRequest {
+            prompt: "a cat".into(),
+            ..Default::default()
+        };
+        let refusals = [
+            (axis("colour", json!([1])), "cannot sweep \"colour\""),
+            (axis("seed", json!([])), "1 to 16 values"),
+            (
+                axis("steps", json!(["many"])),
+                "steps values must be whole numbers",
+            ),
+            (
+                axis("prompt_replace", json!(["dog", "cow"])),
+                "does not contain it",
+            ),
+        ];
+        for (wrong, expected) in refusals {
+            let error = plan_grid(&base, &wrong, None).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        }
+        let many = axis("seed", Value::Array((0..16).map(|seed| json!(seed)).collect()));
+        let error = plan_grid(&base, &many, Some(&axis("cfg", json!([1, 2, 3, 4, 5])))).unwrap_err();
+        assert!(error.to_string().contains("over the 64"), "{error}");
+        assert!(plan_grid(&base, &axis("cfg", json!([1])), Some(&axis("cfg", json!([2])))).is_err());
+    }
+}
