@@ -274,6 +274,10 @@ def structured_calls() -> dict[str, list[dict[str, Any]]]:
             {"include_api": True, "words": "api", "limit": 2},
             {"media_type": "audio", "runnable_only": True},
         ],
+        "analyze_image_composition": [
+            {"image": {"data_base64": png_b64(32, 24)}},
+            {"image": {"data_base64": png_b64(16, 16)}, "palette_size": 2},
+        ],
         "list_toolsets": [{}],
         "enable_toolset": [{"toolset": "insights"}],
     }

@@ -49,6 +49,10 @@ pub struct GenerateRequest {
     pub upscale_model: Option<String>,
     pub filename_prefix: Option<String>,
     pub backend: Option<String>,
+    /// A style preset (built-in or saved) the prompt and settings are put in.
+    pub style: Option<String>,
+    /// `draft`, `standard` or `high`: the family's default steps scaled (explicit steps win).
+    pub quality: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -229,6 +233,30 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
     Ok(value)
 }
 
+/// `request` in `style`: the prompt in the template, the negative prompts joined, the style's
+/// settings where the request has none.
+pub fn apply_style(
+    mut request: GenerateRequest,
+    style: &comfy_store::Style,
+) -> Result<GenerateRequest, EngineError> {
+    request.prompt = style.prompt.replace("{prompt}", request.prompt.trim());
+    request.negative_prompt = match (request.negative_prompt.take(), style.negative_prompt.trim()) {
+        (Some(own), "") => Some(own),
+        (Some(own), theirs) if !own.trim().is_empty() => Some(format!("{own}, {theirs}")),
+        (_, theirs) => Some(theirs.to_owned()),
+    };
+    let settings = &style.settings;
+    let integer = |name: &str| settings.get(name).and_then(Value::as_i64);
+    let text = |name: &str| settings.get(name).and_then(Value::as_str).map(str::to_owned);
+    request.steps = request.steps.or(integer("steps"));
+    request.width = request.width.or(integer("width"));
+    request.height = request.height.or(integer("height"));
+    request.cfg = request.cfg.or(settings.get("cfg").and_then(Value::as_f64));
+    request.sampler = request.sampler.or(text("sampler"));
+    request.scheduler = request.scheduler.or(text("scheduler"));
+    Ok(request)
+}
+
 /// A seed for a request that names none.
 pub(crate) fn random_seed() -> u64 {
     let bytes = uuid::Uuid::new_v4().into_bytes();
@@ -356,6 +384,15 @@ impl Engine {
         if request.prompt.trim().is_empty() {
             return Err(EngineError::bad_input("prompt must not be empty"));
         }
+        let styled;
+        let request = match &request.style {
+            Some(name) => {
+                let style = self.style(name).await?;
+                styled = apply_style(request.clone(), &style)?;
+                &styled
+            }
+            None => request,
+        };
         let entry = self.pick_backend(request.backend.as_deref())?;
         let model = self.model_source(entry, request).await?;
         let family = match &request.family {
@@ -376,7 +413,10 @@ impl Engine {
         }
         let steps = in_range(
             "steps",
-            request.steps.unwrap_or(i64::from(defaults.steps)),
+            request.steps.unwrap_or(i64::from(match &request.quality {
+                Some(quality) => crate::styles::quality_steps(quality, defaults.steps)?,
+                None => defaults.steps,
+            })),
             1,
             10_000,
         )?;
@@ -717,6 +757,40 @@ pub fn parse_api_workflow(workflow: &Value) -> Result<ApiPrompt, EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_style_wraps_the_prompt_and_yields_to_the_request() {
+        let style = crate::styles::built_in("cinematic").unwrap();
+        let request = GenerateRequest {
+            prompt: " a lighthouse ".into(),
+            negative_prompt: Some("text".into()),
+            cfg: Some(3.0),
+            ..Default::default()
+        };
+        let styled = apply_style(request, &style).unwrap();
+        assert!(
+            styled.prompt.starts_with("cinematic film still of a lighthouse,"),
+            "{}",
+            styled.prompt
+        );
+        assert!(
+            styled
+                .negative_prompt
+                .as_deref()
+                .unwrap()
+                .starts_with("text, cartoon")
+        );
+        assert_eq!(styled.cfg, Some(3.0), "the request's own cfg wins");
+        let plain = apply_style(
+            GenerateRequest {
+                prompt: "x".into(),
+                ..Default::default()
+            },
+            &style,
+        )
+        .unwrap();
+        assert_eq!(plain.cfg, Some(6.5));
+    }
 
     #[test]
     fn output_prefixes_stay_inside_the_output_folder() {

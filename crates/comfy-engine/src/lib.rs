@@ -24,6 +24,7 @@ pub mod png_text;
 pub mod presets;
 pub mod records;
 pub mod stored;
+pub mod styles;
 pub mod templates;
 pub mod timestamps;
 pub mod video;
@@ -53,8 +54,8 @@ pub mod types {
     pub use comfy_store::{
         AuditEntry, AuditOutcome, AuditQuery, AuditRecord, CatalogFormat, CollectionSummary, JobMetrics,
         JobState, MetricGrouping, MetricQuery, MetricSummary, OutputQuery, OutputRecord, Percentiles,
-        PresetSummary, Redemption, RetentionPolicy, ShareRequest, StoreError, VersionSummary, content_hash,
-        now_ms,
+        PresetSummary, Redemption, RetentionPolicy, ShareRequest, StoreError, Style, VersionSummary,
+        content_hash, now_ms,
     };
 }
 

@@ -22,6 +22,7 @@ mod presets;
 mod query;
 mod sharing;
 mod store;
+mod styles;
 
 pub use access_code::{ACCESS_CODE_SYMBOLS, AccessCode};
 pub use audit::{AuditEntry, AuditOutcome, AuditQuery, AuditRecord};
@@ -42,3 +43,4 @@ pub use sharing::{
     SHARE_AUDIT_TOOL, ShareRecord, ShareRequest,
 };
 pub use store::{Store, StoreOptions};
+pub use styles::Style;

@@ -42,6 +42,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "outputs",
         sql: include_str!("migrations/0005_outputs.sql"),
     },
+    Migration {
+        version: 6,
+        name: "styles",
+        sql: include_str!("migrations/0006_styles.sql"),
+    },
 ];
 
 /// The schema version this build brings a database to.

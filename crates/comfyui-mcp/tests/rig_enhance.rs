@@ -66,11 +66,19 @@ async fn images_are_upscaled_by_model_by_passes_and_with_refinement() {
     );
 
     // The result, taken back from the library, upscaled x4 in two resampling passes.
-    let listed = harness
-        .call("search_outputs", json!({"job_id": summary["job_id"]}))
-        .await;
-    let output_id = json_of(&listed)["outputs"][0]["id"].clone();
-    assert!(output_id.is_i64(), "{}", text_of(&listed));
+    // The job's recorder indexes its output as the job ends, a moment after the answer.
+    let mut output_id = Value::Null;
+    for _ in 0..50 {
+        let listed = harness
+            .call("search_outputs", json!({"job_id": summary["job_id"]}))
+            .await;
+        output_id = json_of(&listed)["outputs"][0]["id"].clone();
+        if output_id.is_i64() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(output_id.is_i64(), "{summary:#}");
     let progressive = harness
         .call(
             "upscale_image",

@@ -115,6 +115,12 @@ struct HiresFixArgument {
 struct GenerateImageArguments {
     /// What the image should show.
     prompt: String,
+    /// A style preset for the prompt and settings: photographic, cinematic, anime, digital-art,
+    /// watercolor, line-art, pixel-art, 3d-render, analog-film, comic-book, isometric,
+    /// fantasy-art, or a saved one (style_preset).
+    style: Option<String>,
+    /// draft, standard or high: the model family's default steps halved, kept or x1.6.
+    quality: Option<String>,
     /// What it should not show.
     negative_prompt: Option<String>,
     /// Pixels, multiple of 8 (default 512).
@@ -494,6 +500,8 @@ async fn generate_image(
         upscale_model: arguments.upscale_model,
         filename_prefix: arguments.filename_prefix,
         backend: arguments.backend,
+        style: arguments.style,
+        quality: arguments.quality,
     };
     let engine = &server.engine;
     let (entry, mut job, parameters) = engine

@@ -66,7 +66,24 @@ struct AxisArgument {
     /// the text found in the prompt, each value replaces it), negative_prompt or checkpoint.
     parameter: String,
     /// 1 to 16 values.
-    values: Vec<Value>,
+    values: Vec<AxisValue>,
+}
+
+/// One value on an axis: a number or a text.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum AxisValue {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+impl From<AxisValue> for Value {
+    fn from(value: AxisValue) -> Value {
+        match value {
+            AxisValue::Number(number) => Value::Number(number),
+            AxisValue::Text(text) => Value::String(text),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -196,7 +213,7 @@ async fn generate_grid(
     };
     let axis = |argument: AxisArgument| GridAxis {
         parameter: argument.parameter,
-        values: argument.values,
+        values: argument.values.into_iter().map(Value::from).collect(),
     };
     let (x, y) = (axis(arguments.x), arguments.y.map(axis));
     let plan = plan_grid(&base, &x, y.as_ref()).map_err(|error| engine_error(&error))?;

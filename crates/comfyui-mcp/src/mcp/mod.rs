@@ -14,6 +14,7 @@ mod library;
 mod presets;
 pub mod render;
 mod server;
+mod styles;
 mod templates;
 mod tool;
 mod toolsets;
@@ -61,6 +62,11 @@ const TOOLSETS: &[Toolset] = &[
         name: "workflows",
         description: "Convert, validate and inspect workflows; presets with versions and sharing.",
         tools: workflows::TOOLS,
+    },
+    Toolset {
+        name: "workflows",
+        description: "Convert, validate and inspect workflows; presets with versions and sharing.",
+        tools: styles::TOOLS,
     },
     Toolset {
         name: "templates",
