@@ -3,13 +3,13 @@
 //! where it is not) and upscaling any image, in passes, with an upscale model or resampling,
 //! optionally refined by a low-denoise img2img over tiled VAE nodes.
 
-use comfy_api::UploadKind;
 use comfy_workflow::builders::{Preprocessor, Refinement, Upscale};
 use comfy_workflow::object_info::InputSection;
 use comfy_workflow::{InputKind, ObjectInfo};
 use serde_json::{Map, Value, json};
 
-use crate::imaging::{ImageSource, RESULTS_SUBFOLDER};
+use crate::imaging::{ImageSource, RESULTS_SUBFOLDER, ResultPixels, content_name};
+use crate::outputs::UploadRequest;
 use crate::records::JobContext;
 use crate::{BackendEntry, Engine, EngineError};
 use comfy_api::SubmittedJob;
@@ -273,17 +273,18 @@ impl Engine {
         }
         let loaded = self.load_image(source.clone()).await?;
         let (width, height) = loaded.image.dimensions();
-        let pixels = crate::imaging::ResultPixels::Color(loaded.image);
-        let (png, _) = self.encode_result(pixels).await?;
-        let name = crate::imaging::content_name("source", &png);
-        let uploaded = entry
-            .backend
-            .client()
-            .upload_image(png, &name, RESULTS_SUBFOLDER, UploadKind::Input, true)
-            .await
-            .map_err(|source| entry.error(source))?;
-        entry.forget_object_info();
-        Ok((uploaded.node_value(), width, height))
+        let (png, _) = self.encode_result(ResultPixels::Color(loaded.image)).await?;
+        let uploaded = self
+            .upload_image(UploadRequest {
+                filename: content_name("source", &png),
+                bytes: png,
+                subfolder: RESULTS_SUBFOLDER.to_owned(),
+                overwrite: true,
+                mask_for: None,
+                backend: Some(entry.name.clone()),
+            })
+            .await?;
+        Ok((uploaded.node_value, width, height))
     }
 
     /// The upscale model to use: the one named (checked), else the backend's first.

@@ -235,10 +235,7 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
 
 /// `request` in `style`: the prompt in the template, the negative prompts joined, the style's
 /// settings where the request has none.
-pub fn apply_style(
-    mut request: GenerateRequest,
-    style: &comfy_store::Style,
-) -> Result<GenerateRequest, EngineError> {
+pub fn apply_style(mut request: GenerateRequest, style: &comfy_store::Style) -> GenerateRequest {
     request.prompt = style.prompt.replace("{prompt}", request.prompt.trim());
     request.negative_prompt = match (request.negative_prompt.take(), style.negative_prompt.trim()) {
         (Some(own), "") => Some(own),
@@ -254,7 +251,7 @@ pub fn apply_style(
     request.cfg = request.cfg.or(settings.get("cfg").and_then(Value::as_f64));
     request.sampler = request.sampler.or(text("sampler"));
     request.scheduler = request.scheduler.or(text("scheduler"));
-    Ok(request)
+    request
 }
 
 /// A seed for a request that names none.
@@ -388,7 +385,7 @@ impl Engine {
         let request = match &request.style {
             Some(name) => {
                 let style = self.style(name).await?;
-                styled = apply_style(request.clone(), &style)?;
+                styled = apply_style(request.clone(), &style);
                 &styled
             }
             None => request,
@@ -767,7 +764,7 @@ mod tests {
             cfg: Some(3.0),
             ..Default::default()
         };
-        let styled = apply_style(request, &style).unwrap();
+        let styled = apply_style(request, &style);
         assert!(
             styled.prompt.starts_with("cinematic film still of a lighthouse,"),
             "{}",
@@ -787,8 +784,7 @@ mod tests {
                 ..Default::default()
             },
             &style,
-        )
-        .unwrap();
+        );
         assert_eq!(plain.cfg, Some(6.5));
     }
 

@@ -263,6 +263,8 @@ impl Engine {
             .keep_image(ResultPixels::Color(sheet), provenance, &backends, budget)
             .await?;
         let mut tagged = 0;
+        // One short bound for all the cells' records, so tagging never holds the call long.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
         for (cell, done) in plan.cells.iter().zip(finished) {
             let Some(done) = done else { continue };
             let mut tags = vec![tag.clone()];
@@ -270,7 +272,7 @@ impl Engine {
                 let shown = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
                 format!("{name}={shown}")
             }));
-            if self.tag_job_outputs(&done.job_id, tags).await {
+            if self.tag_job_outputs(&done.job_id, tags, deadline).await {
                 tagged += 1;
             }
         }
@@ -294,9 +296,9 @@ impl Engine {
     }
 
     /// Tags the library records of `job_id`'s outputs. The job's recorder indexes them as the job
-    /// ends, which may be a moment after a caller saw it end: a short bounded wait covers that.
-    async fn tag_job_outputs(&self, job_id: &str, tags: Vec<String>) -> bool {
-        for _ in 0..30 {
+    /// ends, which may be a moment after a caller saw it end: they are looked for until `deadline`.
+    async fn tag_job_outputs(&self, job_id: &str, tags: Vec<String>, deadline: tokio::time::Instant) -> bool {
+        loop {
             let query = comfy_store::OutputQuery {
                 job_id: Some(job_id.to_owned()),
                 ..Default::default()
@@ -307,9 +309,11 @@ impl Engine {
                 let ids = records.iter().map(|record| record.id).collect();
                 return self.tag_outputs(ids, tags).await.is_ok();
             }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        false
     }
 }
 

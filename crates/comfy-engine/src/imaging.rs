@@ -8,7 +8,7 @@
 //! was not kept.
 
 use bytes::Bytes;
-use comfy_api::{FileRef, UploadKind};
+use comfy_api::FileRef;
 use comfy_imaging::{GrayImage, RgbaImage};
 use comfy_store::{FileReference, NewOutput};
 use image::{DynamicImage, ImageEncoder};
@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use crate::library::library_error;
 use crate::media::{self, Preview};
-use crate::{Engine, EngineError};
+use crate::outputs::UploadRequest;
+use crate::{BackendEntry, Engine, EngineError};
 
 /// The subfolder of ComfyUI's input folder results are kept in.
 pub const RESULTS_SUBFOLDER: &str = "comfyui-mcp";
@@ -39,10 +40,16 @@ pub enum ImageSource {
     Url(String),
 }
 
-/// A decoded input and where it lives.
+/// A decoded input and where it came from.
 #[derive(Debug)]
 pub struct SourceImage {
     pub image: RgbaImage,
+    pub origin: Origin,
+}
+
+/// Where an input came from: what a result's record says of it (the pixels go their own way).
+#[derive(Debug, Clone)]
+pub struct Origin {
     /// The backend holding it, when it came from one: results are kept there too.
     pub backend: Option<String>,
     /// How the result's record names it ("output 12", "input/cat.png on local", "a URL"...).
@@ -105,15 +112,12 @@ impl Engine {
                         record.output.media_type
                     )));
                 }
-                let file = record.output.file.clone();
-                let entry = self.pick_backend(Some(&file.backend_id))?;
-                let reference = FileRef {
-                    filename: file.filename.clone(),
-                    subfolder: file.subfolder.clone(),
-                    kind: file.file_type.clone(),
-                };
-                let bytes = self.download(entry, &reference, MAXIMUM_SOURCE_BYTES).await?;
-                (bytes, Some(entry.name.clone()), format!("output {id}"))
+                let bytes = self.library_file(&record, None).await?;
+                (
+                    bytes,
+                    Some(record.output.file.backend_id.clone()),
+                    format!("output {id}"),
+                )
             }
             ImageSource::Backend { backend, file } => {
                 let entry = self.pick_backend(backend.as_deref())?;
@@ -144,8 +148,7 @@ impl Engine {
             })?;
         Ok(SourceImage {
             image,
-            backend,
-            label,
+            origin: Origin { backend, label },
         })
     }
 
@@ -181,11 +184,8 @@ impl Engine {
             .backend
             .clone()
             .or_else(|| source_backends.iter().flatten().next().cloned());
-        let kept = match self.pick_backend(backend.as_deref()) {
-            Ok(_) => Some(
-                self.keep_png(png, hash, width, height, &provenance, backend.as_deref())
-                    .await?,
-            ),
+        let entry = match self.pick_backend(backend.as_deref()) {
+            Ok(entry) => entry,
             Err(error) if provenance.backend.is_some() => return Err(error),
             Err(error) => {
                 return Ok(ResultImage {
@@ -197,10 +197,13 @@ impl Engine {
                 });
             }
         };
+        let kept = self
+            .keep_png(entry, png, hash, (width, height), &provenance)
+            .await?;
         Ok(ResultImage {
             width,
             height,
-            kept,
+            kept: Some(kept),
             not_kept: None,
             preview,
         })
@@ -208,31 +211,25 @@ impl Engine {
 
     async fn keep_png(
         &self,
+        entry: &BackendEntry,
         png: Bytes,
         hash: u64,
-        width: u32,
-        height: u32,
+        (width, height): (u32, u32),
         provenance: &Provenance,
-        backend: Option<&str>,
     ) -> Result<KeptImage, EngineError> {
-        let entry = self.pick_backend(backend)?;
-        let filename = content_name(provenance.operation, &png);
-        let uploaded = entry
-            .backend
-            .client()
-            .upload_image(
-                png.to_vec(),
-                &filename,
-                RESULTS_SUBFOLDER,
-                UploadKind::Input,
-                true,
-            )
-            .await
-            .map_err(|source| entry.error(source))?;
-        entry.forget_object_info();
+        let uploaded = self
+            .upload_image(UploadRequest {
+                filename: content_name(provenance.operation, &png),
+                bytes: png.to_vec(),
+                subfolder: RESULTS_SUBFOLDER.to_owned(),
+                overwrite: true,
+                mask_for: None,
+                backend: Some(entry.name.clone()),
+            })
+            .await?;
         let file = FileRef {
-            filename: uploaded.name.clone(),
-            subfolder: uploaded.subfolder.clone(),
+            filename: uploaded.filename,
+            subfolder: uploaded.subfolder,
             kind: "input".to_owned(),
         };
         let record = self
@@ -265,7 +262,7 @@ impl Engine {
             output_id: record.id,
             backend: entry.name.clone(),
             url: entry.view_url(&file),
-            node_value: uploaded.node_value(),
+            node_value: uploaded.node_value,
             filename: file.filename,
             subfolder: file.subfolder,
             kind: file.kind,
@@ -276,7 +273,7 @@ impl Engine {
 impl Engine {
     /// A result as PNG bytes and its difference hash, encoded off the async workers.
     pub async fn encode_result(&self, pixels: ResultPixels) -> Result<(Vec<u8>, u64), EngineError> {
-        self.compute(move || encode_png(&pixels)).await
+        self.compute(move || encode_png(pixels)).await
     }
 }
 
@@ -304,13 +301,13 @@ impl ResultPixels {
 }
 
 /// PNG bytes (RGB when every pixel is opaque, greyscale for a mask) and the difference hash.
-fn encode_png(pixels: &ResultPixels) -> Result<(Vec<u8>, u64), comfy_imaging::ImagingError> {
+fn encode_png(pixels: ResultPixels) -> Result<(Vec<u8>, u64), comfy_imaging::ImagingError> {
     let dynamic = match pixels {
         ResultPixels::Color(image) if image.pixels().all(|pixel| pixel.0[3] == 255) => {
-            DynamicImage::ImageRgba8(image.clone()).into_rgb8().into()
+            DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(image).into_rgb8())
         }
-        ResultPixels::Color(image) => DynamicImage::ImageRgba8(image.clone()),
-        ResultPixels::Mask(mask) => DynamicImage::ImageLuma8(mask.clone()),
+        ResultPixels::Color(image) => DynamicImage::ImageRgba8(image),
+        ResultPixels::Mask(mask) => DynamicImage::ImageLuma8(mask),
     };
     let mut bytes = Vec::new();
     image::codecs::png::PngEncoder::new(&mut bytes)

@@ -59,9 +59,8 @@ pub fn compare(reference: &RgbaImage, candidate: &RgbaImage) -> Result<Compariso
     let (mean_absolute_error, squared, changed) = differences(reference, candidate);
     let identical = squared == 0.0;
     let psnr_db = (!identical).then(|| 10.0 * (255.0f64 * 255.0 / squared).log10());
-    let perceptual_hash_distance = (difference_hash(&DynamicImage::ImageRgba8(reference.clone()))
-        ^ difference_hash(&DynamicImage::ImageRgba8(candidate.clone())))
-    .count_ones();
+    let perceptual_hash_distance =
+        (rgba_difference_hash(reference) ^ rgba_difference_hash(candidate)).count_ones();
     let verdict = if identical {
         "identical"
     } else if ssim >= 0.98 {
@@ -170,6 +169,13 @@ pub fn difference_hash(image: &DynamicImage) -> u64 {
         }
     }
     hash
+}
+
+/// [`difference_hash`] of an RGBA buffer without copying it whole: the 9 x 8 thumbnail is made
+/// from the buffer as `resize_exact` would, and only it is wrapped.
+fn rgba_difference_hash(image: &RgbaImage) -> u64 {
+    let small = image::imageops::resize(image, 9, 8, image::imageops::FilterType::Triangle);
+    difference_hash(&DynamicImage::ImageRgba8(small))
 }
 
 const BINS: usize = 32;
@@ -306,6 +312,15 @@ mod tests {
         assert!((opposite.histogram_distance - 1.0).abs() < 1e-9);
         assert_eq!(opposite.verdict, "different");
         assert!(compare(&black, &RgbaImage::new(16, 15)).is_err());
+    }
+
+    #[test]
+    fn the_buffer_hash_is_the_library_hash() {
+        let image = pattern(40, 30, 3);
+        assert_eq!(
+            rgba_difference_hash(&image),
+            difference_hash(&DynamicImage::ImageRgba8(image.clone()))
+        );
     }
 
     #[test]

@@ -476,11 +476,16 @@ fn inverted(plane: &Plane) -> Plane {
     }
 }
 
+/// Most cell visits a soft grow may cost (its disc filter visits `2 r + 1` per pixel).
+const SOFT_GROW_BUDGET: f64 = 2e9;
+
 /// Dilation by a disc of `radius`: exact Euclidean distance for a hard mask (any radius, in
-/// linear time), a greyscale maximum filter for a soft one (its soft edge kept).
+/// linear time), a greyscale maximum filter for a soft one (its soft edge kept) unless that would
+/// pass [`SOFT_GROW_BUDGET`], when the mask is taken at its half-way line and grown exactly.
 fn grown(plane: &Plane, radius: f32) -> Plane {
     let hard = plane.values.iter().all(|&value| value == 0.0 || value == 1.0);
-    if hard {
+    let soft_cost = (2.0 * f64::from(radius.round()) + 1.0) * plane.values.len() as f64;
+    if hard || soft_cost > SOFT_GROW_BUDGET {
         let inside: Vec<bool> = plane.values.iter().map(|&value| value >= 0.5).collect();
         let squared = planes::squared_distances(&inside, plane.width, plane.height);
         let limit = radius * radius;

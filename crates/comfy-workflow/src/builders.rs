@@ -387,11 +387,7 @@ impl Generation {
             );
             image = (upscaled, 0);
         }
-        let save = prompt.add(
-            link(Node::new("SaveImage"), "images", &image)
-                .with("filename_prefix", self.filename_prefix.as_str())
-                .with_title("Save image"),
-        );
+        let save = add_save_image(&mut prompt, &image, &self.filename_prefix, "Save image");
         BuiltGraph {
             prompt,
             sampler_node: sampler,
@@ -567,25 +563,63 @@ impl Generation {
         steps: u32,
         denoise: f64,
     ) -> String {
-        prompt.add(
-            link(
-                link(
-                    link(link(Node::new("KSampler"), "model", model), "positive", positive),
-                    "negative",
-                    negative,
-                ),
-                "latent_image",
-                latent,
-            )
-            .with("seed", self.seed)
-            .with("steps", steps)
-            .with("cfg", self.cfg)
-            .with("sampler_name", self.sampler.as_str())
-            .with("scheduler", self.scheduler.as_str())
-            .with("denoise", denoise)
-            .with_title(title),
-        )
+        let settings = SamplerSettings {
+            seed: self.seed,
+            steps,
+            cfg: self.cfg,
+            sampler: &self.sampler,
+            scheduler: &self.scheduler,
+            denoise,
+        };
+        add_ksampler(prompt, title, [model, positive, negative, latent], &settings)
     }
+}
+
+/// A `KSampler`'s widget values.
+struct SamplerSettings<'a> {
+    seed: u64,
+    steps: u32,
+    cfg: f64,
+    sampler: &'a str,
+    scheduler: &'a str,
+    denoise: f64,
+}
+
+/// A `KSampler` over `[model, positive, negative, latent]`; its node id.
+fn add_ksampler(
+    prompt: &mut ApiPrompt,
+    title: &str,
+    sockets: [&Socket; 4],
+    settings: &SamplerSettings<'_>,
+) -> String {
+    let [model, positive, negative, latent] = sockets;
+    prompt.add(
+        link(
+            link(
+                link(link(Node::new("KSampler"), "model", model), "positive", positive),
+                "negative",
+                negative,
+            ),
+            "latent_image",
+            latent,
+        )
+        .with("seed", settings.seed)
+        .with("steps", settings.steps)
+        .with("cfg", settings.cfg)
+        .with("sampler_name", settings.sampler)
+        .with("scheduler", settings.scheduler)
+        .with("denoise", settings.denoise)
+        .with_title(title),
+    )
+}
+
+/// A `SaveImage` of `image`; its node id.
+fn add_save_image(prompt: &mut ApiPrompt, image: &Socket, filename_prefix: &str, title: &str) -> String {
+    prompt.add(
+        link(Node::new("SaveImage"), "images", image)
+            .with("filename_prefix", filename_prefix)
+            .with_title(title),
+    )
 }
 
 /// Text to image with a single-file checkpoint: the common case, kept as its own small type.
@@ -745,11 +779,7 @@ impl Upscale {
                 sampler_node = sampler;
             }
         }
-        let output_node = prompt.add(
-            link(Node::new("SaveImage"), "images", &image)
-                .with("filename_prefix", self.filename_prefix.as_str())
-                .with_title("Save"),
-        );
+        let output_node = add_save_image(&mut prompt, &image, &self.filename_prefix, "Save");
         BuiltGraph {
             prompt,
             sampler_node,
@@ -813,24 +843,20 @@ fn refine_pass(
         ))
         .with_title(format!("Pass {pass}: encode")),
     );
-    let sampler = prompt.add(
-        link(
-            link(
-                link(Node::new("KSampler"), "model", &nodes.model),
-                "positive",
-                &nodes.positive,
-            ),
-            "negative",
-            &nodes.negative,
-        )
-        .with_link("latent_image", &encoded, 0)
-        .with("seed", refine.seed)
-        .with("steps", refine.steps)
-        .with("cfg", refine.cfg)
-        .with("sampler_name", refine.sampler.as_str())
-        .with("scheduler", refine.scheduler.as_str())
-        .with("denoise", refine.denoise)
-        .with_title(format!("Pass {pass}: refine")),
+    let settings = SamplerSettings {
+        seed: refine.seed,
+        steps: refine.steps,
+        cfg: refine.cfg,
+        sampler: &refine.sampler,
+        scheduler: &refine.scheduler,
+        denoise: refine.denoise,
+    };
+    let latent: Socket = (encoded, 0);
+    let sampler = add_ksampler(
+        prompt,
+        &format!("Pass {pass}: refine"),
+        [&nodes.model, &nodes.positive, &nodes.negative, &latent],
+        &settings,
     );
     let decoded = prompt.add(
         tiled(link(Node::new("VAEDecodeTiled"), "vae", &nodes.vae))

@@ -103,11 +103,13 @@ async fn compare_images(
             arguments.images.len()
         )));
     }
-    let reference = images::load(server, &arguments.reference, "reference").await?;
-    let (width, height) = reference.image.dimensions();
+    let loaded = images::load(server, &arguments.reference, "reference").await?;
+    let (width, height) = loaded.image.dimensions();
+    // Shared, not copied, by every comparison and the heatmap.
+    let (reference, origin) = (std::sync::Arc::new(loaded.image), loaded.origin);
     let mut results = Vec::new();
     let mut first_candidate = None;
-    let mut backends = vec![reference.backend.clone()];
+    let mut backends = vec![origin.backend.clone()];
     for (index, argument) in arguments.images.iter().enumerate() {
         let candidate = images::load(server, argument, &format!("images[{index}]")).await?;
         let original = candidate.image.dimensions();
@@ -118,7 +120,7 @@ async fn compare_images(
                 original.0, original.1
             )));
         }
-        let reference_pixels = reference.image.clone();
+        let reference_pixels = std::sync::Arc::clone(&reference);
         let pixels = candidate.image;
         let (comparison, compared) = server
             .engine
@@ -139,11 +141,11 @@ async fn compare_images(
             .await
             .map_err(|error| error_text(format!("images[{index}]: {error}")))?;
         if index == 0 {
-            first_candidate = Some((compared, candidate.label.clone()));
-            backends.push(candidate.backend.clone());
+            first_candidate = Some((compared, candidate.origin.label.clone()));
+            backends.push(candidate.origin.backend.clone());
         }
         results.push(Measured {
-            image: candidate.label,
+            image: candidate.origin.label,
             comparison,
             resized_from: resized.then_some([original.0, original.1]),
         });
@@ -153,7 +155,7 @@ async fn compare_images(
         first_candidate,
     ) {
         (true, Some((candidate, label))) => {
-            let reference_pixels = reference.image.clone();
+            let reference_pixels = std::sync::Arc::clone(&reference);
             let map = server
                 .engine
                 .compute(move || compare::heatmap(&reference_pixels, &candidate))
@@ -162,7 +164,7 @@ async fn compare_images(
             let provenance = Provenance {
                 operation: "difference_heatmap",
                 parameters: json!({"ssim": results[0].comparison.ssim}),
-                sources: vec![reference.label.clone(), label],
+                sources: vec![origin.label.clone(), label],
                 backend: arguments.backend.clone(),
             };
             Some(
@@ -182,7 +184,7 @@ async fn compare_images(
     };
     results.sort_by(|left, right| right.comparison.ssim.total_cmp(&left.comparison.ssim));
     let report = ComparisonReport {
-        reference: reference.label,
+        reference: origin.label,
         width,
         height,
         results,

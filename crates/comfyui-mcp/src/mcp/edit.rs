@@ -13,7 +13,7 @@ use super::images::{self, ImageArgument};
 use super::render::{engine_error, error_text};
 use super::server::ComfyServer;
 use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool};
-use comfy_engine::imaging::{Provenance, ResultImage, ResultPixels, SourceImage};
+use comfy_engine::imaging::{Origin, Provenance, ResultImage, ResultPixels};
 use comfy_engine::types::pixels::{self, Color, RgbaImage, blend, color, geometry, mask};
 
 /// The output of make_mask.
@@ -206,7 +206,7 @@ impl Keeper<'_> {
         pixels: ResultPixels,
         operation: &'static str,
         parameters: Value,
-        sources: &[&SourceImage],
+        sources: &[Origin],
     ) -> Result<ResultImage, rmcp::model::CallToolResult> {
         let provenance = Provenance {
             operation,
@@ -272,17 +272,14 @@ async fn make_mask(
         ));
     }
     let mut shapes = Vec::new();
-    let mut part_sources = Vec::new();
+    let mut part_pixels: Vec<Option<RgbaImage>> = Vec::new();
+    let mut origins: Vec<Origin> = base.iter().map(|base| base.origin.clone()).collect();
     for (index, part) in arguments.parts.iter().enumerate() {
         let shape = part
             .shape(width, height)
             .map_err(|error| error_text(format!("part {}: {error}", index + 1)))?;
-        let source = match &part.image {
-            Some(argument) => {
-                Some(images::load(server, argument, &format!("part {} image", index + 1)).await?)
-            }
-            None => None,
-        };
+        let what = format!("part {} image", index + 1);
+        let source = images::load_optional(server, part.image.as_ref(), &what).await?;
         if shape.reads_pixels() && source.is_none() && base.is_none() {
             return Err(error_text(format!(
                 "part {}: a {} part reads pixels; give image (or the part's own image)",
@@ -291,7 +288,10 @@ async fn make_mask(
             )));
         }
         shapes.push((shape, part.combine));
-        part_sources.push(source);
+        part_pixels.push(source.map(|source| {
+            origins.push(source.origin);
+            source.image
+        }));
     }
     let parameters = json!({
         "parts": arguments.parts,
@@ -304,15 +304,11 @@ async fn make_mask(
         invert: arguments.invert,
     };
     let output = arguments.output;
-    let base_image = base.as_ref().map(|base| base.image.clone());
-    let owned_sources: Vec<Option<RgbaImage>> = part_sources
-        .iter()
-        .map(|source| source.as_ref().map(|source| source.image.clone()))
-        .collect();
+    let base_image = base.map(|base| base.image);
     let (pixels, fraction) = compute(server, move || {
         let parts: Vec<mask::Part<'_>> = shapes
             .into_iter()
-            .zip(&owned_sources)
+            .zip(&part_pixels)
             .map(|((shape, combine), source)| mask::Part {
                 shape,
                 combine,
@@ -328,9 +324,7 @@ async fn make_mask(
         Ok((pixels, fraction))
     })
     .await?;
-    let mut sources: Vec<&SourceImage> = base.iter().collect();
-    sources.extend(part_sources.iter().flatten());
-    let result = keeper.keep(pixels, "make_mask", parameters, &sources).await?;
+    let result = keeper.keep(pixels, "make_mask", parameters, &origins).await?;
     let report = EditReport {
         selected_fraction: Some(fraction),
         ..EditReport::of("make_mask", result)
@@ -365,8 +359,12 @@ async fn blend_images(
         "x": arguments.x, "y": arguments.y, "masked": mask_image.is_some(),
     });
     let place = arguments.place;
-    let (under, over) = (base.image.clone(), layer.image.clone());
-    let mask_pixels = mask_image.as_ref().map(|source| source.image.clone());
+    let mut origins = vec![base.origin, layer.origin];
+    let (under, over) = (base.image, layer.image);
+    let mask_pixels = mask_image.map(|source| {
+        origins.push(source.origin);
+        source.image
+    });
     let blended = compute(server, move || {
         let over = if place || over.dimensions() == under.dimensions() {
             over
@@ -383,10 +381,8 @@ async fn blend_images(
         blend::blend(&under, &over, mask.as_ref(), how)
     })
     .await?;
-    let mut sources = vec![&base, &layer];
-    sources.extend(mask_image.iter());
     let result = keeper
-        .keep(ResultPixels::Color(blended), "blend_images", parameters, &sources)
+        .keep(ResultPixels::Color(blended), "blend_images", parameters, &origins)
         .await?;
     let report = EditReport::of("blend_images", result);
     Ok(images::answer(&report, &[&report.result]))
@@ -433,22 +429,24 @@ async fn color_correction(
         "white_balance": arguments.white_balance, "auto_levels": arguments.auto_levels,
         "levels": arguments.levels, "brightness": correction.brightness,
         "contrast": correction.contrast, "saturation": correction.saturation,
-        "match_histogram": reference.as_ref().map(|source| source.label.clone()),
+        "match_histogram": reference.as_ref().map(|source| source.origin.label.clone()),
     });
-    let pixels = image.image.clone();
-    let reference_pixels = reference.as_ref().map(|source| source.image.clone());
+    let mut origins = vec![image.origin];
+    let pixels = image.image;
+    let reference_pixels = reference.map(|source| {
+        origins.push(source.origin);
+        source.image
+    });
     let (corrected, applied) = compute(server, move || {
         color::correct(&pixels, &correction, reference_pixels.as_ref())
     })
     .await?;
-    let mut sources = vec![&image];
-    sources.extend(reference.iter());
     let result = keeper
         .keep(
             ResultPixels::Color(corrected),
             "color_correction",
             parameters,
-            &sources,
+            &origins,
         )
         .await?;
     let report = EditReport {
@@ -506,7 +504,7 @@ async fn transform_image(
         "resize": arguments.resize, "pad": arguments.pad, "pad_color": pad_color.hex(),
     });
     let (crop, flip, resize, pad) = (arguments.crop, arguments.flip, arguments.resize, arguments.pad);
-    let pixels = image.image.clone();
+    let (pixels, origins) = (image.image, [image.origin]);
     let (transformed, border) = compute(server, move || {
         let mut current = match crop {
             Some(crop) => geometry::crop(&pixels, crop)?,
@@ -535,13 +533,13 @@ async fn transform_image(
             ResultPixels::Color(transformed),
             "transform_image",
             parameters.clone(),
-            &[&image],
+            &origins,
         )
         .await?;
     let outpaint_mask = match border {
         Some(border) => Some(
             border_keeper
-                .keep(ResultPixels::Mask(border), "outpaint_mask", parameters, &[&image])
+                .keep(ResultPixels::Mask(border), "outpaint_mask", parameters, &origins)
                 .await?,
         ),
         None => None,
