@@ -22,7 +22,7 @@ import anyio
 import httpx2
 import jsonschema
 import pytest
-from mcp import Client
+from mcp import Client, types
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -71,6 +71,7 @@ async def connect(
     server: HttpServer | None = None,
     headers: dict[str, str] | None = None,
     http_log: HttpLog | None = None,
+    **client_options: Any,
 ) -> AsyncIterator[Client]:
     async with AsyncExitStack() as stack:
         if transport == "stdio":
@@ -83,7 +84,9 @@ async def connect(
             if http_log is not None:
                 http.event_hooks = {"request": [http_log.on_request], "response": [http_log.on_response]}
             wire = streamable_http_client(server.url, http_client=http)
-        client = await stack.enter_async_context(Client(wire, mode=mode, read_timeout_seconds=CALL_TIMEOUT))
+        client = await stack.enter_async_context(
+            Client(wire, mode=mode, read_timeout_seconds=CALL_TIMEOUT, **client_options)
+        )
         yield client
 
 
@@ -345,3 +348,83 @@ async def test_structured_results_validate(
                 if "describe_node" in schemas:
                     unknown = await client.call_tool("describe_node", {"class_type": "NoSuchNodeAnywhere"})
                     assert unknown.is_error and unknown.structured_content is None, unknown
+
+
+@pytest.mark.parametrize("version", list(MODES))
+async def test_experiment_asks_the_person_through_elicitation(
+    version: str, binary: str, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`experiment action=ask` puts one form to the person (a choice per seed) and records the
+    answers: asked directly on a 2025-11-25 session, through an InputRequiredResult and the retried
+    call on 2026-07-28. The SDK's own elicitation callback stands in for the person."""
+    forms: list[Any] = []
+
+    async def person(context: Any, params: Any) -> types.ElicitResult:
+        forms.append(params)
+        choices = {key: "more" for key in params.requested_schema["properties"]}
+        return types.ElicitResult(action="accept", content=choices)
+
+    env = {**server_env, "COMFYUI_MCP_TOOLSETS": "core,insights"}
+    with anyio.fail_after(CALL_TIMEOUT * 2):
+        async with connect(
+            "stdio", MODES[version], binary=binary, env=env, log_dir=tmp_path, elicitation_callback=person
+        ) as client:
+            seeds = [random.randrange(2**31) for _ in range(3)]
+            created = await client.call_tool(
+                "experiment",
+                {
+                    "action": "create", "name": "conformance", "prompt": f"conformance {uuid.uuid4()}",
+                    "checkpoint": "tiny-sd15-micro.ckpt", "width": 64, "height": 64, "seeds": seeds,
+                    "variants": [{"name": "few", "steps": 2}, {"name": "more", "steps": 4}],
+                },
+            )
+            assert not created.is_error, created.content
+            experiment_id = json.loads(created.content[0].text)["experiment_id"]
+            asked = await client.call_tool("experiment", {"action": "ask", "experiment_id": experiment_id})
+            assert not asked.is_error, asked.content
+            answer = json.loads(asked.content[0].text)
+            assert answer["recorded"] == 3, answer
+            assert answer["choices"]["wins"] == [[0, 0], [3, 0]], answer
+            assert len(forms) == 1, forms
+            form = forms[0]
+            assert sorted(form.requested_schema["properties"]) == sorted(f"seed_{seed}" for seed in seeds)
+            assert form.requested_schema["properties"][f"seed_{seeds[0]}"]["enum"] == ["few", "more", "no preference"]
+            # Every seed is judged now: nothing more to ask, no second form.
+            again = await client.call_tool("experiment", {"action": "ask", "experiment_id": experiment_id})
+            assert json.loads(again.content[0].text)["asked"] == 0
+            assert len(forms) == 1
+
+
+@pytest.mark.parametrize("version", list(MODES))
+async def test_optimize_prompt_asks_the_clients_model_through_sampling(
+    version: str, binary: str, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`optimize_prompt` with two rounds: two sampling requests, the second rewriting the first's
+    answer (on 2026-07-28 the first answer travels back in the request state); a client without
+    sampling gets the precise refusal. The SDK's sampling callback stands in for the model."""
+    requests: list[Any] = []
+
+    async def model(context: Any, params: Any) -> types.CreateMessageResult:
+        requests.append(params)
+        text = params.messages[-1].content.text
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=f'"round {len(requests)}: {text.splitlines()[-1]}"'),
+            model="conformance-model",
+        )
+
+    env = {**server_env, "COMFYUI_MCP_TOOLSETS": "analysis"}
+    arguments = {"prompt": "a red fox in snow", "family": "flux", "goal": "winter dusk", "rounds": 2}
+    with anyio.fail_after(CALL_TIMEOUT):
+        async with connect("stdio", MODES[version], binary=binary, env=env, log_dir=tmp_path, sampling_callback=model) as client:
+            result = await client.call_tool("optimize_prompt", arguments)
+            assert not result.is_error, result.content
+            answer = json.loads(result.content[0].text)
+            assert [round_["model"] for round_ in answer["rounds"]] == ["conformance-model"] * 2
+            assert answer["prompt"] == "round 2: round 1: a red fox in snow", answer
+            assert len(requests) == 2, requests
+            assert "T5" in requests[0].system_prompt and "Goal of this rewrite: winter dusk" in requests[0].messages[0].content.text
+            assert requests[1].messages[0].content.text.endswith("round 1: a red fox in snow")
+        async with connect("stdio", MODES[version], binary=binary, env=env, log_dir=tmp_path) as client:
+            refused = await client.call_tool("optimize_prompt", arguments)
+            assert refused.is_error and "does not support sampling" in refused.content[0].text, refused.content

@@ -202,7 +202,7 @@ fn describe_template_state(template: &crate::templates::TemplateSummary) -> Stri
     format!("{} ({state})", template.name)
 }
 
-fn parse_family(raw: &str) -> Result<ModelFamily, EngineError> {
+pub fn parse_family(raw: &str) -> Result<ModelFamily, EngineError> {
     match raw
         .trim()
         .to_ascii_lowercase()
@@ -255,7 +255,7 @@ pub fn apply_style(mut request: GenerateRequest, style: &comfy_store::Style) -> 
 }
 
 /// A seed for a request that names none.
-pub(crate) fn random_seed() -> u64 {
+pub fn random_seed() -> u64 {
     let bytes = uuid::Uuid::new_v4().into_bytes();
     // Seeds stay below 2^53 so that every JSON client reads them back exactly.
     u64::from_le_bytes([

@@ -1,6 +1,6 @@
 //! Variations and X/Y grids: one generation request swept over the values of one or two
 //! parameters (seed, steps, cfg, sampler, scheduler, denoise, prompt, a prompt search/replace,
-//! the negative prompt, the checkpoint), queued as one batch; when the jobs end, an annotated
+//! the negative prompt, the checkpoint, the style, the quality), queued as one batch; when the jobs end, an annotated
 //! contact sheet (axis labels drawn) is kept in the library and every cell's output is tagged with
 //! the grid and its parameter values.
 
@@ -32,6 +32,8 @@ pub const GRID_PARAMETERS: &[&str] = &[
     "prompt_replace",
     "negative_prompt",
     "checkpoint",
+    "style",
+    "quality",
 ];
 
 /// One axis: a parameter and its values. For `prompt_replace` the first value is the text to
@@ -56,7 +58,9 @@ pub struct GridCell {
 /// Every cell of a grid, and its labels.
 #[derive(Debug, Clone)]
 pub struct GridPlan {
-    /// A short id the cells' tags carry (`grid <id>`).
+    /// What the cells are: `grid`, or `experiment` (its variants and seeds).
+    pub kind: &'static str,
+    /// A short id the cells' tags carry (`<kind> <id>`).
     pub id: String,
     pub columns: usize,
     pub cells: Vec<GridCell>,
@@ -107,6 +111,7 @@ pub fn plan_grid(
         }
     }
     Ok(GridPlan {
+        kind: "grid",
         id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         columns: x.values.len(),
         cells,
@@ -151,22 +156,51 @@ fn apply(
     settings: &mut serde_json::Map<String, Value>,
 ) -> Result<(), EngineError> {
     let value = &axis.values[index];
-    let wrong = |kind: &str| {
-        EngineError::bad_input(format!(
-            "{} values must be {kind}; {value} is not",
-            axis.parameter
-        ))
-    };
+    if axis.parameter == "prompt_replace" {
+        let find = axis.values[0]
+            .as_str()
+            .ok_or_else(|| wrong_value(&axis.parameter, value, "text"))?;
+        let replacement = value
+            .as_str()
+            .ok_or_else(|| wrong_value(&axis.parameter, value, "text"))?;
+        if !request.prompt.contains(find) {
+            return Err(EngineError::bad_input(format!(
+                "prompt_replace looks for its first value {find:?} in the prompt, which does not contain it"
+            )));
+        }
+        request.prompt = request.prompt.replace(find, replacement);
+    } else {
+        set_parameter(request, &axis.parameter, value)?;
+    }
+    settings.insert(axis.parameter.clone(), value.clone());
+    Ok(())
+}
+
+fn wrong_value(parameter: &str, value: &Value, kind: &str) -> EngineError {
+    EngineError::bad_input(format!("{parameter} values must be {kind}; {value} is not"))
+}
+
+/// Sets one generation parameter by name from a JSON value (what grids sweep and experiments'
+/// variants change): seed, steps, cfg, denoise, width, height, sampler, scheduler, prompt,
+/// negative_prompt, checkpoint, style, quality, backend.
+pub(crate) fn set_parameter(
+    request: &mut GenerateRequest,
+    parameter: &str,
+    value: &Value,
+) -> Result<(), EngineError> {
+    let wrong = |kind: &str| wrong_value(parameter, value, kind);
     let text = || value.as_str().map(str::to_owned).ok_or_else(|| wrong("text"));
     let number = || value.as_f64().ok_or_else(|| wrong("numbers"));
     let integer = || value.as_i64().ok_or_else(|| wrong("whole numbers"));
-    match axis.parameter.as_str() {
+    match parameter {
         "seed" => {
             request.seed = Some(i128::from(
                 value.as_u64().ok_or_else(|| wrong("whole numbers from 0"))?,
             ))
         }
         "steps" => request.steps = Some(integer()?),
+        "width" => request.width = Some(integer()?),
+        "height" => request.height = Some(integer()?),
         "cfg" => request.cfg = Some(number()?),
         "denoise" => request.denoise = Some(number()?),
         "sampler" => request.sampler = Some(text()?),
@@ -174,18 +208,15 @@ fn apply(
         "prompt" => request.prompt = text()?,
         "negative_prompt" => request.negative_prompt = Some(text()?),
         "checkpoint" => request.checkpoint = Some(text()?),
-        "prompt_replace" => {
-            let find = axis.values[0].as_str().ok_or_else(|| wrong("text"))?;
-            if !request.prompt.contains(find) {
-                return Err(EngineError::bad_input(format!(
-                    "prompt_replace looks for its first value {find:?} in the prompt, which does not contain it"
-                )));
-            }
-            request.prompt = request.prompt.replace(find, &text()?);
+        "style" => request.style = Some(text()?),
+        "quality" => request.quality = Some(text()?),
+        "backend" => request.backend = Some(text()?),
+        other => {
+            return Err(EngineError::bad_input(format!(
+                "{other:?} is not a generation parameter here"
+            )));
         }
-        other => return Err(EngineError::bad_input(format!("a grid cannot sweep {other:?}"))),
     }
-    settings.insert(axis.parameter.clone(), value.clone());
     Ok(())
 }
 
@@ -246,11 +277,11 @@ impl Engine {
                 comfy_imaging::sheet::labelled_grid(&images, columns, cell, &column_labels, &row_labels)
             })
             .await?;
-        let tag = format!("grid {}", plan.id);
+        let tag = format!("{} {}", plan.kind, plan.id);
         let provenance = Provenance {
-            operation: "grid",
+            operation: plan.kind,
             parameters: json!({
-                "grid": plan.id,
+                plan.kind: plan.id,
                 "cells": plan.cells.iter().zip(finished).map(|(cell, done)| json!({
                     "column": cell.column, "row": cell.row, "settings": cell.settings,
                     "job_id": done.as_ref().map(|done| done.job_id.clone()),

@@ -7,6 +7,7 @@ pub mod audio;
 pub mod config;
 pub mod definitions;
 pub mod enhance;
+pub mod experiments;
 pub mod generate;
 pub mod gltf;
 pub mod grids;
@@ -22,7 +23,9 @@ pub mod models;
 pub mod outputs;
 pub mod png_text;
 pub mod presets;
+pub mod prompts;
 pub mod records;
+pub mod statistics;
 pub mod stored;
 pub mod styles;
 pub mod templates;
@@ -47,15 +50,15 @@ pub use config::{BackendSettings, EngineConfig};
 pub mod types {
     pub use comfy_api::{
         CancelOutcome, ConnectionState, FileRef, HistoryOutcome, JobPhase, JobSnapshot, JobSubscription,
-        OutputFile, SystemStats, describe_bytes, media_type_for,
+        OutputFile, SubmittedJob, SystemStats, describe_bytes, media_type_for,
     };
     /// The pure image operations and their argument and report types.
     pub use comfy_imaging as pixels;
     pub use comfy_store::{
         AuditEntry, AuditOutcome, AuditQuery, AuditRecord, CatalogFormat, CollectionSummary, JobMetrics,
         JobState, MetricGrouping, MetricQuery, MetricSummary, OutputQuery, OutputRecord, Percentiles,
-        PresetSummary, Redemption, RetentionPolicy, ShareRequest, StoreError, Style, VersionSummary,
-        content_hash, now_ms,
+        PresetSummary, Redemption, RetentionPolicy, ShareRequest, StoreError, Style, Trial, Verdict,
+        VersionSummary, content_hash, now_ms,
     };
 }
 

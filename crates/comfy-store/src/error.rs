@@ -102,6 +102,8 @@ pub enum StoreError {
     OutputNotFound { id: i64 },
     #[error("collection {name} not found")]
     CollectionNotFound { name: String },
+    #[error("experiment {id} not found")]
+    ExperimentNotFound { id: String },
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -1,5 +1,5 @@
 //! The product's memory: an embedded SQLite database (bundled, WAL) holding jobs, presets with
-//! git-like versions, shares, the outputs library, job metrics and the audit log. This crate is the
+//! git-like versions, shares, the outputs library, experiments, job metrics and the audit log. This crate is the
 //! only code that speaks SQL; it knows neither ComfyUI's wire format nor MCP and stores the typed
 //! records the rest of the product hands it.
 //!
@@ -11,6 +11,7 @@ mod access_code;
 mod audit;
 mod clock;
 mod error;
+mod experiments;
 mod hashing;
 mod job_state;
 mod jobs;
@@ -28,6 +29,7 @@ pub use access_code::{ACCESS_CODE_SYMBOLS, AccessCode};
 pub use audit::{AuditEntry, AuditOutcome, AuditQuery, AuditRecord};
 pub use clock::now_ms;
 pub use error::StoreError;
+pub use experiments::{Experiment, ExperimentSummary, Judgement, NewExperiment, Trial, Verdict};
 pub use hashing::{canonical_json, content_hash, sha256_hex};
 pub use jobs::{JobQuery, JobRecord, JobState, JobUpdate, NewJob};
 pub use metrics::{JobMetrics, MetricGrouping, MetricQuery, MetricSummary, Percentiles};

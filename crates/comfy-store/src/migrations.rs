@@ -47,6 +47,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "styles",
         sql: include_str!("migrations/0006_styles.sql"),
     },
+    Migration {
+        version: 7,
+        name: "experiments",
+        sql: include_str!("migrations/0007_experiments.sql"),
+    },
 ];
 
 /// The schema version this build brings a database to.

@@ -3,6 +3,7 @@
 //! upscale model or resampling, optionally refining details with a low-denoise img2img.
 
 use rmcp::RoleServer;
+use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -10,11 +11,15 @@ use serde::Deserialize;
 use super::images::{self, ImageArgument};
 use super::render::engine_error;
 use super::server::ComfyServer;
-use super::tool::{Hints, ToolDeclaration, ToolOutcome, declare_tool, follow_job, job_answer, wait_limit};
+use super::tool::{
+    Hints, ToolDeclaration, ToolOutcome, WaitBound, declare_tool, follow_job, job_answer, wait_limit,
+};
+use comfy_engine::BackendEntry;
 use comfy_engine::enhance::{RefineRequest, UpscaleRequest};
 use comfy_engine::generate::GenerateRequest;
-use comfy_engine::grids::{FinishedCell, GridAxis, GridSheet, plan_grid};
+use comfy_engine::grids::{FinishedCell, GridAxis, GridPlan, GridSheet, plan_grid};
 use comfy_engine::types::JobPhase;
+use comfy_engine::types::SubmittedJob;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -63,7 +68,8 @@ struct UpscaleImageArguments {
 #[serde(deny_unknown_fields)]
 struct AxisArgument {
     /// seed, steps, cfg, sampler, scheduler, denoise, prompt, prompt_replace (the first value is
-    /// the text found in the prompt, each value replaces it), negative_prompt or checkpoint.
+    /// the text found in the prompt, each value replaces it), negative_prompt, checkpoint, style
+    /// or quality.
     parameter: String,
     /// 1 to 16 values.
     values: Vec<AxisValue>,
@@ -113,7 +119,7 @@ struct GenerateGridArguments {
 
 /// One cell of a grid answer.
 #[derive(Debug, Serialize)]
-struct CellReport {
+pub(crate) struct CellReport {
     column: usize,
     row: usize,
     settings: serde_json::Map<String, Value>,
@@ -217,15 +223,52 @@ async fn generate_grid(
     };
     let (x, y) = (axis(arguments.x), arguments.y.map(axis));
     let plan = plan_grid(&base, &x, y.as_ref()).map_err(|error| engine_error(&error))?;
+    let queued = queue_cells(server, &plan).await?;
+    let (finished, cells, unfinished) = follow_cells(server, &plan, queued, &limit, context).await?;
+    let sheet = server
+        .engine
+        .assemble_grid(&plan, &finished, arguments.max_preview_bytes)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let report = GridReport {
+        columns: plan.columns,
+        rows: plan.cells.len().div_ceil(plan.columns),
+        cells,
+        sheet,
+        unfinished: (unfinished > 0).then_some(unfinished),
+    };
+    Ok(images::answer(&report, &[&report.sheet.sheet]))
+}
+
+/// A cell's job as it was queued, or why it was not.
+pub(crate) type QueuedCell<'a> = Result<(&'a BackendEntry, SubmittedJob), String>;
+
+/// Queues every cell of `plan`. The first cell's refusal is every cell's (the same graph), so
+/// nothing more is queued then and the call fails with it.
+pub(crate) async fn queue_cells<'a>(
+    server: &'a ComfyServer,
+    plan: &GridPlan,
+) -> Result<Vec<QueuedCell<'a>>, CallToolResult> {
     let mut queued = Vec::new();
     for (index, cell) in plan.cells.iter().enumerate() {
         match server.engine.generate(&cell.request).await {
             Ok((entry, job, _)) => queued.push(Ok((entry, job))),
-            // The first cell's refusal is every cell's (the same graph): nothing else is queued.
             Err(error) if index == 0 => return Err(engine_error(&error)),
             Err(error) => queued.push(Err(error.to_string())),
         }
     }
+    Ok(queued)
+}
+
+/// Follows the queued cells within the call's wait: each finished cell's outputs, a report per
+/// cell, and how many were still going when the wait ended.
+pub(crate) async fn follow_cells(
+    server: &ComfyServer,
+    plan: &GridPlan,
+    queued: Vec<QueuedCell<'_>>,
+    limit: &WaitBound,
+    context: &RequestContext<RoleServer>,
+) -> Result<(Vec<Option<FinishedCell>>, Vec<CellReport>, usize), CallToolResult> {
     let mut finished = Vec::new();
     let mut cells = Vec::new();
     let mut unfinished = 0;
@@ -244,7 +287,7 @@ async fn generate_grid(
                 None
             }
             Ok((entry, mut job)) => {
-                let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
+                let outcome = follow_job(server, entry, &mut job.subscription, limit, &context.ct, context)
                     .await
                     .map_err(|error| engine_error(&error))?;
                 let snapshot = outcome.snapshot();
@@ -264,17 +307,5 @@ async fn generate_grid(
         finished.push(done);
         cells.push(report);
     }
-    let sheet = server
-        .engine
-        .assemble_grid(&plan, &finished, arguments.max_preview_bytes)
-        .await
-        .map_err(|error| engine_error(&error))?;
-    let report = GridReport {
-        columns: plan.columns,
-        rows: plan.cells.len().div_ceil(plan.columns),
-        cells,
-        sheet,
-        unfinished: (unfinished > 0).then_some(unfinished),
-    };
-    Ok(images::answer(&report, &[&report.sheet.sheet]))
+    Ok((finished, cells, unfinished))
 }

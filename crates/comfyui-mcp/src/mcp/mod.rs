@@ -4,14 +4,17 @@
 //! `render`), never this module, so no child imports its parent.
 
 mod analysis;
+mod ask;
 mod catalog;
 mod core;
 mod edit;
 mod enhance;
+mod experiments;
 mod images;
 mod insights;
 mod library;
 mod presets;
+mod prompting;
 pub mod render;
 mod server;
 mod styles;
@@ -80,8 +83,13 @@ const TOOLSETS: &[Toolset] = &[
     },
     Toolset {
         name: "insights",
-        description: "Job timings, generation-time estimates and the audit log.",
+        description: "Job timings, generation-time estimates, the audit log, and experiments: A/B tests of prompts or parameters with a stated verdict.",
         tools: insights::TOOLS,
+    },
+    Toolset {
+        name: "insights",
+        description: "Job timings, generation-time estimates, the audit log, and experiments: A/B tests of prompts or parameters with a stated verdict.",
+        tools: experiments::TOOLS,
     },
     Toolset {
         name: "edit",
@@ -95,8 +103,13 @@ const TOOLSETS: &[Toolset] = &[
     },
     Toolset {
         name: "analysis",
-        description: "Native image measures: SSIM, PSNR, perceptual-hash and histogram comparison with a difference heatmap; exposure, contrast, colour, sharpness, palette and rule-of-thirds statistics.",
+        description: "Native image measures: SSIM, PSNR, perceptual-hash and histogram comparison with a difference heatmap; exposure, contrast, colour, sharpness, palette and rule-of-thirds statistics; prompt rewriting by the client's model.",
         tools: analysis::TOOLS,
+    },
+    Toolset {
+        name: "analysis",
+        description: "Native image measures: SSIM, PSNR, perceptual-hash and histogram comparison with a difference heatmap; exposure, contrast, colour, sharpness, palette and rule-of-thirds statistics; prompt rewriting by the client's model.",
+        tools: prompting::TOOLS,
     },
 ];
 
@@ -417,7 +430,7 @@ impl ServerHandler for ComfyServer {
     async fn call_tool(
         &self,
         mut request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let handler = self.catalog.handler(&request.name, &self.enabled_toolsets());
         if handler.is_none() && !workflows::is_saved_workflow_tool(self, &request.name).await {
@@ -433,6 +446,10 @@ impl ServerHandler for ComfyServer {
         let arguments = request.arguments.take().unwrap_or_default();
         let digest = comfy_engine::types::content_hash(&redact_object(&arguments));
         let secrets = secrets_of(&arguments);
+        // Answers a retried call brought (2026-07-28 era), and room for the questions this one asks.
+        let exchange =
+            ask::InputExchange::new(request.input_responses.take(), request.request_state.as_deref());
+        context.extensions.insert(exchange.clone());
         let dispatch = async {
             match handler {
                 Some(handler) => Some(handler(self, arguments, &context).await),
@@ -452,6 +469,10 @@ impl ServerHandler for ComfyServer {
         };
         let result = result
             .unwrap_or_else(|| render::error_text(format!("tool {name:?} has no handler in this build")));
+        if let Some(input_required) = exchange.input_required() {
+            tracing::info!(tool = %name, "tool call waits for the client's input");
+            return Ok(CallToolResponse::InputRequired(input_required));
+        }
         let result = bounded(&name, result);
         let failed = result.is_error.unwrap_or(false);
         let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);

@@ -287,12 +287,7 @@ fn failed(error: impl Into<PresetError>) -> CallToolResult {
 /// Refuses arguments the chosen action does not use, so a misplaced argument is never ignored.
 /// The client identity for share rate limits and usage: the MCP client's name, or "anonymous".
 fn client_identity(context: &RequestContext<RoleServer>) -> String {
-    context
-        .peer
-        .peer_info()
-        .map(|info| info.client_info.name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "anonymous".to_owned())
+    super::tool::client_name(context).unwrap_or_else(|| "anonymous".to_owned())
 }
 
 fn local_path<'a>(server: &ComfyServer, path: &'a str) -> Result<&'a Path, CallToolResult> {

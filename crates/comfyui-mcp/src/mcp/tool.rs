@@ -434,6 +434,16 @@ impl WaitBound {
     }
 }
 
+/// The MCP client's self-declared name (what audits, usage counts and judgements record until
+/// the shared server knows principals).
+pub(crate) fn client_name(context: &RequestContext<RoleServer>) -> Option<String> {
+    context
+        .peer
+        .peer_info()
+        .map(|info| info.client_info.name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
+
 /// The bounded wait of one call: what the caller asked for (or `default`), never more than the
 /// configured limit.
 pub(crate) fn wait_limit(
