@@ -844,6 +844,8 @@ def cmd_start(args) -> int:
         "instance_dir": str(instance_dir),
         "log": str(log_path),
         "comfyui_version": version,
+        # ComfyUI's CLIP vocabulary, for prompt token counts (COMFYUI_MCP_CLIP_VOCABULARY).
+        "clip_vocabulary": str(comfyui_dir / "comfy" / "sd1_tokenizer"),
     }
     meta = dict(result, ready_seconds=round(time.monotonic() - t0, 2), cmd=cmd)
     (instance_dir / "rig.json").write_text(json.dumps(meta, indent=2) + "\n")

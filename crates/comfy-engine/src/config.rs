@@ -28,6 +28,9 @@ pub struct EngineConfig {
     /// The `preview_method` every prompt asks ComfyUI for (`latent2rgb`, `taesd`, `auto`,
     /// `none`): the sampler's live frames. `None` leaves ComfyUI's own setting.
     pub preview_method: Option<String>,
+    /// ComfyUI's CLIP vocabulary (`comfy/sd1_tokenizer`, or its `merges.txt`) for counting
+    /// prompt tokens; `None`: prompts are analysed without token counts.
+    pub clip_vocabulary: Option<PathBuf>,
 }
 
 /// One ComfyUI server.

@@ -105,6 +105,15 @@ pub struct GenerationParameters {
     pub upscale_model: Option<String>,
 }
 
+/// A generation request's graph and what it is, before it is queued.
+#[derive(Debug, Clone)]
+pub struct BuiltGeneration {
+    pub graph: ApiPrompt,
+    pub parameters: GenerationParameters,
+    /// The prompt as the graph has it (a style's template applied).
+    pub prompt_text: String,
+}
+
 impl GenerationParameters {
     /// The model file that names this generation in the library and metrics.
     pub fn model_name(&self) -> &str {
@@ -378,6 +387,26 @@ impl Engine {
         &self,
         request: &GenerateRequest,
     ) -> Result<(&BackendEntry, SubmittedJob, GenerationParameters), EngineError> {
+        let (entry, built) = self.build_generation(request).await?;
+        let context = JobContext {
+            workflow: Some("generate_image".to_owned()),
+            model: Some(built.parameters.model_name().to_owned()),
+            prompt_text: built.prompt_text,
+            parameters: serde_json::to_value(&built.parameters).unwrap_or(Value::Null),
+            seed: Some(built.parameters.seed),
+        };
+        let job = self
+            .submit(entry, &built.graph, SubmitOptions::default(), context)
+            .await?;
+        Ok((entry, job, built.parameters))
+    }
+
+    /// The graph a generation request makes, for the backend it would run on (nothing queued,
+    /// not yet validated: `submit` validates).
+    pub async fn build_generation(
+        &self,
+        request: &GenerateRequest,
+    ) -> Result<(&BackendEntry, BuiltGeneration), EngineError> {
         if request.prompt.trim().is_empty() {
             return Err(EngineError::bad_input("prompt must not be empty"));
         }
@@ -591,17 +620,14 @@ impl Engine {
                 .unwrap_or_else(|| "comfyui-mcp".to_owned()),
         }
         .build();
-        let context = JobContext {
-            workflow: Some("generate_image".to_owned()),
-            model: Some(parameters.model_name().to_owned()),
-            prompt_text: request.prompt.clone(),
-            parameters: serde_json::to_value(&parameters).unwrap_or(Value::Null),
-            seed: Some(parameters.seed),
-        };
-        let job = self
-            .submit(entry, &graph.prompt, SubmitOptions::default(), context)
-            .await?;
-        Ok((entry, job, parameters))
+        Ok((
+            entry,
+            BuiltGeneration {
+                graph: graph.prompt,
+                parameters,
+                prompt_text: request.prompt.clone(),
+            },
+        ))
     }
 
     /// The model files of a request: a checkpoint (given, configured, or the backend's first), or

@@ -15,6 +15,7 @@ pub mod imaging;
 pub mod insights;
 pub mod intents;
 pub mod jobs;
+pub mod learning;
 pub mod library;
 pub mod live;
 pub mod local_files;
@@ -254,6 +255,8 @@ pub struct Engine {
     reconciled: CancellationToken,
     /// The latest sampler preview of each recent job, filled by the job recorders.
     live: Arc<live::LivePreviews>,
+    /// The CLIP tokenizer, loaded on first use from `config.clip_vocabulary` (or why not).
+    tokenizer: tokio::sync::OnceCell<Result<Arc<comfy_text::ClipTokenizer>, String>>,
 }
 
 impl Engine {
@@ -306,6 +309,7 @@ impl Engine {
             prefetched: std::sync::atomic::AtomicBool::new(false),
             reconciled: CancellationToken::new(),
             live: Arc::default(),
+            tokenizer: tokio::sync::OnceCell::new(),
         });
         engine.watch_workflows_directory();
         // The disk copies of node definitions are read now, while the client is still shaking

@@ -1,9 +1,119 @@
-//! Prompts: what a rewrite by the client's model is asked (the target family's conventions, the
-//! goal, the rules its answer must keep), and how its answer is cleaned into one prompt.
+//! Prompts: analysed as ComfyUI reads them (comfy-text, with ComfyUI's own CLIP vocabulary when
+//! configured), their `embedding:` references checked against the backend, and what recorded
+//! experiments say about their terms; what a rewrite by the client's model is asked (the target
+//! family's conventions, the goal) and how its answer is cleaned into one prompt.
 
+use std::sync::Arc;
+
+use comfy_text::{ClipTokenizer, PromptAnalysis, VOCABULARY_FILE};
 use comfy_workflow::builders::ModelFamily;
+use schemars::JsonSchema;
+use serde::Serialize;
 
-use crate::EngineError;
+use crate::learning::HistoryInsights;
+use crate::{Engine, EngineError};
+
+/// A prompt's analysis, with the backend's and the history's word on it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PromptReport {
+    #[serde(flatten)]
+    pub analysis: PromptAnalysis,
+    /// Embeddings the prompt names that the backend does not have (ComfyUI ignores them with a
+    /// warning in its log).
+    pub missing_embeddings: Vec<String>,
+    /// The backend the embeddings were checked on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embeddings_checked_on: Option<String>,
+    /// What the person's choices in experiments say about this prompt's terms.
+    pub history: HistoryInsights,
+}
+
+impl Engine {
+    /// The CLIP tokenizer from the configured vocabulary, loaded once (off the async workers).
+    async fn tokenizer(&self) -> Result<Arc<ClipTokenizer>, String> {
+        let path = self.config.clip_vocabulary.clone();
+        self.tokenizer
+            .get_or_init(|| async move {
+                let Some(path) = path else {
+                    return Err(format!(
+                        "set COMFYUI_MCP_CLIP_VOCABULARY to ComfyUI's comfy/sd1_tokenizer folder (it holds {VOCABULARY_FILE})"
+                    ));
+                };
+                let file = if path.is_dir() { path.join(VOCABULARY_FILE) } else { path };
+                tokio::task::spawn_blocking(move || {
+                    let merges = fs_err::read_to_string(&file).map_err(|error| error.to_string())?;
+                    ClipTokenizer::from_merges(&merges)
+                        .map(Arc::new)
+                        .map_err(|error| format!("{}: {error}", file.display()))
+                })
+                .await
+                .unwrap_or_else(|error| Err(error.to_string()))
+            })
+            .await
+            .clone()
+    }
+
+    /// Analyses `prompt`: tokens and windows (when the vocabulary is configured), weights,
+    /// embeddings checked on `backend`, duplicates, choices, and the history of its terms.
+    pub async fn analyze_prompt(
+        &self,
+        prompt: &str,
+        backend: Option<&str>,
+    ) -> Result<PromptReport, EngineError> {
+        let tokenizer = self.tokenizer().await;
+        let text = prompt.to_owned();
+        let held = tokenizer.as_ref().ok().cloned();
+        let mut analysis = tokio::task::spawn_blocking(move || comfy_text::analyze(held.as_deref(), &text))
+            .await
+            .map_err(|error| EngineError::bad_input(format!("prompt analysis failed: {error}")))?
+            .map_err(|error| EngineError::bad_input(error.to_string()))?;
+        if let Err(reason) = &tokenizer {
+            for warning in &mut analysis.warnings {
+                if warning.starts_with("tokens were not counted") {
+                    *warning = format!("tokens were not counted: {reason}");
+                }
+            }
+        }
+        let mut missing_embeddings = Vec::new();
+        let mut embeddings_checked_on = None;
+        if !analysis.embeddings.is_empty() {
+            let entry = self.pick_backend(backend)?;
+            let known = entry
+                .backend
+                .client()
+                .embeddings()
+                .await
+                .map_err(|source| entry.error(source))?;
+            missing_embeddings = analysis
+                .embeddings
+                .iter()
+                .filter(|name| !known.iter().any(|known| embedding_matches(known, name)))
+                .cloned()
+                .collect();
+            embeddings_checked_on = Some(entry.name.clone());
+        }
+        let history = self.history_insights(Some(prompt), 0.05).await?;
+        Ok(PromptReport {
+            analysis,
+            missing_embeddings,
+            embeddings_checked_on,
+            history,
+        })
+    }
+}
+
+/// Whether the backend's embedding `known` (a file name without its extension, maybe in a
+/// subfolder) is the one a prompt names (with or without an extension, as ComfyUI looks up).
+fn embedding_matches(known: &str, named: &str) -> bool {
+    let strip = |name: &str| {
+        let name = name.trim().replace('\\', "/");
+        [".safetensors", ".pt", ".bin", ".pth"]
+            .iter()
+            .find_map(|extension| name.strip_suffix(extension).map(str::to_owned))
+            .unwrap_or(name)
+    };
+    strip(known).eq_ignore_ascii_case(&strip(named))
+}
 
 /// Longest prompt taken for a rewrite.
 pub const MAXIMUM_PROMPT_CHARACTERS: usize = 4_000;

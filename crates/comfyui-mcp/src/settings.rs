@@ -33,6 +33,9 @@ pub mod env {
     /// The live preview frames every prompt asks ComfyUI for: `latent2rgb` (the default: cheap),
     /// `taesd`, `auto`, `none`, or `comfyui` to leave ComfyUI's own `--preview-method`.
     pub const PREVIEW_METHOD: &str = "COMFYUI_MCP_PREVIEW_METHOD";
+    /// ComfyUI's CLIP vocabulary for prompt token counts: its `comfy/sd1_tokenizer` folder (or
+    /// the `merges.txt` in it). Unset: prompts are analysed without token counts.
+    pub const CLIP_VOCABULARY: &str = "COMFYUI_MCP_CLIP_VOCABULARY";
     /// Bearer token required on the Streamable HTTP endpoint.
     pub const HTTP_TOKEN: &str = "COMFYUI_MCP_HTTP_TOKEN";
     /// Most live MCP sessions on the HTTP endpoint; an `initialize` beyond it gets 503.
@@ -445,6 +448,7 @@ impl Settings {
                 workflows_dir: workflows_dir.map(|(path, _)| path),
                 cache_dir: cache_directory(environment),
                 preview_method,
+                clip_vocabulary: environment(env::CLIP_VOCABULARY).map(PathBuf::from),
             },
             toolsets,
             tools: command_line

@@ -124,6 +124,16 @@ fn comfy_imaging_is_pure() {
 }
 
 #[test]
+fn comfy_text_is_pure() {
+    assert_pure(
+        "comfy-text",
+        &["instant-clip-tokenizer", "schemars", "serde", "thiserror"],
+        IO_AND_ASYNC,
+        "comfy-text does no IO and no async",
+    );
+}
+
+#[test]
 fn only_comfy_store_speaks_sql() {
     for krate in crates() {
         if krate != "comfy-store" {

@@ -134,6 +134,54 @@ async fn an_experiment_runs_is_judged_measured_reported_and_saved() {
     .await;
     assert_eq!(loose["winner"], "more", "{loose:#}");
 
+    // What the choices teach: steps=6 won all three comparisons with steps=2.
+    let insights = call_ok(&harness, json!({"action": "insights"})).await;
+    assert_eq!(insights["choices"], 3, "{insights:#}");
+    let six = insights["insights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|insight| insight["name"] == "steps=6")
+        .cloned();
+    let six = six.unwrap_or_else(|| panic!("no steps=6 in {insights:#}"));
+    assert_eq!(
+        (six["wins"].as_u64(), six["decided"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert!(
+        insights["suggestions"].as_array().unwrap().is_empty(),
+        "nothing is significant at 0.05: {insights:#}"
+    );
+    let loose = call_ok(&harness, json!({"action": "insights", "alpha": 0.3})).await;
+    let suggestions = loose["suggestions"].as_array().unwrap();
+    assert!(
+        suggestions.iter().any(|suggestion| suggestion
+            .as_str()
+            .unwrap()
+            .starts_with("prefer steps=6: it won 3 of 3")),
+        "{loose:#}"
+    );
+    call_refused(
+        &harness,
+        json!({"action": "preset_from_history", "preset": format!("history-{id}"), "prompt": "a boat"}),
+        "no parameter value is preferred at the 0.05 level",
+    )
+    .await;
+    let built = call_ok(
+        &harness,
+        json!({"action": "preset_from_history", "preset": format!("history-{id}"), "prompt": "a boat",
+               "checkpoint": "tiny-sd15-micro.ckpt", "alpha": 0.3}),
+    )
+    .await;
+    assert_eq!(built["rests_on"][0]["name"], "steps=6", "{built:#}");
+    let stored = harness
+        .call(
+            "preset",
+            json!({"action": "get", "name": format!("history-{id}")}),
+        )
+        .await;
+    assert!(text_of(&stored).contains("\"steps\": 6"), "{}", text_of(&stored));
+
     let measured = call_ok(
         &harness,
         json!({"action": "measure", "experiment_id": id, "measure": "contrast"}),
@@ -227,5 +275,49 @@ async fn an_experiment_the_backend_refuses_leaves_nothing_behind() {
             .iter()
             .any(|experiment| experiment["name"] == "bad"),
         "{listed:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyze_prompt_counts_tokens_and_checks_embeddings_on_the_backend() {
+    let vocabulary = std::env::var("COMFYUI_MCP_CLIP_VOCABULARY")
+        .expect("set COMFYUI_MCP_CLIP_VOCABULARY to the rig's comfy/sd1_tokenizer (scripts/test does)");
+    let environment = move |name: &str| (name == "COMFYUI_MCP_CLIP_VOCABULARY").then(|| vocabulary.clone());
+    let harness = connect_with(all_toolsets("prompts", &environment)).await;
+    let result = harness
+        .call(
+            "analyze_prompt",
+            json!({"prompt": "a photo of a cat, a photo of a cat, (whiskers:1.8), embedding:no-such-embedding, {red|blue} collar"}),
+        )
+        .await;
+    assert!(!is_error(&result), "{}", text_of(&result));
+    let analysis = json_of(&result);
+    assert_eq!(analysis["tokens_counted"], true, "{analysis:#}");
+    assert!(analysis["tokens"].as_u64().unwrap() > 10, "{analysis:#}");
+    assert_eq!(analysis["windows"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        analysis["missing_embeddings"],
+        json!(["no-such-embedding"]),
+        "{analysis:#}"
+    );
+    assert_eq!(analysis["duplicates"], json!(["a photo of a cat"]));
+    assert_eq!(analysis["combinations"], 2);
+    assert!(
+        analysis["history"]["basis"]
+            .as_str()
+            .unwrap()
+            .contains("0 decided choices"),
+        "{analysis:#}"
+    );
+    // Without the vocabulary the rest still comes, with the reason tokens were not counted.
+    let bare = connect_with(all_toolsets("prompts-bare", &|_| None)).await;
+    let plain = json_of(&bare.call("analyze_prompt", json!({"prompt": "a cat"})).await);
+    assert_eq!(plain["tokens_counted"], false, "{plain:#}");
+    assert!(
+        plain["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("COMFYUI_MCP_CLIP_VOCABULARY"),
+        "{plain:#}"
     );
 }

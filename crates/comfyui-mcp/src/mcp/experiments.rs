@@ -3,7 +3,7 @@
 //! columns, seeds as rows); the person judges through a form (`ask`, MCP elicitation) or the
 //! agent records what the person said (`judge`); `measure` scores the images automatically;
 //! `report` states the verdict with its test and p-value; `save_winner` keeps the winner's graph
-//! as a preset version.
+//! as a preset version; `insights` and `preset_from_history` learn from every experiment's choices.
 
 use rmcp::RoleServer;
 use rmcp::model::{ElicitationAction, ElicitationSchema};
@@ -150,6 +150,19 @@ enum ExperimentArguments {
         variant: Option<String>,
         alpha: Option<f64>,
     },
+    /// What the person's choices across all experiments say about prompt terms and parameter
+    /// values (wins, binomial p, effect); with a prompt, its terms and suggestions for it.
+    Insights {
+        prompt: Option<String>,
+        alpha: Option<f64>,
+    },
+    /// Save a preset generating `prompt` with the parameter values the history prefers.
+    PresetFromHistory {
+        preset: String,
+        prompt: String,
+        checkpoint: Option<String>,
+        alpha: Option<f64>,
+    },
     /// The newest experiments.
     List { limit: Option<usize> },
     /// Delete an experiment with its judgements (its images stay in the library).
@@ -159,7 +172,7 @@ enum ExperimentArguments {
 /// This tool, declared once.
 pub(crate) const TOOLS: &[ToolDeclaration] = &[declare_tool!(
     "experiment",
-    "A/B and n-way tests of prompts or parameters: create runs 2-8 variants on the same seeds as one batch (sheet: variants as columns, seeds as rows); the person judges through a form (ask) or you record their choices, ties or ratings (judge); measure scores images (sharpness, contrast, colorfulness, saturation, SSIM to a reference); report gives the verdict with its test (exact binomial, Bradley-Terry, Mann-Whitney U or Kruskal-Wallis), p-value and interval; save_winner keeps the winner as a preset version.",
+    "A/B and n-way tests of prompts or parameters: create runs 2-8 variants on the same seeds as one batch (sheet: variants as columns, seeds as rows); the person judges through a form (ask) or you record their choices, ties or ratings (judge); measure scores images (sharpness, contrast, colorfulness, saturation, SSIM to a reference); report gives the verdict with its test (exact binomial, Bradley-Terry, Mann-Whitney U or Kruskal-Wallis), p-value and interval; save_winner keeps the winner as a preset version; insights says what all choices so far say about prompt terms and parameter values, preset_from_history builds a preset from the preferred ones.",
     Hints::CREATES,
     ExperimentArguments,
     experiment,
@@ -233,6 +246,29 @@ async fn experiment(
                 "version": saved.preset.summary.head_version,
                 "previous_head": saved.previous_head,
                 "variant": variant,
+            })))
+        }
+        ExperimentArguments::Insights { prompt, alpha } => {
+            let insights = engine
+                .history_insights(prompt.as_deref(), alpha.unwrap_or(DEFAULT_ALPHA))
+                .await
+                .map_err(fail)?;
+            Ok(json_result(&serde_json::to_value(insights).unwrap_or_default()))
+        }
+        ExperimentArguments::PresetFromHistory {
+            preset,
+            prompt,
+            checkpoint,
+            alpha,
+        } => {
+            let (saved, chosen) = engine
+                .preset_from_history(&preset, &prompt, checkpoint, alpha.unwrap_or(DEFAULT_ALPHA))
+                .await
+                .map_err(fail)?;
+            Ok(json_result(&json!({
+                "preset": saved.preset.summary.name,
+                "version": saved.preset.summary.head_version,
+                "rests_on": chosen,
             })))
         }
         ExperimentArguments::List { limit } => {

@@ -1,6 +1,8 @@
-//! Prompt tools (part of the `analysis` toolset): `optimize_prompt` asks the client's own model,
-//! through MCP sampling, to rewrite a prompt for the target model family, once or in a chain of
-//! rounds each improving the last.
+//! Prompt tools (part of the `analysis` toolset): `analyze_prompt` reads a prompt as ComfyUI does
+//! (tokens and 77-token windows, weights, embeddings checked on the backend, duplicates, dynamic
+//! choices) with what recorded experiments say of its terms; `optimize_prompt` asks the client's
+//! own model, through MCP sampling, to rewrite a prompt for the target model family, once or in a
+//! chain of rounds each improving the last.
 
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;
@@ -30,6 +32,14 @@ struct OptimizePromptArguments {
     rounds: Option<usize>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AnalyzePromptArguments {
+    prompt: String,
+    /// Where embeddings are checked (default: the default backend).
+    backend: Option<String>,
+}
+
 #[derive(Debug, Serialize)]
 struct Round {
     prompt: String,
@@ -37,13 +47,35 @@ struct Round {
 }
 
 /// This file's tools, each declared once.
-pub(crate) const TOOLS: &[ToolDeclaration] = &[declare_tool!(
-    "optimize_prompt",
-    "Rewrite a prompt for a model family (SD1.5, SDXL, SD3, Flux) with your own model through MCP sampling, once or in a chain of up to 4 rounds each improving the last; the client shows or approves the request. Clients without sampling get a precise refusal.",
-    Hints::READ_ONLY,
-    OptimizePromptArguments,
-    optimize_prompt,
-)];
+pub(crate) const TOOLS: &[ToolDeclaration] = &[
+    declare_tool!(
+        "analyze_prompt",
+        "Read a prompt as ComfyUI does: CLIP tokens and the 77-token windows they fill (where a window cuts a phrase), weights from (text:1.2) syntax with extreme ones flagged, embedding: references checked on the backend, duplicated terms, {a|b} choices and their combinations; plus what your judged experiments say about its terms (wins, p-values, suggestions).",
+        Hints::READ_ONLY,
+        AnalyzePromptArguments,
+        analyze_prompt,
+    ),
+    declare_tool!(
+        "optimize_prompt",
+        "Rewrite a prompt for a model family (SD1.5, SDXL, SD3, Flux) with your own model through MCP sampling, once or in a chain of up to 4 rounds each improving the last; the client shows or approves the request. Clients without sampling get a precise refusal.",
+        Hints::READ_ONLY,
+        OptimizePromptArguments,
+        optimize_prompt,
+    ),
+];
+
+async fn analyze_prompt(
+    server: &ComfyServer,
+    arguments: AnalyzePromptArguments,
+    _context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let report = server
+        .engine
+        .analyze_prompt(&arguments.prompt, arguments.backend.as_deref())
+        .await
+        .map_err(|error| engine_error(&error))?;
+    Ok(json_result(&serde_json::to_value(report).unwrap_or_default()))
+}
 
 async fn optimize_prompt(
     _server: &ComfyServer,
