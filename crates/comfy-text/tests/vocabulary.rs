@@ -61,10 +61,7 @@ fn windows_hold_75_tokens_and_cut_long_parts() {
     let total = analysis.tokens.unwrap();
     assert_eq!(
         total,
-        tokenizer
-            .encode(&format!("{}, ", [phrase; 7].join(", ")))
-            .len()
-            + 3
+        tokenizer.encode(&format!("{}, ", [phrase; 7].join(", "))).len() + 3
     );
     assert_eq!(analysis.windows.len(), 2, "{analysis:#?}");
     assert_eq!(
