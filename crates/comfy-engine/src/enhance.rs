@@ -1,9 +1,11 @@
 //! Enhancing through the backend: ControlNet preprocessors (core `Canny`, or the
 //! comfyui_controlnet_aux pack's nodes where it is installed; a precise answer naming the pack
 //! where it is not) and upscaling any image, in passes, with an upscale model or resampling,
-//! optionally refined by a low-denoise img2img over tiled VAE nodes.
+//! optionally refined by a low-denoise img2img over tiled VAE nodes; cutting out the foreground
+//! (background removal) or what a text names (SAM 3 segmentation) with ComfyUI's own nodes, the
+//! node, model file, folder and download named where the backend lacks them.
 
-use comfy_workflow::builders::{Preprocessor, Refinement, Upscale};
+use comfy_workflow::builders::{Cutout, CutoutMethod, Preprocessor, Refinement, Upscale};
 use comfy_workflow::object_info::InputSection;
 use comfy_workflow::{InputKind, ObjectInfo};
 use serde_json::{Map, Value, json};
@@ -348,5 +350,170 @@ impl Engine {
             denoise: refine.denoise,
             tile_size: refine.tile_size,
         })
+    }
+
+    /// Cuts out the foreground (a background-removal model) or what a text names (SAM 3) and
+    /// queues it: the cut-out with the rest transparent, and its mask.
+    pub async fn cut_out(
+        &self,
+        request: CutoutRequest,
+    ) -> Result<(&BackendEntry, SubmittedJob, Value), EngineError> {
+        let entry = self.pick_backend(request.backend.as_deref())?;
+        let info = self.object_info(entry, false).await?;
+        let method = match request.kind {
+            CutoutKind::Background { model } => {
+                require_node(entry, &info, "RemoveBackground")?;
+                let choices = info
+                    .combo_choices("LoadBackgroundRemovalModel", "bg_removal_name")
+                    .unwrap_or_default();
+                let model = pick_model(entry, &choices, model, BACKGROUND_MODEL)?;
+                CutoutMethod::Background { model }
+            }
+            CutoutKind::Segment {
+                prompt,
+                checkpoint,
+                threshold,
+            } => {
+                require_node(entry, &info, "SAM3_Detect")?;
+                if prompt.trim().is_empty() || prompt.chars().count() > 500 {
+                    return Err(EngineError::bad_input(
+                        "prompt (what to find) must be 1 to 500 characters",
+                    ));
+                }
+                if !(threshold.is_finite() && (0.0..=1.0).contains(&threshold)) {
+                    return Err(EngineError::bad_input(format!(
+                        "threshold must be 0 to 1; got {threshold}"
+                    )));
+                }
+                let choices: Vec<String> = info
+                    .combo_choices("CheckpointLoaderSimple", "ckpt_name")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|name| checkpoint.is_some() || name.to_lowercase().contains("sam3"))
+                    .collect();
+                let checkpoint = pick_model(entry, &choices, checkpoint, SAM3_MODEL)?;
+                CutoutMethod::Segment {
+                    checkpoint,
+                    prompt,
+                    threshold,
+                }
+            }
+        };
+        let (image, width, height) = self.stage_image(entry, &request.image).await?;
+        let cutout = Cutout {
+            image: image.clone(),
+            method,
+            invert: request.invert,
+            filename_prefix: "comfyui-mcp/cutout".to_owned(),
+        };
+        let parameters = json!({"image": image, "size": [width, height], "method": cutout.method, "invert": cutout.invert});
+        let (model, prompt_text) = match &cutout.method {
+            CutoutMethod::Background { model } => (model.clone(), String::new()),
+            CutoutMethod::Segment {
+                checkpoint, prompt, ..
+            } => (checkpoint.clone(), prompt.clone()),
+        };
+        let context = JobContext {
+            workflow: Some("cut_out".to_owned()),
+            model: Some(model),
+            prompt_text,
+            parameters: parameters.clone(),
+            seed: None,
+        };
+        let graph = cutout.build();
+        let job = self
+            .submit(entry, &graph.prompt, comfy_api::SubmitOptions::default(), context)
+            .await?;
+        Ok((entry, job, parameters))
+    }
+}
+
+/// What a cut-out keeps.
+#[derive(Debug, Clone)]
+pub enum CutoutKind {
+    /// The foreground, by a background-removal model (`None`: the backend's first).
+    Background { model: Option<String> },
+    /// What `prompt` names, by SAM 3 (`None`: the backend's checkpoint with "sam3" in its name).
+    Segment {
+        prompt: String,
+        checkpoint: Option<String>,
+        threshold: f64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct CutoutRequest {
+    pub image: ImageSource,
+    pub kind: CutoutKind,
+    pub invert: bool,
+    pub backend: Option<String>,
+}
+
+/// A model a capability needs: its folder, the file ComfyUI's own templates use, where to get it.
+struct KnownModel {
+    folder: &'static str,
+    file: &'static str,
+    url: &'static str,
+}
+
+/// ComfyUI's template `utility_birefnet_remove_background` names this one.
+const BACKGROUND_MODEL: KnownModel = KnownModel {
+    folder: "background_removal",
+    file: "birefnet.safetensors",
+    url: "https://huggingface.co/Comfy-Org/BiRefNet/resolve/main/background_removal/birefnet.safetensors",
+};
+
+/// ComfyUI's template `utility_image_segment_sam3` names this one.
+const SAM3_MODEL: KnownModel = KnownModel {
+    folder: "checkpoints",
+    file: "sam3.1_multiplex_fp16.safetensors",
+    url: "https://huggingface.co/Comfy-Org/sam3.1/resolve/main/checkpoints/sam3.1_multiplex_fp16.safetensors",
+};
+
+/// A core node class that only newer ComfyUI versions have.
+fn require_node(entry: &BackendEntry, info: &ObjectInfo, class_type: &str) -> Result<(), EngineError> {
+    if info.has_node(class_type) {
+        return Ok(());
+    }
+    Err(EngineError::Missing {
+        backend: entry.label(),
+        what: format!("node class {class_type}"),
+        how_to_fix: format!(
+            "{class_type} is a core node of current ComfyUI (0.26 has it; this backend runs {}): update ComfyUI",
+            entry
+                .comfyui_version()
+                .unwrap_or_else(|| "an older version".to_owned())
+        ),
+    })
+}
+
+/// The model named (checked against `choices`), else the first of `choices`, else the precise
+/// answer naming the file, its folder and its URL.
+fn pick_model(
+    entry: &BackendEntry,
+    choices: &[String],
+    named: Option<String>,
+    known: KnownModel,
+) -> Result<String, EngineError> {
+    match named {
+        Some(name) if choices.contains(&name) => Ok(name),
+        Some(name) => Err(EngineError::bad_input(format!(
+            "{name:?} is not in models/{} on {}; it has {}",
+            known.folder,
+            entry.label(),
+            if choices.is_empty() {
+                "none that fits".to_owned()
+            } else {
+                choices.join(", ")
+            }
+        ))),
+        None => choices.first().cloned().ok_or_else(|| EngineError::Missing {
+            backend: entry.label(),
+            what: format!("a model in models/{} ({})", known.folder, known.file),
+            how_to_fix: format!(
+                "download {} from {} into ComfyUI's models/{} folder (ComfyUI's own template uses it)",
+                known.file, known.url, known.folder
+            ),
+        }),
     }
 }

@@ -788,6 +788,118 @@ impl Upscale {
     }
 }
 
+/// What finds the part of an image to keep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CutoutMethod {
+    /// A background-removal model (`models/background_removal`, BiRefNet) through ComfyUI's
+    /// `LoadBackgroundRemovalModel` and `RemoveBackground`: the foreground.
+    Background { model: String },
+    /// SAM 3 (a checkpoint in `models/checkpoints`) finding what `prompt` names, through
+    /// `SAM3_Detect` with the checkpoint's own text encoder.
+    Segment {
+        checkpoint: String,
+        prompt: String,
+        threshold: f64,
+    },
+}
+
+/// A part of an image in ComfyUI's input folder kept and the rest made transparent, with
+/// ComfyUI's own nodes (0.26 on); saves the cut-out (RGBA) and its mask (white is kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cutout {
+    pub image: String,
+    pub method: CutoutMethod,
+    /// Keep the rest instead (the background, or everything but what was found).
+    pub invert: bool,
+    pub filename_prefix: String,
+}
+
+impl Cutout {
+    pub fn build(&self) -> BuiltGraph {
+        let mut prompt = ApiPrompt::new();
+        let image: Socket = (
+            prompt.add(
+                Node::new("LoadImage")
+                    .with("image", self.image.as_str())
+                    .with_title("Image"),
+            ),
+            0,
+        );
+        let (found, title) = match &self.method {
+            CutoutMethod::Background { model } => {
+                let loader = prompt.add(
+                    Node::new("LoadBackgroundRemovalModel")
+                        .with("bg_removal_name", model.as_str())
+                        .with_title("Background removal model"),
+                );
+                let mask = prompt.add(
+                    link(Node::new("RemoveBackground"), "image", &image)
+                        .with_link("bg_removal_model", &loader, 0)
+                        .with_title("Foreground"),
+                );
+                (mask, "Foreground")
+            }
+            CutoutMethod::Segment {
+                checkpoint,
+                prompt: text,
+                threshold,
+            } => {
+                let loader = prompt.add(
+                    Node::new("CheckpointLoaderSimple")
+                        .with("ckpt_name", checkpoint.as_str())
+                        .with_title("SAM 3"),
+                );
+                let condition = prompt.add(
+                    Node::new("CLIPTextEncode")
+                        .with("text", text.as_str())
+                        .with_link("clip", &loader, 1)
+                        .with_title("What to find"),
+                );
+                let mask = prompt.add(
+                    link(Node::new("SAM3_Detect"), "image", &image)
+                        .with_link("model", &loader, 0)
+                        .with_link("conditioning", &condition, 0)
+                        .with("threshold", *threshold)
+                        .with("refine_iterations", 2)
+                        .with("individual_masks", false)
+                        .with_title("Found"),
+                );
+                (mask, "Found")
+            }
+        };
+        let mut kept: Socket = (found, 0);
+        if self.invert {
+            kept = (
+                prompt.add(link(Node::new("InvertMask"), "mask", &kept).with_title("The rest")),
+                0,
+            );
+        }
+        // JoinImageWithAlpha takes ComfyUI's mask convention (white is transparent): the kept
+        // part's mask goes in inverted.
+        let transparent =
+            prompt.add(link(Node::new("InvertMask"), "mask", &kept).with_title("Transparent part"));
+        let joined = prompt.add(
+            link(Node::new("JoinImageWithAlpha"), "image", &image)
+                .with_link("alpha", &transparent, 0)
+                .with_title(format!("{title}, background transparent")),
+        );
+        let output_node = add_save_image(&mut prompt, &(joined, 0), &self.filename_prefix, "Cut-out");
+        let mask_image =
+            prompt.add(link(Node::new("MaskToImage"), "mask", &kept).with_title("Mask as image"));
+        add_save_image(
+            &mut prompt,
+            &(mask_image, 0),
+            &format!("{}-mask", self.filename_prefix),
+            "Mask",
+        );
+        BuiltGraph {
+            prompt,
+            sampler_node: String::new(),
+            output_node,
+        }
+    }
+}
+
 /// The checkpoint and prompts a refinement samples with: (model, vae, positive, negative).
 struct RefinerNodes {
     model: Socket,
@@ -1198,6 +1310,68 @@ mod tests {
         assert_eq!(
             ModelFamily::guess("v1-5-pruned.ckpt"),
             ModelFamily::StableDiffusion
+        );
+    }
+
+    #[test]
+    fn cutouts_keep_the_mask_as_alpha_and_save_both() {
+        let classes = |cutout: &Cutout| {
+            let mut classes: Vec<String> = cutout
+                .build()
+                .prompt
+                .nodes
+                .values()
+                .map(|node| node.class_type.clone())
+                .collect();
+            classes.sort();
+            classes
+        };
+        let background = Cutout {
+            image: "in.png".into(),
+            method: CutoutMethod::Background {
+                model: "birefnet.safetensors".into(),
+            },
+            invert: false,
+            filename_prefix: "cut".into(),
+        };
+        assert_eq!(
+            classes(&background),
+            [
+                "InvertMask",
+                "JoinImageWithAlpha",
+                "LoadBackgroundRemovalModel",
+                "LoadImage",
+                "MaskToImage",
+                "RemoveBackground",
+                "SaveImage",
+                "SaveImage"
+            ]
+        );
+        let segment = Cutout {
+            method: CutoutMethod::Segment {
+                checkpoint: "sam3.safetensors".into(),
+                prompt: "the dog".into(),
+                threshold: 0.4,
+            },
+            invert: true,
+            ..background
+        };
+        let built = segment.build();
+        let detect = built
+            .prompt
+            .nodes
+            .values()
+            .find(|node| node.class_type == "SAM3_Detect")
+            .expect("SAM3_Detect");
+        assert_eq!(detect.inputs["threshold"], serde_json::json!(0.4));
+        // Inverted: the found part's mask is inverted twice on its way to the alpha, once to
+        // keep the rest and once for ComfyUI's mask convention.
+        assert_eq!(
+            classes(&segment)
+                .iter()
+                .filter(|class| *class == "InvertMask")
+                .count(),
+            2
         );
     }
 }

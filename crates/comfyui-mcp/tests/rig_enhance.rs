@@ -265,3 +265,70 @@ async fn a_grid_sweeps_two_parameters_into_a_labelled_sheet_and_tags_its_cells()
         text_of(&refused)
     );
 }
+
+/// Background removal and SAM 3 segmentation are core nodes of ComfyUI 0.26; the rig has neither
+/// model. Both rigs answer precisely, and nothing is queued: 0.3.75 names the node class and says
+/// to update, 0.26 names the model file, its folder and the URL ComfyUI's own template gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_outs_name_the_node_or_the_model_they_need() {
+    let harness = harness().await;
+    let client =
+        comfy_api::ComfyClient::new(&test_support::comfyui_url(), Default::default()).expect("client");
+    let version = client
+        .system_stats()
+        .await
+        .expect("system_stats")
+        .system
+        .comfyui_version;
+    let current = test_support::is_current_comfyui(&version);
+    let image = json!({"data_base64": picture(32)});
+    let background = harness.call("remove_background", json!({"image": image})).await;
+    let segment = harness
+        .call(
+            "segment_image",
+            json!({"image": image, "prompt": "the red square"}),
+        )
+        .await;
+    for (result, node, file, folder) in [
+        (
+            &background,
+            "RemoveBackground",
+            "birefnet.safetensors",
+            "models/background_removal",
+        ),
+        (
+            &segment,
+            "SAM3_Detect",
+            "sam3.1_multiplex_fp16.safetensors",
+            "models/checkpoints",
+        ),
+    ] {
+        assert!(is_error(result), "{}", text_of(result));
+        let text = text_of(result);
+        if current {
+            assert!(
+                text.contains(file)
+                    && text.contains(folder)
+                    && text.contains("https://huggingface.co/Comfy-Org/"),
+                "{text}"
+            );
+        } else {
+            assert!(
+                text.contains(&format!("node class {node}")) && text.contains("update ComfyUI"),
+                "{text}"
+            );
+        }
+    }
+    let wrong = harness
+        .call(
+            "segment_image",
+            json!({"image": image, "prompt": "x", "threshold": 2.0}),
+        )
+        .await;
+    assert!(is_error(&wrong), "{}", text_of(&wrong));
+    let jobs = json_of(&harness.call("list_jobs", json!({})).await);
+    assert!(
+        jobs["jobs"].as_array().is_none_or(Vec::is_empty),
+        "nothing was queued: {jobs:#}"
+    );
+}

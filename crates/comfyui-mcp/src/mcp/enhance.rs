@@ -1,6 +1,7 @@
 //! The `enhance` toolset: work the backend does on an existing image. `upscale_image` makes any
 //! image larger (the library, a backend file, base64, a URL) in one or more passes, with an
-//! upscale model or resampling, optionally refining details with a low-denoise img2img.
+//! upscale model or resampling, optionally refining details with a low-denoise img2img;
+//! `remove_background` and `segment_image` cut out a subject with ComfyUI's own nodes.
 
 use rmcp::RoleServer;
 use rmcp::model::CallToolResult;
@@ -15,7 +16,7 @@ use super::tool::{
     Hints, ToolDeclaration, ToolOutcome, WaitBound, declare_tool, follow_job, job_answer, wait_limit,
 };
 use comfy_engine::BackendEntry;
-use comfy_engine::enhance::{RefineRequest, UpscaleRequest};
+use comfy_engine::enhance::{CutoutKind, CutoutRequest, RefineRequest, UpscaleRequest};
 use comfy_engine::generate::GenerateRequest;
 use comfy_engine::grids::{FinishedCell, GridAxis, GridPlan, GridSheet, plan_grid};
 use comfy_engine::types::JobPhase;
@@ -117,6 +118,36 @@ struct GenerateGridArguments {
     max_preview_bytes: Option<usize>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RemoveBackgroundArguments {
+    image: ImageArgument,
+    /// A model in models/background_removal (default: the backend's first).
+    model: Option<String>,
+    /// Keep the background and make the subject transparent.
+    #[serde(default)]
+    invert: bool,
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SegmentImageArguments {
+    image: ImageArgument,
+    /// What to find ("the dog", "eye:2, window panels:4": at most N of each).
+    prompt: String,
+    /// A SAM 3 checkpoint (default: the backend's checkpoint with sam3 in its name).
+    checkpoint: Option<String>,
+    /// Detection confidence, 0..1 (default 0.5).
+    threshold: Option<f64>,
+    /// Keep everything but what was found.
+    #[serde(default)]
+    invert: bool,
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+}
+
 /// One cell of a grid answer.
 #[derive(Debug, Serialize)]
 pub(crate) struct CellReport {
@@ -145,6 +176,20 @@ struct GridReport {
 
 /// This toolset's tools, each declared once.
 pub(crate) const TOOLS: &[ToolDeclaration] = &[
+    declare_tool!(
+        "remove_background",
+        "Cut out an image's subject with ComfyUI's background-removal nodes (BiRefNet model in models/background_removal; ComfyUI 0.26): answers the cut-out with the background transparent and the mask. A backend without the nodes or the model gets the exact file, folder and download URL.",
+        Hints::CREATES,
+        RemoveBackgroundArguments,
+        remove_background,
+    ),
+    declare_tool!(
+        "segment_image",
+        "Find what a text names in an image with SAM 3 (ComfyUI 0.26's SAM3_Detect, a sam3 checkpoint) and cut it out: the cut-out with the rest transparent and the mask. A backend without the node or the model gets the exact file, folder and download URL.",
+        Hints::CREATES,
+        SegmentImageArguments,
+        segment_image,
+    ),
     declare_tool!(
         "upscale_image",
         "Upscale any existing image (library id, backend file, base64, URL) on the backend: with an upscale model or by resampling, in one or several progressive passes of exact sizes, each optionally refined by a low-denoise img2img over tiled VAE nodes. Waits (bounded) and returns the result with a preview, or the job id to follow.",
@@ -189,6 +234,61 @@ async fn upscale_image(
     let (entry, mut job, parameters) = server
         .engine
         .upscale(request)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    Ok(job_answer(server, entry, &outcome, Some(parameters)).await)
+}
+
+async fn remove_background(
+    server: &ComfyServer,
+    arguments: RemoveBackgroundArguments,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let image = images::source(server, &arguments.image, "image").await?;
+    let request = CutoutRequest {
+        image,
+        kind: CutoutKind::Background {
+            model: arguments.model,
+        },
+        invert: arguments.invert,
+        backend: arguments.backend,
+    };
+    cut_out(server, request, arguments.wait_seconds, context).await
+}
+
+async fn segment_image(
+    server: &ComfyServer,
+    arguments: SegmentImageArguments,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let image = images::source(server, &arguments.image, "image").await?;
+    let request = CutoutRequest {
+        image,
+        kind: CutoutKind::Segment {
+            prompt: arguments.prompt,
+            checkpoint: arguments.checkpoint,
+            threshold: arguments.threshold.unwrap_or(0.5),
+        },
+        invert: arguments.invert,
+        backend: arguments.backend,
+    };
+    cut_out(server, request, arguments.wait_seconds, context).await
+}
+
+/// Queues a cut-out and waits for it (bounded).
+async fn cut_out(
+    server: &ComfyServer,
+    request: CutoutRequest,
+    wait_seconds: Option<f64>,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let limit = wait_limit(server, wait_seconds, server.engine.config.wait)?;
+    let (entry, mut job, parameters) = server
+        .engine
+        .cut_out(request)
         .await
         .map_err(|error| engine_error(&error))?;
     let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
