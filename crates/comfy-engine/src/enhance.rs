@@ -10,6 +10,8 @@ use comfy_workflow::object_info::InputSection;
 use comfy_workflow::{InputKind, ObjectInfo};
 use serde_json::{Map, Value, json};
 
+use crate::generate::GenerateRequest;
+use crate::grids::{GridCell, GridPlan};
 use crate::imaging::{ImageSource, RESULTS_SUBFOLDER, ResultPixels, content_name};
 use crate::outputs::UploadRequest;
 use crate::records::JobContext;
@@ -427,6 +429,60 @@ impl Engine {
         Ok((entry, job, parameters))
     }
 }
+
+impl Engine {
+    /// Plans a style applied to existing images: each image staged on the backend, then one
+    /// img2img cell per image of `base` (its prompt, style, denoise...), as a grid of one row.
+    pub async fn plan_style_transfer(
+        &self,
+        images: &[ImageSource],
+        base: &GenerateRequest,
+    ) -> Result<GridPlan, EngineError> {
+        if images.is_empty() || images.len() > MAXIMUM_STYLED_IMAGES {
+            return Err(EngineError::bad_input(format!(
+                "a style transfer takes 1 to {MAXIMUM_STYLED_IMAGES} images; {} given",
+                images.len()
+            )));
+        }
+        let Some(style) = &base.style else {
+            return Err(EngineError::bad_input(
+                "style names the style preset to apply (style_preset lists them)",
+            ));
+        };
+        // A wrong style name is refused before any image is staged.
+        self.style(style).await?;
+        let entry = self.pick_backend(base.backend.as_deref())?;
+        let mut cells = Vec::new();
+        for (column, image) in images.iter().enumerate() {
+            let (staged, width, height) = self.stage_image(entry, image).await?;
+            let mut request = base.clone();
+            request.image = Some(staged.clone());
+            request.backend = Some(entry.name.clone());
+            // img2img keeps the source's size, rounded to the latent grid.
+            request.width = Some(i64::from(width / 8 * 8).max(64));
+            request.height = Some(i64::from(height / 8 * 8).max(64));
+            let mut settings = Map::new();
+            settings.insert("image".to_owned(), Value::from(staged));
+            cells.push(GridCell {
+                column,
+                row: 0,
+                settings,
+                request,
+            });
+        }
+        Ok(GridPlan {
+            kind: "style",
+            id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+            columns: cells.len(),
+            column_labels: (1..=cells.len()).map(|index| format!("image {index}")).collect(),
+            row_labels: vec![style.clone()],
+            cells,
+        })
+    }
+}
+
+/// Most images one style transfer takes.
+pub const MAXIMUM_STYLED_IMAGES: usize = 16;
 
 /// What a cut-out keeps.
 #[derive(Debug, Clone)]

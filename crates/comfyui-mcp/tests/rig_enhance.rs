@@ -332,3 +332,37 @@ async fn cut_outs_name_the_node_or_the_model_they_need() {
         "nothing was queued: {jobs:#}"
     );
 }
+
+/// `style_transfer` restyles two images of different sizes with a built-in style in one batch:
+/// both jobs succeed, the sheet is kept and both outputs are tagged; an unknown style is refused before anything is staged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn style_transfer_restyles_several_images_in_one_batch() {
+    let harness = harness().await;
+    let styled = harness
+        .call(
+            "style_transfer",
+            json!({"images": [{"data_base64": picture(64)}, {"data_base64": picture(48)}], "style": "watercolor",
+                   "prompt": "a house", "steps": 2, "checkpoint": "tiny-sd15-micro.ckpt"}),
+        )
+        .await;
+    assert!(!is_error(&styled), "{}", text_of(&styled));
+    let report = json_of(&styled);
+    let cells = report["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2, "{report:#}");
+    assert!(
+        cells.iter().all(|cell| cell["status"] == "succeeded"),
+        "{report:#}"
+    );
+    assert_eq!(report["tagged"], 2, "{report:#}");
+    let unknown = harness
+        .call(
+            "style_transfer",
+            json!({"images": [{"data_base64": picture(16)}], "style": "no-such-style"}),
+        )
+        .await;
+    assert!(
+        is_error(&unknown) && text_of(&unknown).contains("no-such-style"),
+        "{}",
+        text_of(&unknown)
+    );
+}

@@ -1,7 +1,8 @@
 //! The `enhance` toolset: work the backend does on an existing image. `upscale_image` makes any
 //! image larger (the library, a backend file, base64, a URL) in one or more passes, with an
 //! upscale model or resampling, optionally refining details with a low-denoise img2img;
-//! `remove_background` and `segment_image` cut out a subject with ComfyUI's own nodes.
+//! `remove_background` and `segment_image` cut out a subject with ComfyUI's own nodes;
+//! `style_transfer` restyles images with a style preset.
 
 use rmcp::RoleServer;
 use rmcp::model::CallToolResult;
@@ -148,6 +149,26 @@ struct SegmentImageArguments {
     backend: Option<String>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct StyleTransferArguments {
+    /// 1 to 16 images, each restyled on its own (one batch).
+    images: Vec<ImageArgument>,
+    /// The style preset to apply (built-in or saved; style_preset lists them).
+    style: String,
+    /// What the images show, put into the style's template (default "the scene").
+    prompt: Option<String>,
+    negative_prompt: Option<String>,
+    /// How much is repainted, 0..1 (default 0.55: the style, with the composition kept).
+    denoise: Option<f64>,
+    steps: Option<i64>,
+    seed: Option<u64>,
+    checkpoint: Option<String>,
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+    max_preview_bytes: Option<usize>,
+}
+
 /// One cell of a grid answer.
 #[derive(Debug, Serialize)]
 pub(crate) struct CellReport {
@@ -196,6 +217,13 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
         Hints::CREATES,
         UpscaleImageArguments,
         upscale_image,
+    ),
+    declare_tool!(
+        "style_transfer",
+        "Restyle existing images with a style preset (built-in or saved): each image is staged on the backend and repainted by img2img with the style's template, negative prompt and settings, all queued as one batch; answers a sheet of the results (kept in the library) and each image's job. One image or up to 16 (batch style application).",
+        Hints::CREATES,
+        StyleTransferArguments,
+        style_transfer,
     ),
     declare_tool!(
         "generate_grid",
@@ -295,6 +323,49 @@ async fn cut_out(
         .await
         .map_err(|error| engine_error(&error))?;
     Ok(job_answer(server, entry, &outcome, Some(parameters)).await)
+}
+
+async fn style_transfer(
+    server: &ComfyServer,
+    arguments: StyleTransferArguments,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let limit = wait_limit(server, arguments.wait_seconds, server.engine.config.wait)?;
+    let mut sources = Vec::new();
+    for (index, image) in arguments.images.iter().enumerate() {
+        sources.push(images::source(server, image, &format!("images[{index}]")).await?);
+    }
+    let base = GenerateRequest {
+        prompt: arguments.prompt.unwrap_or_else(|| "the scene".to_owned()),
+        negative_prompt: arguments.negative_prompt,
+        style: Some(arguments.style),
+        denoise: Some(arguments.denoise.unwrap_or(0.55)),
+        steps: arguments.steps,
+        seed: arguments.seed.map(i128::from),
+        checkpoint: arguments.checkpoint,
+        backend: arguments.backend,
+        ..Default::default()
+    };
+    let plan = server
+        .engine
+        .plan_style_transfer(&sources, &base)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let queued = queue_cells(server, &plan).await?;
+    let (finished, cells, unfinished) = follow_cells(server, &plan, queued, &limit, context).await?;
+    let sheet = server
+        .engine
+        .assemble_grid(&plan, &finished, arguments.max_preview_bytes)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let report = GridReport {
+        columns: plan.columns,
+        rows: 1,
+        cells,
+        sheet,
+        unfinished: (unfinished > 0).then_some(unfinished),
+    };
+    Ok(images::answer(&report, &[&report.sheet.sheet]))
 }
 
 async fn generate_grid(
