@@ -163,11 +163,8 @@ fn apply_all(
 fn store_error(error: comfy_store::StoreError) -> EngineError {
     match error {
         comfy_store::StoreError::ExperimentNotFound { id } => EngineError::bad_input(format!(
-            "no experiment {id}: list_experiments shows the ones there are"
+            "no experiment {id}: experiment with action list shows the ones there are"
         )),
-        comfy_store::StoreError::InvalidInput { field, reason } => {
-            EngineError::bad_input(format!("{field} {reason}"))
-        }
         other => library_error(other),
     }
 }

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::experiments::{PERSON, definition_of};
+use crate::experiments::{PERSON, VARIANT_PARAMETERS, definition_of};
 use crate::generate::GenerateRequest;
 use crate::grids::set_parameter;
 use crate::presets::{PresetSaveRequest, SavedPreset};
@@ -18,19 +18,6 @@ use crate::{Engine, EngineError};
 
 /// Most experiments read for insights (the newest).
 const MAXIMUM_EXPERIMENTS: usize = 500;
-
-/// The parameters whose values are compared (the prompt is compared by its terms).
-const COMPARED_PARAMETERS: &[&str] = &[
-    "steps",
-    "cfg",
-    "sampler",
-    "scheduler",
-    "denoise",
-    "checkpoint",
-    "style",
-    "quality",
-    "negative_prompt",
-];
 
 /// One term's or parameter value's record in the person's choices.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -130,7 +117,11 @@ fn tally_experiment(experiment: &Experiment, tally: &mut Tally) -> usize {
                 tally.add("term", term.clone(), false);
             }
         }
-        for parameter in COMPARED_PARAMETERS {
+        // The prompt is compared by its terms, every other parameter by its value.
+        for parameter in VARIANT_PARAMETERS
+            .iter()
+            .filter(|parameter| **parameter != "prompt")
+        {
             let (won, lost) = (winning.0.get(*parameter), losing.0.get(*parameter));
             if won == lost {
                 continue;

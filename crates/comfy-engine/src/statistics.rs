@@ -137,26 +137,30 @@ pub fn mann_whitney(first: &[f64], second: &[f64]) -> Option<RankTest> {
 }
 
 /// P(U >= u) for groups of `n1` and `n2` without ties: the number of arrangements with each U
-/// counted by the usual recurrence over the largest value's group.
+/// counted by the usual recurrence over the largest value's group, two layers of the table at a
+/// time (memory grows with n2 x n1 n2, not n1 x n2 x n1 n2).
 fn exact_u_upper_tail(n1: usize, n2: usize, u: usize) -> f64 {
     let maximum = n1 * n2;
-    // counts[a][b][k]: arrangements of a and b values with U = k, built up one size at a time.
-    let mut counts = vec![vec![vec![0.0f64; maximum + 1]; n2 + 1]; n1 + 1];
-    for a in 0..=n1 {
-        for b in 0..=n2 {
-            if a == 0 || b == 0 {
-                counts[a][b][0] = 1.0;
-                continue;
-            }
+    // previous[b][k], current[b][k]: arrangements of a - 1 (a) and b values with U = k.
+    let mut previous = vec![vec![0.0f64; maximum + 1]; n2 + 1];
+    for row in &mut previous {
+        row[0] = 1.0;
+    }
+    for a in 1..=n1 {
+        let mut current = vec![vec![0.0f64; maximum + 1]; n2 + 1];
+        current[0][0] = 1.0;
+        for b in 1..=n2 {
             for k in 0..=a * b {
                 // The largest value belongs to the first group (it beats all b) or the second.
-                let from_first = if k >= b { counts[a - 1][b][k - b] } else { 0.0 };
-                counts[a][b][k] = from_first + counts[a][b - 1][k];
+                let from_first = if k >= b { previous[b][k - b] } else { 0.0 };
+                current[b][k] = from_first + current[b - 1][k];
             }
         }
+        previous = current;
     }
-    let total: f64 = counts[n1][n2].iter().sum();
-    counts[n1][n2][u.min(maximum)..].iter().sum::<f64>() / total
+    let counts = &previous[n2];
+    let total: f64 = counts.iter().sum();
+    counts[u.min(maximum)..].iter().sum::<f64>() / total
 }
 
 /// Kruskal-Wallis H with the tie correction (scipy's `kruskal(*groups)`); `None` with fewer than

@@ -54,19 +54,9 @@ pub struct PromptAnalysis {
 
 /// The prompt's comma-separated terms: lowercase, single-spaced, without weight syntax; each once.
 pub fn terms(prompt: &str) -> Vec<String> {
-    let plain: String = parse_weights(prompt)
-        .iter()
-        .map(|span| span.text.replace(['(', ')'], ""))
-        .collect::<Vec<_>>()
-        .join("");
     let mut found: Vec<String> = Vec::new();
-    for term in plain.split([',', '\n']) {
-        let term = term
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase();
-        if !term.is_empty() && !found.contains(&term) {
+    for term in terms_with_repeats(prompt) {
+        if !found.contains(&term) {
             found.push(term);
         }
     }

@@ -259,12 +259,19 @@ async fn upscale_image(
         }),
         backend: arguments.backend,
     };
-    let (entry, mut job, parameters) = server
-        .engine
-        .upscale(request)
-        .await
-        .map_err(|error| engine_error(&error))?;
-    let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
+    let started = server.engine.upscale(request).await;
+    answer_job(server, started, &limit, context).await
+}
+
+/// Follows a job the engine queued (within the call's wait) and answers it with its parameters.
+async fn answer_job(
+    server: &ComfyServer,
+    started: Result<(&BackendEntry, SubmittedJob, Value), comfy_engine::EngineError>,
+    limit: &WaitBound,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let (entry, mut job, parameters) = started.map_err(|error| engine_error(&error))?;
+    let outcome = follow_job(server, entry, &mut job.subscription, limit, &context.ct, context)
         .await
         .map_err(|error| engine_error(&error))?;
     Ok(job_answer(server, entry, &outcome, Some(parameters)).await)
@@ -314,15 +321,8 @@ async fn cut_out(
     context: &RequestContext<RoleServer>,
 ) -> ToolOutcome {
     let limit = wait_limit(server, wait_seconds, server.engine.config.wait)?;
-    let (entry, mut job, parameters) = server
-        .engine
-        .cut_out(request)
-        .await
-        .map_err(|error| engine_error(&error))?;
-    let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
-        .await
-        .map_err(|error| engine_error(&error))?;
-    Ok(job_answer(server, entry, &outcome, Some(parameters)).await)
+    let started = server.engine.cut_out(request).await;
+    answer_job(server, started, &limit, context).await
 }
 
 async fn style_transfer(
@@ -351,21 +351,7 @@ async fn style_transfer(
         .plan_style_transfer(&sources, &base)
         .await
         .map_err(|error| engine_error(&error))?;
-    let queued = queue_cells(server, &plan).await?;
-    let (finished, cells, unfinished) = follow_cells(server, &plan, queued, &limit, context).await?;
-    let sheet = server
-        .engine
-        .assemble_grid(&plan, &finished, arguments.max_preview_bytes)
-        .await
-        .map_err(|error| engine_error(&error))?;
-    let report = GridReport {
-        columns: plan.columns,
-        rows: 1,
-        cells,
-        sheet,
-        unfinished: (unfinished > 0).then_some(unfinished),
-    };
-    Ok(images::answer(&report, &[&report.sheet.sheet]))
+    run_plan(server, &plan, &limit, arguments.max_preview_bytes, context).await
 }
 
 async fn generate_grid(
@@ -394,11 +380,23 @@ async fn generate_grid(
     };
     let (x, y) = (axis(arguments.x), arguments.y.map(axis));
     let plan = plan_grid(&base, &x, y.as_ref()).map_err(|error| engine_error(&error))?;
-    let queued = queue_cells(server, &plan).await?;
-    let (finished, cells, unfinished) = follow_cells(server, &plan, queued, &limit, context).await?;
+    run_plan(server, &plan, &limit, arguments.max_preview_bytes, context).await
+}
+
+/// Queues a plan's cells, follows them within the call's wait and answers the labelled sheet
+/// (kept in the library) with each cell's job.
+async fn run_plan(
+    server: &ComfyServer,
+    plan: &GridPlan,
+    limit: &WaitBound,
+    budget: Option<usize>,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let queued = queue_cells(server, plan).await?;
+    let (finished, cells, unfinished) = follow_cells(server, plan, queued, limit, context).await?;
     let sheet = server
         .engine
-        .assemble_grid(&plan, &finished, arguments.max_preview_bytes)
+        .assemble_grid(plan, &finished, budget)
         .await
         .map_err(|error| engine_error(&error))?;
     let report = GridReport {
