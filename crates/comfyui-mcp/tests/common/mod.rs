@@ -147,12 +147,19 @@ impl Harness {
         self.recorder.tool_list_changes.load(Ordering::SeqCst)
     }
 
+    /// The progress notifications received, by progress value. rmcp's client runs each incoming
+    /// notification's handler on a task of its own, so the order they are recorded in here is
+    /// not the order they came in (the wire order is checked by the Python SDK's conformance
+    /// test, `checks.check_progress`); two with the same value still show as a repeat.
     pub fn progress(&self) -> Vec<ProgressNotificationParam> {
-        self.recorder
+        let mut progress = self
+            .recorder
             .progress
             .lock()
             .map(|progress| progress.clone())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        progress.sort_by(|left, right| left.progress.total_cmp(&right.progress));
+        progress
     }
 }
 
