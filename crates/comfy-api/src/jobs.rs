@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::types::{HistoryEntry, HistoryOutcome, OutputFile};
+use crate::types::{HistoryEntry, HistoryOutcome, OutputFile, OutputText};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -85,6 +85,9 @@ pub struct JobSnapshot {
     /// Overall progress in [0, 1], never decreasing.
     pub fraction: f64,
     pub outputs: Vec<OutputFile>,
+    /// What output nodes showed as text (`PreviewAny`...), from the history entry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub texts: Vec<OutputText>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<JobFailure>,
     /// Milliseconds since the Unix epoch.
@@ -144,6 +147,7 @@ impl JobTracker {
                 nodes_total,
                 fraction: 0.0,
                 outputs: Vec::new(),
+                texts: Vec::new(),
                 failure: None,
                 submitted_at_ms: now_ms(),
                 started_at_ms: None,
@@ -236,6 +240,7 @@ impl JobTracker {
     /// Applies the authoritative history entry and makes the snapshot final.
     pub fn finish_from_history(&mut self, entry: &HistoryEntry, cancel_requested: bool) {
         self.snapshot.outputs = entry.files();
+        self.snapshot.texts = entry.texts();
         self.take_times_from(entry);
         match entry.outcome {
             HistoryOutcome::Success => self.snapshot.phase = JobPhase::Succeeded,

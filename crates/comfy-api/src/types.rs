@@ -219,6 +219,38 @@ pub fn output_files(outputs: &Value) -> Vec<OutputFile> {
     files
 }
 
+/// A text an output node showed (`{"text": [...]}` in its UI dict: `PreviewAny`, and the
+/// show-text nodes of custom packs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputText {
+    pub node_id: String,
+    pub text: String,
+}
+
+/// Most characters kept of one output text: a node can show a whole tensor dump.
+pub const MAXIMUM_OUTPUT_TEXT_CHARS: usize = 256 * 1024;
+
+/// Collects the texts of a node-output map, in node order; a text longer than
+/// [`MAXIMUM_OUTPUT_TEXT_CHARS`] is cut there.
+pub fn output_texts(outputs: &Value) -> Vec<OutputText> {
+    let Some(nodes) = outputs.as_object() else {
+        return Vec::new();
+    };
+    let mut texts = Vec::new();
+    for (node_id, ui) in nodes {
+        let Some(items) = ui.get("text").and_then(Value::as_array) else {
+            continue;
+        };
+        for text in items.iter().filter_map(Value::as_str) {
+            texts.push(OutputText {
+                node_id: node_id.clone(),
+                text: text.chars().take(MAXIMUM_OUTPUT_TEXT_CHARS).collect(),
+            });
+        }
+    }
+    texts
+}
+
 /// The final state of a prompt according to its history entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -293,6 +325,10 @@ impl HistoryEntry {
 
     pub fn files(&self) -> Vec<OutputFile> {
         output_files(&self.outputs)
+    }
+
+    pub fn texts(&self) -> Vec<OutputText> {
+        output_texts(&self.outputs)
     }
 }
 
@@ -460,6 +496,14 @@ mod tests {
         assert_eq!(files.len(), 1);
         assert!(files[0].animated);
         assert_eq!(files[0].media_type(), "video/mp4");
+        let texts = output_texts(&outputs);
+        assert_eq!(
+            texts,
+            vec![OutputText {
+                node_id: "5".to_owned(),
+                text: "hello".to_owned()
+            }]
+        );
     }
 
     #[test]
