@@ -54,6 +54,9 @@ RIG_DIR = Path(__file__).resolve().parent
 MAKE_MODELS = RIG_DIR / "make_models.py"
 # Every file of the models recipe: a change to any of them builds a new models folder.
 MODEL_RECIPE = (MAKE_MODELS, RIG_DIR / "tiny_media.py")
+# Models only some ComfyUI versions can describe, made per install with its own tree.
+OWN_MODELS = RIG_DIR / "tiny_detection.py"
+OWN_MODEL_RECIPE = (OWN_MODELS, MAKE_MODELS)
 # Third-party files kept beside the project, never inside it.
 # Where the vendored ComfyUI releases live: beside the project, or where COMFYUI_MCP_RIG_VENDOR_DIR says.
 VENDOR_DIR = Path(
@@ -184,10 +187,10 @@ def venv_python(root: Path) -> Path:
     return root / "venv" / "bin" / "python"
 
 
-def models_rev() -> str:
+def models_rev(recipe: tuple = MODEL_RECIPE) -> str:
     """Models are regenerated whenever a file of the recipe changes."""
     digest = hashlib.sha256()
-    for path in MODEL_RECIPE:
+    for path in recipe:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -409,10 +412,12 @@ def read_marker(root: Path) -> dict | None:
         info = json.loads((root / MARKER).read_text())
     except (OSError, ValueError):
         return None
-    if info.get("models_rev") != models_rev():
+    if (info.get("models_rev") != models_rev()
+            or info.get("own_models_rev") != models_rev(OWN_MODEL_RECIPE)):
         return None
     if not (Path(info["python"]).exists() and Path(info["comfyui_dir"], "main.py").exists()
-            and Path(info["models_dir"], MODELS_MARKER).exists()):
+            and Path(info["models_dir"], MODELS_MARKER).exists()
+            and Path(info.get("own_models_dir", ""), MODELS_MARKER).exists()):
         return None
     return info
 
@@ -592,6 +597,24 @@ def install_models(root: Path, py: Path, comfyui_dir: Path, version: str) -> tup
     return models, True
 
 
+def install_own_models(root: Path, py: Path, comfyui_dir: Path) -> Path:
+    """The models only this install's ComfyUI can describe (tiny_detection.py), in
+    <root>/own-models-<rev>/ (empty for versions without them). Called under the install lock."""
+    rev = models_rev(OWN_MODEL_RECIPE)
+    models = root / f"own-models-{rev}"
+    if (models / MODELS_MARKER).exists():
+        return models
+    for old in root.glob("own-models-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    staging = root / f"own-models.tmp-{os.getpid()}"
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "2")
+    run([py, OWN_MODELS, "--comfyui-dir", comfyui_dir, "--out", staging], env=env)
+    (staging / MODELS_MARKER).write_text(json.dumps({"rev": rev}) + "\n")
+    staging.rename(models)
+    return models
+
+
 def check_models(py: Path, comfyui_dir: Path, models: Path) -> None:
     """Loads models built by another install with this install's ComfyUI loaders."""
     log(f"checking {models} with this ComfyUI's loaders")
@@ -625,13 +648,19 @@ def do_install(src: Source | None = None) -> dict:
         models_dir, built = install_models(root, py, comfyui_dir, src.version)
         if not built:
             check_models(py, comfyui_dir, models_dir)
+        own_models_dir = install_own_models(root, py, comfyui_dir)
+        models = list_models(models_dir)
+        for folder, files in list_models(own_models_dir).items():
+            models[folder] = sorted(models.get(folder, []) + files)
         info = {
             "python": str(py),
             "comfyui_dir": str(comfyui_dir),
             "models_dir": str(models_dir),
-            "models": list_models(models_dir),
+            "own_models_dir": str(own_models_dir),
+            "models": models,
             "comfyui_version": src.version,
             "models_rev": models_rev(),
+            "own_models_rev": models_rev(OWN_MODEL_RECIPE),
             "install_root": str(root),
             "source": src.describe(),
         }
@@ -685,11 +714,16 @@ def http_post_json(url: str, body: dict, timeout: float = 30.0) -> tuple[int, by
         return e.code, e.read()
 
 
-def write_extra_model_paths(instance_dir: Path, models_dir: Path) -> Path:
+def write_extra_model_paths(instance_dir: Path, models_dir: Path, own_models_dir: Path) -> Path:
     # JSON is valid YAML, and it quotes paths safely. One entry per model folder the rig has.
-    folders = {p.name: p.name for p in sorted(models_dir.iterdir())
-               if p.is_dir() and not p.name.startswith(".")}
-    config = {"comfyui_mcp_rig": {"base_path": str(models_dir), "is_default": True, **folders}}
+    def folders(base: Path) -> dict:
+        return {p.name: p.name for p in sorted(base.iterdir())
+                if p.is_dir() and not p.name.startswith(".")}
+    config = {"comfyui_mcp_rig": {"base_path": str(models_dir), "is_default": True,
+                                  **folders(models_dir)}}
+    if folders(own_models_dir):
+        config["comfyui_mcp_rig_own"] = {"base_path": str(own_models_dir),
+                                         **folders(own_models_dir)}
     path = instance_dir / "extra_model_paths.yaml"
     path.write_text(json.dumps(config, indent=2) + "\n")
     return path
@@ -778,7 +812,7 @@ def cmd_start(args) -> int:
     for sub in ("input", "output", "user"):
         (instance_dir / sub).mkdir(exist_ok=True)
     port = args.port or free_port()
-    extra = write_extra_model_paths(instance_dir, models_dir)
+    extra = write_extra_model_paths(instance_dir, models_dir, Path(info["own_models_dir"]))
     log_path = instance_dir / "comfyui.log"
 
     cmd = [
