@@ -68,20 +68,34 @@ pub struct GridPlan {
     pub row_labels: Vec<String>,
 }
 
-/// Plans the cells of `base` swept over `x` (columns) and `y` (rows).
+/// Plans the cells of `base` swept over `x` (columns) and `y` (rows), and `z` (blocks of rows,
+/// one per value, on the same sheet: row labels then name both values).
 pub fn plan_grid(
     base: &GenerateRequest,
     x: &GridAxis,
     y: Option<&GridAxis>,
+    z: Option<&GridAxis>,
 ) -> Result<GridPlan, EngineError> {
     check_axis(x)?;
-    if let Some(y) = y {
-        check_axis(y)?;
-        if y.parameter == x.parameter {
-            return Err(EngineError::bad_input("x and y sweep the same parameter"));
+    let axes: Vec<&GridAxis> = [Some(x), y, z].into_iter().flatten().collect();
+    if z.is_some() && y.is_none() {
+        return Err(EngineError::bad_input("a z axis needs a y axis"));
+    }
+    for (index, axis) in axes.iter().enumerate().skip(1) {
+        check_axis(axis)?;
+        if axes[..index]
+            .iter()
+            .any(|earlier| earlier.parameter == axis.parameter)
+        {
+            return Err(EngineError::bad_input(format!(
+                "two axes sweep the same parameter ({})",
+                axis.parameter
+            )));
         }
     }
-    let rows = y.map_or(1, |y| y.values.len());
+    let y_values = y.map_or(1, |y| y.values.len());
+    let z_values = z.map_or(1, |z| z.values.len());
+    let rows = y_values * z_values;
     // One seed for every cell the axes leave it to, so cells differ only by what is swept.
     let mut base = base.clone();
     base.seed = base
@@ -89,8 +103,12 @@ pub fn plan_grid(
         .or_else(|| Some(i128::from(crate::generate::random_seed())));
     if x.values.len() * rows > MAXIMUM_CELLS {
         return Err(EngineError::bad_input(format!(
-            "{} x {rows} cells is over the {MAXIMUM_CELLS} one grid may have",
-            x.values.len()
+            "{} cells ({}) are over the {MAXIMUM_CELLS} one grid may have",
+            x.values.len() * rows,
+            axes.iter()
+                .map(|axis| axis.values.len().to_string())
+                .collect::<Vec<_>>()
+                .join(" x ")
         )));
     }
     let mut cells = Vec::new();
@@ -100,7 +118,10 @@ pub fn plan_grid(
             let mut settings = serde_json::Map::new();
             apply(&mut request, x, column, &mut settings)?;
             if let Some(y) = y {
-                apply(&mut request, y, row, &mut settings)?;
+                apply(&mut request, y, row % y_values, &mut settings)?;
+            }
+            if let Some(z) = z {
+                apply(&mut request, z, row / y_values, &mut settings)?;
             }
             cells.push(GridCell {
                 column,
@@ -110,13 +131,25 @@ pub fn plan_grid(
             });
         }
     }
+    let y_labels = y.map(labels).unwrap_or_default();
+    let row_labels = match z {
+        None => y_labels,
+        Some(z) => labels(z)
+            .iter()
+            .flat_map(|z_label| {
+                y_labels
+                    .iter()
+                    .map(move |y_label| format!("{z_label} / {y_label}"))
+            })
+            .collect(),
+    };
     Ok(GridPlan {
         kind: "grid",
         id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         columns: x.values.len(),
         cells,
         column_labels: labels(x),
-        row_labels: y.map(labels).unwrap_or_default(),
+        row_labels,
     })
 }
 
@@ -369,6 +402,7 @@ mod tests {
             &base,
             &axis("seed", json!([1, 2, 3])),
             Some(&axis("prompt_replace", json!(["red", "grey"]))),
+            None,
         )
         .unwrap();
         assert_eq!(plan.cells.len(), 6);
@@ -380,6 +414,49 @@ mod tests {
         assert_eq!(last.request.seed, Some(3));
         assert_eq!(last.request.prompt, "a grey fox in snow");
         assert_eq!(plan.cells[0].request.prompt, "a red fox in snow");
+    }
+
+    #[test]
+    fn a_z_axis_adds_blocks_of_rows() {
+        let base = GenerateRequest {
+            prompt: "a red fox".into(),
+            ..Default::default()
+        };
+        let plan = plan_grid(
+            &base,
+            &axis("seed", json!([1, 2])),
+            Some(&axis("cfg", json!([4, 7]))),
+            Some(&axis("steps", json!([10, 20, 30]))),
+        )
+        .unwrap();
+        assert_eq!(plan.cells.len(), 12);
+        assert_eq!(plan.row_labels.len(), 6);
+        assert_eq!(plan.row_labels[0], "steps 10 / cfg 4");
+        assert_eq!(plan.row_labels[3], "steps 20 / cfg 7");
+        // Row 3 is the second z block's second y value.
+        let cell = plan
+            .cells
+            .iter()
+            .find(|cell| (cell.column, cell.row) == (1, 3))
+            .unwrap();
+        assert_eq!(cell.request.seed, Some(2));
+        assert_eq!(cell.request.cfg, Some(7.0));
+        assert_eq!(cell.request.steps, Some(20));
+        assert_eq!(cell.settings.len(), 3);
+        let no_y = plan_grid(
+            &base,
+            &axis("seed", json!([1])),
+            None,
+            Some(&axis("cfg", json!([1]))),
+        );
+        assert!(no_y.unwrap_err().to_string().contains("needs a y axis"));
+        let same = plan_grid(
+            &base,
+            &axis("seed", json!([1])),
+            Some(&axis("cfg", json!([1]))),
+            Some(&axis("seed", json!([2]))),
+        );
+        assert!(same.unwrap_err().to_string().contains("same parameter (seed)"));
     }
 
     #[test]
@@ -401,12 +478,20 @@ mod tests {
             ),
         ];
         for (wrong, expected) in refusals {
-            let error = plan_grid(&base, &wrong, None).unwrap_err().to_string();
+            let error = plan_grid(&base, &wrong, None, None).unwrap_err().to_string();
             assert!(error.contains(expected), "{error}");
         }
         let many = axis("seed", Value::Array((0..16).map(|seed| json!(seed)).collect()));
-        let error = plan_grid(&base, &many, Some(&axis("cfg", json!([1, 2, 3, 4, 5])))).unwrap_err();
+        let error = plan_grid(&base, &many, Some(&axis("cfg", json!([1, 2, 3, 4, 5]))), None).unwrap_err();
         assert!(error.to_string().contains("over the 64"), "{error}");
-        assert!(plan_grid(&base, &axis("cfg", json!([1])), Some(&axis("cfg", json!([2])))).is_err());
+        assert!(
+            plan_grid(
+                &base,
+                &axis("cfg", json!([1])),
+                Some(&axis("cfg", json!([2]))),
+                None
+            )
+            .is_err()
+        );
     }
 }
