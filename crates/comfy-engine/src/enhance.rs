@@ -3,9 +3,13 @@
 //! where it is not) and upscaling any image, in passes, with an upscale model or resampling,
 //! optionally refined by a low-denoise img2img over tiled VAE nodes; cutting out the foreground
 //! (background removal) or what a text names (SAM 3 segmentation) with ComfyUI's own nodes, the
-//! node, model file, folder and download named where the backend lacks them.
+//! node, model file, folder and download named where the backend lacks them; finding objects
+//! (RT-DETR's COCO classes, or what a text names by SAM 3) as boxes; restoring faces (or any
+//! regions) by repainting each in detail and pasting it back, with core nodes only.
 
-use comfy_workflow::builders::{Cutout, CutoutMethod, Preprocessor, Refinement, Upscale};
+use comfy_workflow::builders::{
+    Cutout, CutoutMethod, Detection, DetectionMethod, Preprocessor, Refinement, Region, RegionDetail, Upscale,
+};
 use comfy_workflow::object_info::InputSection;
 use comfy_workflow::{InputKind, ObjectInfo};
 use serde_json::{Map, Value, json};
@@ -16,7 +20,8 @@ use crate::imaging::{ImageSource, RESULTS_SUBFOLDER, ResultPixels, content_name}
 use crate::outputs::UploadRequest;
 use crate::records::JobContext;
 use crate::{BackendEntry, Engine, EngineError};
-use comfy_api::SubmittedJob;
+use comfy_api::{OutputText, SubmittedJob};
+use serde::{Deserialize, Serialize};
 
 /// Each preprocessor a caller names, and the node classes that do it, in order of preference.
 pub const PREPROCESSORS: &[(&str, &[&str])] = &[
@@ -377,25 +382,14 @@ impl Engine {
                 threshold,
             } => {
                 require_node(entry, &info, "SAM3_Detect")?;
-                if prompt.trim().is_empty() || prompt.chars().count() > 500 {
-                    return Err(EngineError::bad_input(
-                        "prompt (what to find) must be 1 to 500 characters",
-                    ));
-                }
+                let prompt = checked_find_text(prompt)?;
                 if !(threshold.is_finite() && (0.0..=1.0).contains(&threshold)) {
                     return Err(EngineError::bad_input(format!(
                         "threshold must be 0 to 1; got {threshold}"
                     )));
                 }
-                let choices: Vec<String> = info
-                    .combo_choices("CheckpointLoaderSimple", "ckpt_name")
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|name| checkpoint.is_some() || name.to_lowercase().contains("sam3"))
-                    .collect();
-                let checkpoint = pick_model(entry, &choices, checkpoint, SAM3_MODEL)?;
                 CutoutMethod::Segment {
-                    checkpoint,
+                    checkpoint: sam3_checkpoint(entry, &info, checkpoint)?,
                     prompt,
                     threshold,
                 }
@@ -481,6 +475,335 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Finds objects in an image and queues it: the boxes (read back with [`detections`]) and
+    /// the image with the boxes drawn.
+    pub async fn detect(&self, request: DetectRequest) -> Result<StartedDetection<'_>, EngineError> {
+        let entry = self.pick_backend(request.backend.as_deref())?;
+        let info = self.object_info(entry, false).await?;
+        let threshold = request.threshold;
+        if !(threshold.is_finite() && (0.0..=1.0).contains(&threshold)) {
+            return Err(EngineError::bad_input(format!(
+                "threshold must be 0 to 1; got {threshold}"
+            )));
+        }
+        let method = match request.kind {
+            DetectKind::Objects {
+                model,
+                class_name,
+                max_detections,
+            } => {
+                require_node(entry, &info, "RTDETR_detect")?;
+                if !(1..=MAXIMUM_DETECTIONS).contains(&max_detections) {
+                    return Err(EngineError::bad_input(format!(
+                        "max_detections must be 1 to {MAXIMUM_DETECTIONS}; got {max_detections}"
+                    )));
+                }
+                let class_name = class_name.unwrap_or_else(|| "all".to_owned());
+                let classes = info
+                    .combo_choices("RTDETR_detect", "class_name")
+                    .unwrap_or_default();
+                if !classes.contains(&class_name) {
+                    return Err(EngineError::bad_input(format!(
+                        "class {class_name:?} is not one RT-DETR knows; it knows {}",
+                        classes.join(", ")
+                    )));
+                }
+                let models: Vec<String> = info
+                    .combo_choices("UNETLoader", "unet_name")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|name| model.is_some() || looks_like_rt_detr(name))
+                    .collect();
+                DetectionMethod::Objects {
+                    model: pick_model(entry, &models, model, RT_DETR_MODEL)?,
+                    threshold,
+                    class_name,
+                    max_detections,
+                }
+            }
+            DetectKind::Text { prompt, checkpoint } => {
+                require_node(entry, &info, "SAM3_Detect")?;
+                DetectionMethod::Text {
+                    checkpoint: sam3_checkpoint(entry, &info, checkpoint)?,
+                    prompt: checked_find_text(prompt)?,
+                    threshold,
+                }
+            }
+        };
+        // The detector is named first: without it the drawing node is beside the point.
+        require_node(entry, &info, "DrawBBoxes")?;
+        let (image, width, height) = self.stage_image(entry, &request.image).await?;
+        let detection = Detection {
+            image: image.clone(),
+            method,
+            filename_prefix: "comfyui-mcp/detections".to_owned(),
+        };
+        let parameters = json!({"image": image, "size": [width, height], "method": detection.method});
+        let (model, prompt_text) = match &detection.method {
+            DetectionMethod::Objects { model, .. } => (model.clone(), String::new()),
+            DetectionMethod::Text {
+                checkpoint, prompt, ..
+            } => (checkpoint.clone(), prompt.clone()),
+        };
+        let context = JobContext {
+            workflow: Some("detect_objects".to_owned()),
+            model: Some(model),
+            prompt_text,
+            parameters: parameters.clone(),
+            seed: None,
+        };
+        let graph = detection.build();
+        let job = self
+            .submit(entry, &graph.prompt, comfy_api::SubmitOptions::default(), context)
+            .await?;
+        Ok(StartedDetection {
+            entry,
+            job,
+            parameters,
+            size: (width, height),
+        })
+    }
+
+    /// Repaints regions of an image in detail and pastes them back (face restoration), and
+    /// queues it. Each region is grown by `padding` of its size on every side (context for the
+    /// repaint) and kept inside the image.
+    pub async fn restore_regions(
+        &self,
+        request: RestoreRequest,
+    ) -> Result<(&BackendEntry, SubmittedJob, Value), EngineError> {
+        if request.regions.is_empty() || request.regions.len() > MAXIMUM_RESTORED_REGIONS {
+            return Err(EngineError::bad_input(format!(
+                "1 to {MAXIMUM_RESTORED_REGIONS} regions are restored at once; {} given",
+                request.regions.len()
+            )));
+        }
+        if !(request.padding.is_finite() && (0.0..=1.0).contains(&request.padding)) {
+            return Err(EngineError::bad_input(format!(
+                "padding must be 0 to 1 (a fraction of each region's size); got {}",
+                request.padding
+            )));
+        }
+        if !request.detail_size.is_multiple_of(64) || !(256..=2048).contains(&request.detail_size) {
+            return Err(EngineError::bad_input(format!(
+                "detail_size must be a multiple of 64 from 256 to 2048; got {}",
+                request.detail_size
+            )));
+        }
+        let entry = self.pick_backend(request.backend.as_deref())?;
+        let refine = self.refinement(entry, &request.refine).await?;
+        let (image, width, height) = self.stage_image(entry, &request.image).await?;
+        let regions = request
+            .regions
+            .iter()
+            .map(|region| padded_region(region, request.padding, (width, height)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let detail = RegionDetail {
+            image: image.clone(),
+            regions,
+            refine,
+            detail_size: request.detail_size,
+            filename_prefix: "comfyui-mcp/restored".to_owned(),
+        };
+        let parameters = json!({
+            "image": image, "size": [width, height], "regions": detail.regions,
+            "detail_size": detail.detail_size, "refine": detail.refine,
+        });
+        let context = JobContext {
+            workflow: Some("face_restore".to_owned()),
+            model: Some(detail.refine.checkpoint.clone()),
+            prompt_text: detail.refine.prompt.clone(),
+            parameters: parameters.clone(),
+            seed: Some(detail.refine.seed),
+        };
+        let graph = detail.build();
+        let job = self
+            .submit(entry, &graph.prompt, comfy_api::SubmitOptions::default(), context)
+            .await?;
+        Ok((entry, job, parameters))
+    }
+}
+
+/// A detection queued: its job, what it was asked, and the image's size.
+pub struct StartedDetection<'a> {
+    pub entry: &'a BackendEntry,
+    pub job: SubmittedJob,
+    pub parameters: Value,
+    pub size: (u32, u32),
+}
+
+/// Most things one detection reports.
+pub const MAXIMUM_DETECTIONS: u32 = 300;
+/// Most regions one restoration repaints.
+pub const MAXIMUM_RESTORED_REGIONS: usize = 8;
+
+/// What a detection looks for.
+#[derive(Debug, Clone)]
+pub enum DetectKind {
+    /// COCO objects by RT-DETR (`model` `None`: the backend's diffusion model with rt_detr in
+    /// its name; `class_name` `None`: all classes).
+    Objects {
+        model: Option<String>,
+        class_name: Option<String>,
+        max_detections: u32,
+    },
+    /// What `prompt` names, by SAM 3.
+    Text {
+        prompt: String,
+        checkpoint: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct DetectRequest {
+    pub image: ImageSource,
+    pub kind: DetectKind,
+    pub threshold: f64,
+    pub backend: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    pub image: ImageSource,
+    pub regions: Vec<Region>,
+    pub padding: f64,
+    pub detail_size: u32,
+    pub refine: RefineRequest,
+    pub backend: Option<String>,
+}
+
+/// One thing found, in the image's pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detected {
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub score: f64,
+}
+
+impl Detected {
+    /// The whole pixels it covers.
+    pub fn region(&self) -> Region {
+        let x = self.x.floor().max(0.0);
+        let y = self.y.floor().max(0.0);
+        Region {
+            x: x as u32,
+            y: y as u32,
+            width: ((self.x + self.width).ceil() - x).max(1.0) as u32,
+            height: ((self.y + self.height).ceil() - y).max(1.0) as u32,
+        }
+    }
+}
+
+/// The boxes a finished detection found in its (first) image, from the text its `PreviewAny`
+/// showed: clipped to the image, empty ones dropped, best score first.
+pub fn detections(texts: &[OutputText], size: (u32, u32)) -> Result<Vec<Detected>, EngineError> {
+    let Some(text) = texts.first() else {
+        return Err(EngineError::bad_input(
+            "the detection finished without showing its boxes (no text output)",
+        ));
+    };
+    let frames: Vec<Vec<Detected>> = serde_json::from_str(&text.text)
+        .or_else(|_| serde_json::from_str::<Vec<Detected>>(&text.text).map(|boxes| vec![boxes]))
+        .map_err(|error| {
+            EngineError::bad_input(format!(
+                "the detection's boxes are not the JSON RTDETR_detect and SAM3_Detect give: {error}"
+            ))
+        })?;
+    let (width, height) = (f64::from(size.0), f64::from(size.1));
+    let mut found: Vec<Detected> = frames
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|mut detected| {
+            let right = (detected.x + detected.width).min(width);
+            let bottom = (detected.y + detected.height).min(height);
+            detected.x = detected.x.clamp(0.0, width);
+            detected.y = detected.y.clamp(0.0, height);
+            detected.width = right - detected.x;
+            detected.height = bottom - detected.y;
+            let finite = [
+                detected.x,
+                detected.y,
+                detected.width,
+                detected.height,
+                detected.score,
+            ]
+            .iter()
+            .all(|value| value.is_finite());
+            (finite && detected.width >= 1.0 && detected.height >= 1.0).then_some(detected)
+        })
+        .collect();
+    found.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(found)
+}
+
+/// `region` grown by `padding` of its size on every side, inside an image of `size`; a region
+/// outside the image or under 8 pixels a side is refused.
+fn padded_region(region: &Region, padding: f64, size: (u32, u32)) -> Result<Region, EngineError> {
+    let (width, height) = size;
+    if region.x >= width || region.y >= height || region.width < 8 || region.height < 8 {
+        return Err(EngineError::bad_input(format!(
+            "region {} x {} at ({}, {}) is not a region of at least 8 x 8 pixels inside the {width} x {height} image",
+            region.width, region.height, region.x, region.y
+        )));
+    }
+    let grow = |length: u32| (f64::from(length) * padding).round() as u32;
+    let (grow_x, grow_y) = (grow(region.width), grow(region.height));
+    let left = region.x.saturating_sub(grow_x);
+    let top = region.y.saturating_sub(grow_y);
+    let right = region
+        .x
+        .saturating_add(region.width)
+        .saturating_add(grow_x)
+        .min(width);
+    let bottom = region
+        .y
+        .saturating_add(region.height)
+        .saturating_add(grow_y)
+        .min(height);
+    Ok(Region {
+        x: left,
+        y: top,
+        width: right - left,
+        height: bottom - top,
+    })
+}
+
+fn looks_like_rt_detr(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace(['-', '_'], "");
+    name.contains("rtdetr")
+}
+
+/// The SAM 3 checkpoint: the one named, else the backend's checkpoint with sam3 in its name.
+fn sam3_checkpoint(
+    entry: &BackendEntry,
+    info: &ObjectInfo,
+    named: Option<String>,
+) -> Result<String, EngineError> {
+    let choices: Vec<String> = info
+        .combo_choices("CheckpointLoaderSimple", "ckpt_name")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|name| named.is_some() || name.to_lowercase().contains("sam3"))
+        .collect();
+    pick_model(entry, &choices, named, SAM3_MODEL)
+}
+
+fn checked_find_text(prompt: String) -> Result<String, EngineError> {
+    if prompt.trim().is_empty() || prompt.chars().count() > 500 {
+        return Err(EngineError::bad_input(
+            "prompt (what to find) must be 1 to 500 characters",
+        ));
+    }
+    Ok(prompt)
+}
+
 /// Most images one style transfer takes.
 pub const MAXIMUM_STYLED_IMAGES: usize = 16;
 
@@ -524,6 +847,13 @@ const SAM3_MODEL: KnownModel = KnownModel {
     folder: "checkpoints",
     file: "sam3.1_multiplex_fp16.safetensors",
     url: "https://huggingface.co/Comfy-Org/sam3.1/resolve/main/checkpoints/sam3.1_multiplex_fp16.safetensors",
+};
+
+/// ComfyUI's own blueprint "Image to Pose Map (SDPose Multi-Person)" names this one.
+const RT_DETR_MODEL: KnownModel = KnownModel {
+    folder: "diffusion_models",
+    file: "rt_detr_v4-x-hgnet_fp16.safetensors",
+    url: "https://huggingface.co/Comfy-Org/SDPose/resolve/main/diffusion_models/rt_detr_v4-x-hgnet_fp16.safetensors",
 };
 
 /// A core node class that only newer ComfyUI versions have.
@@ -571,5 +901,71 @@ fn pick_model(
                 known.file, known.url, known.folder
             ),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(text: &str) -> Vec<OutputText> {
+        vec![OutputText {
+            node_id: "4".to_owned(),
+            text: text.to_owned(),
+        }]
+    }
+
+    #[test]
+    fn detections_are_read_from_preview_any_clipped_and_sorted() {
+        // PreviewAny json.dumps(indent=4) of RTDETR_detect's list per image.
+        let shown = r#"[
+    [
+        {"x": 10.5, "y": -3.0, "width": 20.0, "height": 10.0, "label": "cat", "score": 0.4},
+        {"x": 50.0, "y": 40.0, "width": 30.0, "height": 30.0, "label": "dog", "score": 0.9},
+        {"x": 70.0, "y": 70.0, "width": 0.2, "height": 5.0, "label": "cup", "score": 0.8}
+    ]
+]"#;
+        let found = detections(&text(shown), (64, 64)).expect("boxes");
+        assert_eq!(found.len(), 2, "the sliver under a pixel is dropped");
+        assert_eq!(found[0].label.as_deref(), Some("dog"));
+        // Clipped to the 64 x 64 image.
+        assert_eq!((found[0].width, found[0].height), (14.0, 24.0));
+        assert_eq!((found[1].y, found[1].height), (0.0, 7.0));
+        assert_eq!(
+            found[1].region(),
+            Region {
+                x: 10,
+                y: 0,
+                width: 21,
+                height: 7
+            }
+        );
+        assert!(detections(&text("[[]]"), (64, 64)).expect("none").is_empty());
+        assert!(detections(&text("not json"), (64, 64)).is_err());
+        assert!(detections(&[], (64, 64)).is_err());
+    }
+
+    #[test]
+    fn regions_grow_by_their_padding_inside_the_image() {
+        let region = Region {
+            x: 10,
+            y: 10,
+            width: 20,
+            height: 40,
+        };
+        assert_eq!(
+            padded_region(&region, 0.25, (100, 100)).expect("inside"),
+            Region {
+                x: 5,
+                y: 0,
+                width: 30,
+                height: 60
+            }
+        );
+        assert_eq!(padded_region(&region, 0.0, (100, 100)).expect("inside"), region);
+        let outside = Region { x: 100, ..region };
+        assert!(padded_region(&outside, 0.1, (100, 100)).is_err());
+        let tiny = Region { width: 4, ..region };
+        assert!(padded_region(&tiny, 0.1, (100, 100)).is_err());
     }
 }

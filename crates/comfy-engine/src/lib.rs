@@ -51,7 +51,7 @@ pub use config::{BackendSettings, EngineConfig};
 pub mod types {
     pub use comfy_api::{
         CancelOutcome, ConnectionState, FileRef, HistoryOutcome, JobPhase, JobSnapshot, JobSubscription,
-        OutputFile, SubmittedJob, SystemStats, describe_bytes, media_type_for,
+        OutputFile, OutputText, SubmittedJob, SystemStats, describe_bytes, media_type_for,
     };
     /// The pure image operations and their argument and report types.
     pub use comfy_imaging as pixels;

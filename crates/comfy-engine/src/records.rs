@@ -241,6 +241,8 @@ pub fn snapshot_from_record(record: &JobRecord) -> JobSnapshot {
             record.progress
         },
         outputs,
+        // Texts are not kept in the record; only a live job's snapshot has them.
+        texts: Vec::new(),
         failure: record.error.as_ref().map(|message| comfy_api::JobFailure {
             message: message.clone(),
             node_id: None,

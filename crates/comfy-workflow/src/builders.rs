@@ -774,7 +774,12 @@ impl Upscale {
             );
             image = (resized, 0);
             if let (Some(refine), Some(nodes)) = (&self.refine, &refiner) {
-                let (decoded, sampler) = refine_pass(&mut prompt, refine, nodes, &image, pass);
+                let label = PassLabel {
+                    name: &format!("Pass {pass}"),
+                    verb: "refine",
+                    tile_size: Some(refine.tile_size),
+                };
+                let (decoded, sampler) = img2img_pass(&mut prompt, refine, nodes, &image, &label);
                 image = decoded;
                 sampler_node = sampler;
             }
@@ -844,27 +849,13 @@ impl Cutout {
                 prompt: text,
                 threshold,
             } => {
-                let loader = prompt.add(
-                    Node::new("CheckpointLoaderSimple")
-                        .with("ckpt_name", checkpoint.as_str())
-                        .with_title("SAM 3"),
-                );
-                let condition = prompt.add(
-                    Node::new("CLIPTextEncode")
-                        .with("text", text.as_str())
-                        .with_link("clip", &loader, 1)
-                        .with_title("What to find"),
-                );
-                let mask = prompt.add(
-                    link(Node::new("SAM3_Detect"), "image", &image)
-                        .with_link("model", &loader, 0)
-                        .with_link("conditioning", &condition, 0)
-                        .with("threshold", *threshold)
-                        .with("refine_iterations", 2)
-                        .with("individual_masks", false)
-                        .with_title("Found"),
-                );
-                (mask, "Found")
+                let sam3 = Sam3 {
+                    checkpoint,
+                    text,
+                    threshold: *threshold,
+                };
+                // One merged, refined mask.
+                (add_sam3(&mut prompt, &image, &sam3, 2, false, "Found"), "Found")
             }
         };
         let mut kept: Socket = (found, 0);
@@ -900,12 +891,291 @@ impl Cutout {
     }
 }
 
+/// What finds things in an image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DetectionMethod {
+    /// RT-DETR (a model in `models/diffusion_models` loaded by `UNETLoader`) finding the 80 COCO
+    /// classes through `RTDETR_detect`; `class_name` "all" or one class.
+    Objects {
+        model: String,
+        threshold: f64,
+        class_name: String,
+        max_detections: u32,
+    },
+    /// SAM 3 finding what `prompt` names, as in [`CutoutMethod::Segment`].
+    Text {
+        checkpoint: String,
+        prompt: String,
+        threshold: f64,
+    },
+}
+
+/// Finds objects in an image in ComfyUI's input folder (0.26 on): the boxes shown as text by
+/// `PreviewAny` (a JSON list per image of `{x, y, width, height, label?, score}`), and the image
+/// with the boxes drawn by `DrawBBoxes`, saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub image: String,
+    pub method: DetectionMethod,
+    pub filename_prefix: String,
+}
+
+/// The title of the node whose text output holds a detection's boxes.
+pub const DETECTION_BOXES_TITLE: &str = "Boxes";
+
+impl Detection {
+    pub fn build(&self) -> BuiltGraph {
+        let mut prompt = ApiPrompt::new();
+        let image: Socket = (
+            prompt.add(
+                Node::new("LoadImage")
+                    .with("image", self.image.as_str())
+                    .with_title("Image"),
+            ),
+            0,
+        );
+        let boxes: Socket = match &self.method {
+            DetectionMethod::Objects {
+                model,
+                threshold,
+                class_name,
+                max_detections,
+            } => {
+                let loader = prompt.add(
+                    Node::new("UNETLoader")
+                        .with("unet_name", model.as_str())
+                        .with("weight_dtype", "default")
+                        .with_title("RT-DETR"),
+                );
+                let detector = prompt.add(
+                    link(Node::new("RTDETR_detect"), "image", &image)
+                        .with_link("model", &loader, 0)
+                        .with("threshold", *threshold)
+                        .with("class_name", class_name.as_str())
+                        .with("max_detections", *max_detections)
+                        .with_title("Detect"),
+                );
+                (detector, 0)
+            }
+            DetectionMethod::Text {
+                checkpoint,
+                prompt: text,
+                threshold,
+            } => {
+                let sam3 = Sam3 {
+                    checkpoint,
+                    text,
+                    threshold: *threshold,
+                };
+                // One box per object found; output 1 is the boxes.
+                (add_sam3(&mut prompt, &image, &sam3, 0, true, "Detect"), 1)
+            }
+        };
+        prompt.add(link(Node::new("PreviewAny"), "source", &boxes).with_title(DETECTION_BOXES_TITLE));
+        let drawn = prompt.add(
+            link(Node::new("DrawBBoxes"), "image", &image)
+                .with_link("bboxes", &boxes.0, boxes.1)
+                .with_title("Boxes drawn"),
+        );
+        let output_node = add_save_image(&mut prompt, &(drawn, 0), &self.filename_prefix, "Detections");
+        BuiltGraph {
+            prompt,
+            sampler_node: String::new(),
+            output_node,
+        }
+    }
+}
+
+/// A rectangle of an image in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Regions of an image repainted in detail (face restoration the way detailers do it, with core
+/// nodes only): each region cropped, scaled so its longer side is `detail_size`, repainted by a
+/// low-denoise img2img, scaled back and pasted over the image through a feathered mask.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionDetail {
+    pub image: String,
+    pub regions: Vec<Region>,
+    pub refine: Refinement,
+    /// The longer side each region is repainted at (a multiple of 8).
+    pub detail_size: u32,
+    pub filename_prefix: String,
+}
+
+impl RegionDetail {
+    /// The size a region is repainted at: its longer side `detail_size`, both sides multiples of
+    /// 8 (the VAE's grid), at least 64.
+    pub fn detail_size_of(&self, region: &Region) -> (u32, u32) {
+        let longer = region.width.max(region.height).max(1);
+        let scale = f64::from(self.detail_size) / f64::from(longer);
+        let side = |length: u32| {
+            let scaled = (f64::from(length) * scale / 8.0).round() as u32 * 8;
+            scaled.max(64)
+        };
+        (side(region.width), side(region.height))
+    }
+
+    pub fn build(&self) -> BuiltGraph {
+        let mut prompt = ApiPrompt::new();
+        let mut image: Socket = (
+            prompt.add(
+                Node::new("LoadImage")
+                    .with("image", self.image.as_str())
+                    .with_title("Image"),
+            ),
+            0,
+        );
+        let source = image.clone();
+        let nodes = refiner_nodes(&mut prompt, &self.refine);
+        let mut sampler_node = String::new();
+        for (index, region) in self.regions.iter().enumerate() {
+            let number = index + 1;
+            let crop = prompt.add(
+                link(Node::new("ImageCrop"), "image", &source)
+                    .with("width", region.width)
+                    .with("height", region.height)
+                    .with("x", region.x)
+                    .with("y", region.y)
+                    .with_title(format!("Region {number}: crop")),
+            );
+            let (width, height) = self.detail_size_of(region);
+            let enlarged = add_scale(
+                &mut prompt,
+                &(crop, 0),
+                (width, height),
+                format!("Region {number}: enlarge"),
+            );
+            let label = PassLabel {
+                name: &format!("Region {number}"),
+                verb: "repaint",
+                tile_size: None,
+            };
+            let (repainted, sampler) = img2img_pass(&mut prompt, &self.refine, &nodes, &enlarged, &label);
+            sampler_node = sampler;
+            let restored = add_scale(
+                &mut prompt,
+                &repainted,
+                (region.width, region.height),
+                format!("Region {number}: back to size"),
+            );
+            // The repainted region fades into the image over a sixth of its shorter side.
+            let solid = prompt.add(
+                Node::new("SolidMask")
+                    .with("value", 1.0)
+                    .with("width", region.width)
+                    .with("height", region.height)
+                    .with_title(format!("Region {number}: mask")),
+            );
+            let feather = (region.width.min(region.height) / 6).max(1);
+            let feathered = prompt.add(
+                Node::new("FeatherMask")
+                    .with_link("mask", &solid, 0)
+                    .with("left", feather)
+                    .with("top", feather)
+                    .with("right", feather)
+                    .with("bottom", feather)
+                    .with_title(format!("Region {number}: feathered mask")),
+            );
+            let pasted = prompt.add(
+                link(
+                    link(Node::new("ImageCompositeMasked"), "destination", &image),
+                    "source",
+                    &restored,
+                )
+                .with("x", region.x)
+                .with("y", region.y)
+                .with("resize_source", false)
+                .with_link("mask", &feathered, 0)
+                .with_title(format!("Region {number}: paste")),
+            );
+            image = (pasted, 0);
+        }
+        let output_node = add_save_image(&mut prompt, &image, &self.filename_prefix, "Restored");
+        BuiltGraph {
+            prompt,
+            sampler_node,
+            output_node,
+        }
+    }
+}
+
+/// An `ImageScale` (lanczos) of `image` to `size`.
+/// What SAM 3 is asked to find, and with which checkpoint.
+struct Sam3<'a> {
+    checkpoint: &'a str,
+    text: &'a str,
+    threshold: f64,
+}
+
+/// SAM 3 loaded from its checkpoint and asked for `sam3.text` in `image`; returns the detector's
+/// node id (output 0 masks, output 1 boxes).
+fn add_sam3(
+    prompt: &mut ApiPrompt,
+    image: &Socket,
+    sam3: &Sam3<'_>,
+    refine_iterations: u32,
+    individual_masks: bool,
+    title: &str,
+) -> String {
+    let loader = prompt.add(
+        Node::new("CheckpointLoaderSimple")
+            .with("ckpt_name", sam3.checkpoint)
+            .with_title("SAM 3"),
+    );
+    let condition = prompt.add(
+        Node::new("CLIPTextEncode")
+            .with("text", sam3.text)
+            .with_link("clip", &loader, 1)
+            .with_title("What to find"),
+    );
+    prompt.add(
+        link(Node::new("SAM3_Detect"), "image", image)
+            .with_link("model", &loader, 0)
+            .with_link("conditioning", &condition, 0)
+            .with("threshold", sam3.threshold)
+            .with("refine_iterations", refine_iterations)
+            .with("individual_masks", individual_masks)
+            .with_title(title),
+    )
+}
+
+fn add_scale(prompt: &mut ApiPrompt, image: &Socket, size: (u32, u32), title: String) -> Socket {
+    let node = prompt.add(
+        link(Node::new("ImageScale"), "image", image)
+            .with("upscale_method", "lanczos")
+            .with("width", size.0)
+            .with("height", size.1)
+            .with("crop", "disabled")
+            .with_title(title),
+    );
+    (node, 0)
+}
+
 /// The checkpoint and prompts a refinement samples with: (model, vae, positive, negative).
 struct RefinerNodes {
     model: Socket,
     vae: Socket,
     positive: Socket,
     negative: Socket,
+}
+
+impl Refinement {
+    fn sampler_settings(&self) -> SamplerSettings<'_> {
+        SamplerSettings {
+            seed: self.seed,
+            steps: self.steps,
+            cfg: self.cfg,
+            sampler: &self.sampler,
+            scheduler: &self.scheduler,
+            denoise: self.denoise,
+        }
+    }
 }
 
 fn refiner_nodes(prompt: &mut ApiPrompt, refine: &Refinement) -> RefinerNodes {
@@ -933,47 +1203,52 @@ fn encode_text(prompt: &mut ApiPrompt, clip: &Socket, text: &str, title: &str) -
     (node, 0)
 }
 
-/// One low-denoise img2img over `image` with tiled VAE nodes: (the decoded image, the sampler).
-fn refine_pass(
+/// How one img2img pass is named and whether its VAE nodes are tiled.
+struct PassLabel<'a> {
+    /// "Region 2" or "Pass 1": the start of each node's title.
+    name: &'a str,
+    /// What the sampler does: "repaint" or "refine".
+    verb: &'a str,
+    /// Tile size for `VAEEncodeTiled`/`VAEDecodeTiled`; `None` for the plain nodes.
+    tile_size: Option<u32>,
+}
+
+/// One low-denoise img2img over `image`: (the decoded image, the sampler).
+fn img2img_pass(
     prompt: &mut ApiPrompt,
     refine: &Refinement,
     nodes: &RefinerNodes,
     image: &Socket,
-    pass: usize,
+    label: &PassLabel<'_>,
 ) -> (Socket, String) {
-    let tiled = |node: Node| {
-        node.with("tile_size", refine.tile_size)
+    let vae_node = |plain: &str, tiled: &str| match label.tile_size {
+        None => Node::new(plain),
+        Some(tile_size) => Node::new(tiled)
+            .with("tile_size", tile_size)
             .with("overlap", 64)
             .with("temporal_size", 64)
-            .with("temporal_overlap", 8)
+            .with("temporal_overlap", 8),
     };
+    let name = label.name;
     let encoded = prompt.add(
-        tiled(link(
-            link(Node::new("VAEEncodeTiled"), "pixels", image),
+        link(
+            link(vae_node("VAEEncode", "VAEEncodeTiled"), "pixels", image),
             "vae",
             &nodes.vae,
-        ))
-        .with_title(format!("Pass {pass}: encode")),
+        )
+        .with_title(format!("{name}: encode")),
     );
-    let settings = SamplerSettings {
-        seed: refine.seed,
-        steps: refine.steps,
-        cfg: refine.cfg,
-        sampler: &refine.sampler,
-        scheduler: &refine.scheduler,
-        denoise: refine.denoise,
-    };
     let latent: Socket = (encoded, 0);
     let sampler = add_ksampler(
         prompt,
-        &format!("Pass {pass}: refine"),
+        &format!("{name}: {}", label.verb),
         [&nodes.model, &nodes.positive, &nodes.negative, &latent],
-        &settings,
+        &refine.sampler_settings(),
     );
     let decoded = prompt.add(
-        tiled(link(Node::new("VAEDecodeTiled"), "vae", &nodes.vae))
+        link(vae_node("VAEDecode", "VAEDecodeTiled"), "vae", &nodes.vae)
             .with_link("samples", &sampler, 0)
-            .with_title(format!("Pass {pass}: decode")),
+            .with_title(format!("{name}: decode")),
     );
     ((decoded, 0), sampler)
 }
@@ -1373,5 +1648,106 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    fn detail() -> RegionDetail {
+        RegionDetail {
+            image: "in.png".into(),
+            regions: vec![
+                Region {
+                    x: 10,
+                    y: 20,
+                    width: 100,
+                    height: 50,
+                },
+                Region {
+                    x: 0,
+                    y: 0,
+                    width: 30,
+                    height: 30,
+                },
+            ],
+            refine: Refinement {
+                checkpoint: "tiny.ckpt".into(),
+                prompt: "a face".into(),
+                negative_prompt: String::new(),
+                steps: 4,
+                cfg: 5.0,
+                sampler: "euler".into(),
+                scheduler: "normal".into(),
+                seed: 7,
+                denoise: 0.35,
+                tile_size: 512,
+            },
+            detail_size: 512,
+            filename_prefix: "detail".into(),
+        }
+    }
+
+    #[test]
+    fn region_detail_repaints_each_region_at_detail_size_and_pastes_it_back() {
+        let detail = detail();
+        // 100 x 50 to a longer side of 512: 512 x 256; 30 x 30: 512 x 512.
+        assert_eq!(detail.detail_size_of(&detail.regions[0]), (512, 256));
+        assert_eq!(detail.detail_size_of(&detail.regions[1]), (512, 512));
+        let built = detail.build();
+        assert_only_missing_files(&built);
+        let nodes: Vec<_> = built.prompt.nodes.values().collect();
+        let count = |class: &str| nodes.iter().filter(|node| node.class_type == class).count();
+        assert_eq!(count("KSampler"), 2);
+        assert_eq!(count("ImageCompositeMasked"), 2);
+        assert_eq!(count("CheckpointLoaderSimple"), 1);
+        let paste = nodes
+            .iter()
+            .find(|node| node.title() == Some("Region 1: paste"))
+            .expect("paste");
+        assert_eq!(paste.inputs["x"], serde_json::json!(10));
+        assert_eq!(paste.inputs["y"], serde_json::json!(20));
+        // The second paste goes over the first one's result, so both regions survive.
+        let second = nodes
+            .iter()
+            .find(|node| node.title() == Some("Region 2: paste"))
+            .expect("second paste");
+        let destination = second.inputs["destination"][0].as_str().expect("a link");
+        assert_eq!(built.prompt.nodes[destination].title(), Some("Region 1: paste"));
+    }
+
+    #[test]
+    fn detections_show_their_boxes_as_text_and_draw_them() {
+        let detection = Detection {
+            image: "in.png".into(),
+            method: DetectionMethod::Objects {
+                model: "rt_detr.safetensors".into(),
+                threshold: 0.3,
+                class_name: "all".into(),
+                max_detections: 20,
+            },
+            filename_prefix: "found".into(),
+        };
+        let built = detection.build();
+        let preview = built
+            .prompt
+            .nodes
+            .values()
+            .find(|node| node.class_type == "PreviewAny")
+            .expect("PreviewAny");
+        assert_eq!(preview.title(), Some(DETECTION_BOXES_TITLE));
+        let text = Detection {
+            method: DetectionMethod::Text {
+                checkpoint: "sam3.safetensors".into(),
+                prompt: "a face".into(),
+                threshold: 0.5,
+            },
+            ..detection
+        };
+        let built = text.build();
+        let preview = built
+            .prompt
+            .nodes
+            .values()
+            .find(|node| node.class_type == "PreviewAny")
+            .expect("PreviewAny");
+        // SAM3_Detect's boxes are its second output.
+        assert_eq!(preview.inputs["source"][1], serde_json::json!(1));
     }
 }

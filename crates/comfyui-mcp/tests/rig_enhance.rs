@@ -2,6 +2,7 @@
 //! base64 (staged in the input folder) and of a library output, with the rig's tiny upscale
 //! model, by resampling in progressive passes, and refined by img2img over tiled VAE nodes;
 //! `generate_image` with a ControlNet whose control image core Canny makes from a plain picture;
+//! `detect_objects` with the rig's random RT-DETR (0.26), `face_restore` of given regions, a z-axis grid;
 //! and the precise refusals (a preprocessor pack the rig lacks, an unknown model, bad ranges).
 //! Needs `COMFYUI_MCP_TEST_URL`.
 
@@ -365,4 +366,187 @@ async fn style_transfer_restyles_several_images_in_one_batch() {
         "{}",
         text_of(&unknown)
     );
+}
+
+/// The rig's ComfyUI version, and whether it is a current one (0.26 on).
+async fn rig_is_current() -> bool {
+    let client =
+        comfy_api::ComfyClient::new(&test_support::comfyui_url(), Default::default()).expect("client");
+    let version = client
+        .system_stats()
+        .await
+        .expect("system_stats")
+        .system
+        .comfyui_version;
+    test_support::is_current_comfyui(&version)
+}
+
+/// `detect_objects` with RT-DETR: on 0.26 the rig's random-weight RT-DETR (its own install's
+/// models) runs through UNETLoader, RTDETR_detect and DrawBBoxes for real, so the boxes are
+/// noise but real: at threshold 0 every box scores, each lies inside the image, is labelled with
+/// a COCO class, and the drawn image has the source's size. SAM 3 by text names its model; 0.3.75
+/// names the node class to update for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_found_as_boxes_and_drawn() {
+    let harness = harness().await;
+    let current = rig_is_current().await;
+    let image = json!({"data_base64": picture(48)});
+    let found = harness
+        .call(
+            "detect_objects",
+            json!({"image": image, "threshold": 0.0, "max_detections": 5}),
+        )
+        .await;
+    if !current {
+        let text = text_of(&found);
+        assert!(
+            is_error(&found) && text.contains("node class RTDETR_detect") && text.contains("update ComfyUI"),
+            "{text}"
+        );
+        return;
+    }
+    let (width, height, summary) = output_size(&harness, &found).await;
+    assert_eq!((width, height), (48, 48), "{summary:#}");
+    let detections = summary["detections"].as_array().expect("detections");
+    assert_eq!(summary["count"], detections.len());
+    assert!(!detections.is_empty() && detections.len() <= 5, "{summary:#}");
+    let scores: Vec<f64> = detections
+        .iter()
+        .map(|box_| box_["score"].as_f64().expect("a score"))
+        .collect();
+    assert!(
+        scores.windows(2).all(|pair| pair[0] >= pair[1]),
+        "best first: {scores:?}"
+    );
+    for found in detections {
+        let (x, y) = (found["x"].as_f64().unwrap(), found["y"].as_f64().unwrap());
+        let (w, h) = (
+            found["width"].as_f64().unwrap(),
+            found["height"].as_f64().unwrap(),
+        );
+        assert!(x >= 0.0 && y >= 0.0 && w >= 1.0 && h >= 1.0, "{found}");
+        assert!(x + w <= 48.0 && y + h <= 48.0, "inside the image: {found}");
+        assert!(found["label"].is_string(), "{found}");
+    }
+    // The boxes are also in the job's text outputs (PreviewAny), for get_job later.
+    assert!(summary["texts"][0]["text"].is_string(), "{summary:#}");
+
+    let person = harness
+        .call(
+            "detect_objects",
+            json!({"image": image, "threshold": 0.0, "class_name": "person", "max_detections": 3}),
+        )
+        .await;
+    let summary = json_of(&person);
+    assert_eq!(summary["status"], "succeeded", "{summary:#}");
+    let detections = summary["detections"].as_array().expect("detections");
+    assert!(
+        detections.iter().all(|found| found["label"] == "person"),
+        "{summary:#}"
+    );
+
+    for (arguments, expected) in [
+        (
+            json!({"image": image, "class_name": "unicorn"}),
+            "is not one RT-DETR knows",
+        ),
+        (
+            json!({"image": image, "model": "nope.safetensors"}),
+            "is not in models/diffusion_models",
+        ),
+        (
+            json!({"image": image, "find": "a face"}),
+            "sam3.1_multiplex_fp16.safetensors",
+        ),
+        (
+            json!({"image": image, "find": "a face", "class_name": "person"}),
+            "class_name and max_detections are RT-DETR's",
+        ),
+        (
+            json!({"image": image, "max_detections": 0}),
+            "max_detections must be 1 to 300",
+        ),
+    ] {
+        let refused = harness.call("detect_objects", arguments).await;
+        assert!(
+            is_error(&refused) && text_of(&refused).contains(expected),
+            "{expected}: {}",
+            text_of(&refused)
+        );
+    }
+}
+
+/// `face_restore` with the regions given runs on both rigs with the tiny checkpoint: each region,
+/// grown by its padding, is repainted at the detail size and pasted back, so the result keeps the
+/// source's size. Without regions SAM 3 must find the faces: its model (0.26) or node (0.3.75)
+/// is named. Regions outside the image are refused before anything is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faces_are_restored_in_the_regions_given() {
+    let harness = harness().await;
+    let current = rig_is_current().await;
+    let image = json!({"data_base64": picture(64)});
+    let restored = harness
+        .call(
+            "face_restore",
+            json!({"image": image, "steps": 2, "detail_size": 256, "padding": 0.25,
+                   "regions": [{"x": 8, "y": 8, "width": 24, "height": 24},
+                               {"x": 40, "y": 36, "width": 20, "height": 20}]}),
+        )
+        .await;
+    let (width, height, summary) = output_size(&harness, &restored).await;
+    assert_eq!((width, height), (64, 64), "{summary:#}");
+    assert_eq!(
+        summary["parameters"]["regions"],
+        json!([{"x": 2, "y": 2, "width": 36, "height": 36},
+               {"x": 35, "y": 31, "width": 29, "height": 30}]),
+        "{summary:#}"
+    );
+
+    let unfound = harness.call("face_restore", json!({"image": image})).await;
+    let text = text_of(&unfound);
+    assert!(is_error(&unfound), "{text}");
+    if current {
+        assert!(text.contains("sam3.1_multiplex_fp16.safetensors"), "{text}");
+    } else {
+        assert!(text.contains("node class SAM3_Detect"), "{text}");
+    }
+    let outside = harness
+        .call(
+            "face_restore",
+            json!({"image": image, "regions": [{"x": 64, "y": 0, "width": 16, "height": 16}]}),
+        )
+        .await;
+    assert!(
+        text_of(&outside).contains("inside the 64 x 64 image"),
+        "{}",
+        text_of(&outside)
+    );
+}
+
+/// A z axis adds a block of rows per value: 2 seeds x 1 cfg x 2 step counts make 4 cells in 2
+/// rows, each row labelled with both of its values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_z_axis_adds_a_block_of_rows_per_value() {
+    let harness = harness().await;
+    let grid = harness
+        .call(
+            "generate_grid",
+            json!({"prompt": common::unique_prompt("a lighthouse"), "width": 64, "height": 64,
+                   "x": {"parameter": "seed", "values": [1, 2]},
+                   "y": {"parameter": "cfg", "values": [4]},
+                   "z": {"parameter": "steps", "values": [1, 2]}}),
+        )
+        .await;
+    assert!(!is_error(&grid), "{}", text_of(&grid));
+    let report = json_of(&grid);
+    assert_eq!(
+        (report["columns"].as_u64(), report["rows"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let cells = report["cells"].as_array().expect("cells");
+    assert!(
+        cells.iter().all(|cell| cell["status"] == "succeeded"),
+        "{report:#}"
+    );
+    assert_eq!(cells[3]["settings"], json!({"seed": 2, "cfg": 4, "steps": 2}));
 }

@@ -2,7 +2,8 @@
 //! image larger (the library, a backend file, base64, a URL) in one or more passes, with an
 //! upscale model or resampling, optionally refining details with a low-denoise img2img;
 //! `remove_background` and `segment_image` cut out a subject with ComfyUI's own nodes;
-//! `style_transfer` restyles images with a style preset.
+//! `style_transfer` restyles images with a style preset; `detect_objects` finds things as boxes;
+//! `face_restore` repaints faces (found by SAM 3, or regions given) in detail.
 
 use rmcp::RoleServer;
 use rmcp::model::CallToolResult;
@@ -11,17 +12,23 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::images::{self, ImageArgument};
-use super::render::engine_error;
+use super::render::{engine_error, error_text};
 use super::server::ComfyServer;
 use super::tool::{
-    Hints, ToolDeclaration, ToolOutcome, WaitBound, declare_tool, follow_job, job_answer, wait_limit,
+    Hints, ToolDeclaration, ToolOutcome, WaitBound, declare_tool, follow_job, job_answer, job_answer_with,
+    wait_limit,
 };
 use comfy_engine::BackendEntry;
-use comfy_engine::enhance::{CutoutKind, CutoutRequest, RefineRequest, UpscaleRequest};
+use comfy_engine::enhance::{
+    CutoutKind, CutoutRequest, DetectKind, DetectRequest, Detected, RefineRequest, RestoreRequest,
+    UpscaleRequest, detections,
+};
 use comfy_engine::generate::GenerateRequest;
 use comfy_engine::grids::{FinishedCell, GridAxis, GridPlan, GridSheet, plan_grid};
+use comfy_engine::jobs::WaitOutcome;
 use comfy_engine::types::JobPhase;
 use comfy_engine::types::SubmittedJob;
+use comfy_workflow::builders::Region;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -114,6 +121,8 @@ struct GenerateGridArguments {
     x: AxisArgument,
     /// The rows' parameter and values (at most 64 cells in all).
     y: Option<AxisArgument>,
+    /// A third parameter: one block of rows per value, on the same sheet (needs y).
+    z: Option<AxisArgument>,
     wait_seconds: Option<f64>,
     backend: Option<String>,
     max_preview_bytes: Option<usize>,
@@ -145,6 +154,67 @@ struct SegmentImageArguments {
     /// Keep everything but what was found.
     #[serde(default)]
     invert: bool,
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DetectObjectsArguments {
+    image: ImageArgument,
+    /// What to find, in words ("the red car", "face"): found by SAM 3 (a sam3 checkpoint).
+    /// Without it RT-DETR finds the 80 COCO object classes.
+    find: Option<String>,
+    /// RT-DETR only: one COCO class ("person", "dog", "cup"...) or all (default).
+    class_name: Option<String>,
+    /// Confidence a box needs, 0..1 (default 0.5).
+    threshold: Option<f64>,
+    /// RT-DETR only: most boxes, 1..300 (default 20).
+    max_detections: Option<u32>,
+    /// The RT-DETR model in models/diffusion_models, or with `find` the SAM 3 checkpoint
+    /// (default: the backend's one with rt_detr or sam3 in its name).
+    model: Option<String>,
+    wait_seconds: Option<f64>,
+    backend: Option<String>,
+}
+
+/// A rectangle of the image, in pixels from its top left corner.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RegionArgument {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct FaceRestoreArguments {
+    image: ImageArgument,
+    /// The faces (or any parts) to restore, 1 to 8 (detect_objects gives boxes). Without them
+    /// SAM 3 finds them first (`find`, default "face").
+    regions: Option<Vec<RegionArgument>>,
+    /// What SAM 3 looks for when no regions are given (default "face").
+    find: Option<String>,
+    /// SAM 3's confidence, 0..1 (default 0.5).
+    threshold: Option<f64>,
+    /// The SAM 3 checkpoint (default: the backend's with sam3 in its name).
+    detector: Option<String>,
+    /// Context kept around each region, a fraction of its size, 0..1 (default 0.25).
+    padding: Option<f64>,
+    /// The longer side each region is repainted at, a multiple of 64 (default 512).
+    detail_size: Option<u32>,
+    /// What the repaint aims for (default: a detailed, natural face).
+    prompt: Option<String>,
+    negative_prompt: Option<String>,
+    /// How much is repainted, 0..1 (default 0.35: the person kept, the details redone).
+    denoise: Option<f64>,
+    /// Default 20.
+    steps: Option<u32>,
+    seed: Option<u64>,
+    /// The checkpoint that repaints (default: the server's, else the backend's first).
+    checkpoint: Option<String>,
     wait_seconds: Option<f64>,
     backend: Option<String>,
 }
@@ -212,6 +282,20 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
         segment_image,
     ),
     declare_tool!(
+        "detect_objects",
+        "Find things in an image as boxes (x, y, width, height in pixels, label, score): the 80 COCO classes by RT-DETR, or what a text names by SAM 3 (ComfyUI 0.26 core nodes). Answers the boxes, best first, and the image with them drawn. A backend without the node or model gets the exact file, folder and download URL.",
+        Hints::CREATES,
+        DetectObjectsArguments,
+        detect_objects,
+    ),
+    declare_tool!(
+        "face_restore",
+        "Restore faces (or any regions) in an image: each is cropped with some context, repainted in detail by a low-denoise img2img at a larger size, scaled back and pasted through a feathered mask (core nodes, any checkpoint). Regions come from the call, or SAM 3 finds the faces first. Answers the restored image and the regions used.",
+        Hints::CREATES,
+        FaceRestoreArguments,
+        face_restore,
+    ),
+    declare_tool!(
         "upscale_image",
         "Upscale any existing image (library id, backend file, base64, URL) on the backend: with an upscale model or by resampling, in one or several progressive passes of exact sizes, each optionally refined by a low-denoise img2img over tiled VAE nodes. Waits (bounded) and returns the result with a preview, or the job id to follow.",
         Hints::CREATES,
@@ -227,7 +311,7 @@ pub(crate) const TOOLS: &[ToolDeclaration] = &[
     ),
     declare_tool!(
         "generate_grid",
-        "Variations and X/Y grids: one generation swept over the values of one or two parameters (seed, steps, cfg, sampler, scheduler, denoise, prompt, prompt search/replace, negative prompt, checkpoint), queued as one batch. Answers an annotated contact sheet (axis labels drawn, kept in the library) and every cell's job; each cell's output is tagged with the grid and its values.",
+        "Variations and X/Y/Z grids: one generation swept over the values of one to three parameters (seed, steps, cfg, sampler, scheduler, denoise, prompt, prompt search/replace, negative prompt, checkpoint), queued as one batch. Answers an annotated contact sheet (axis labels drawn, kept in the library) and every cell's job; each cell's output is tagged with the grid and its values.",
         Hints::CREATES,
         GenerateGridArguments,
         generate_grid,
@@ -313,6 +397,192 @@ async fn segment_image(
     cut_out(server, request, arguments.wait_seconds, context).await
 }
 
+async fn detect_objects(
+    server: &ComfyServer,
+    arguments: DetectObjectsArguments,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let limit = wait_limit(server, arguments.wait_seconds, server.engine.config.wait)?;
+    let image = images::source(server, &arguments.image, "image").await?;
+    let kind = match arguments.find {
+        Some(prompt) => {
+            if arguments.class_name.is_some() || arguments.max_detections.is_some() {
+                return Err(error_text(
+                    "class_name and max_detections are RT-DETR's; with find, SAM 3 detects",
+                ));
+            }
+            DetectKind::Text {
+                prompt,
+                checkpoint: arguments.model,
+            }
+        }
+        None => DetectKind::Objects {
+            model: arguments.model,
+            class_name: arguments.class_name,
+            max_detections: arguments.max_detections.unwrap_or(20),
+        },
+    };
+    let request = DetectRequest {
+        image,
+        kind,
+        threshold: arguments.threshold.unwrap_or(0.5),
+        backend: arguments.backend,
+    };
+    let (outcome, found) = run_detection(server, request, &limit, context).await?;
+    let mut findings = serde_json::Map::new();
+    if let Some(found) = found {
+        findings.insert("count".to_owned(), Value::from(found.len()));
+        findings.insert(
+            "detections".to_owned(),
+            serde_json::to_value(found).unwrap_or_default(),
+        );
+    }
+    Ok(job_answer_with(
+        server,
+        outcome.entry,
+        &outcome.wait,
+        Some(outcome.parameters),
+        findings,
+    )
+    .await)
+}
+
+/// A detection followed: how its wait ended, on which backend, with what parameters.
+struct FollowedDetection<'a> {
+    entry: &'a BackendEntry,
+    wait: WaitOutcome,
+    parameters: Value,
+}
+
+/// Queues a detection and follows it; the boxes when it succeeded within the wait.
+async fn run_detection<'a>(
+    server: &'a ComfyServer,
+    request: DetectRequest,
+    limit: &WaitBound,
+    context: &RequestContext<RoleServer>,
+) -> Result<(FollowedDetection<'a>, Option<Vec<Detected>>), CallToolResult> {
+    let mut started = server
+        .engine
+        .detect(request)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let wait = follow_job(
+        server,
+        started.entry,
+        &mut started.job.subscription,
+        limit,
+        &context.ct,
+        context,
+    )
+    .await
+    .map_err(|error| engine_error(&error))?;
+    let found = match &wait {
+        WaitOutcome::Finished(snapshot) if snapshot.phase == JobPhase::Succeeded => {
+            Some(detections(&snapshot.texts, started.size).map_err(|error| engine_error(&error))?)
+        }
+        _ => None,
+    };
+    let followed = FollowedDetection {
+        entry: started.entry,
+        wait,
+        parameters: started.parameters,
+    };
+    Ok((followed, found))
+}
+
+async fn face_restore(
+    server: &ComfyServer,
+    arguments: FaceRestoreArguments,
+    context: &RequestContext<RoleServer>,
+) -> ToolOutcome {
+    let limit = wait_limit(server, arguments.wait_seconds, server.engine.config.wait)?;
+    let image = images::source(server, &arguments.image, "image").await?;
+    let mut findings = serde_json::Map::new();
+    let regions = match arguments.regions {
+        Some(regions) => {
+            if arguments.find.is_some() || arguments.detector.is_some() || arguments.threshold.is_some() {
+                return Err(error_text(
+                    "find, detector and threshold choose how faces are found; with regions given nothing is searched",
+                ));
+            }
+            regions
+                .into_iter()
+                .map(|region| Region {
+                    x: region.x,
+                    y: region.y,
+                    width: region.width,
+                    height: region.height,
+                })
+                .collect()
+        }
+        None => {
+            let request = DetectRequest {
+                image: image.clone(),
+                kind: DetectKind::Text {
+                    prompt: arguments.find.unwrap_or_else(|| "face".to_owned()),
+                    checkpoint: arguments.detector,
+                },
+                threshold: arguments.threshold.unwrap_or(0.5),
+                backend: arguments.backend.clone(),
+            };
+            let (detection, found) = run_detection(server, request, &limit, context).await?;
+            let Some(found) = found else {
+                // Still running, failed or cancelled: that job's own answer says which.
+                return Ok(job_answer(
+                    server,
+                    detection.entry,
+                    &detection.wait,
+                    Some(detection.parameters),
+                )
+                .await);
+            };
+            if found.is_empty() {
+                return Err(error_text(
+                    "SAM 3 found no face in the image at this threshold: lower threshold, or give the regions",
+                ));
+            }
+            findings.insert(
+                "detection_job_id".to_owned(),
+                Value::from(detection.wait.snapshot().prompt_id.clone()),
+            );
+            found
+                .iter()
+                .take(comfy_engine::enhance::MAXIMUM_RESTORED_REGIONS)
+                .map(Detected::region)
+                .collect()
+        }
+    };
+    let request = RestoreRequest {
+        image,
+        regions,
+        padding: arguments.padding.unwrap_or(0.25),
+        detail_size: arguments.detail_size.unwrap_or(512),
+        refine: RefineRequest {
+            checkpoint: arguments.checkpoint,
+            prompt: arguments.prompt.unwrap_or_else(|| {
+                "a detailed face, sharp eyes, natural skin texture, high quality photo".to_owned()
+            }),
+            negative_prompt: arguments
+                .negative_prompt
+                .unwrap_or_else(|| "blurry, deformed, distorted, disfigured face".to_owned()),
+            denoise: arguments.denoise.unwrap_or(0.35),
+            steps: arguments.steps.unwrap_or(20),
+            seed: arguments.seed,
+            tile_size: 512,
+        },
+        backend: arguments.backend,
+    };
+    let (entry, mut job, parameters) = server
+        .engine
+        .restore_regions(request)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    let outcome = follow_job(server, entry, &mut job.subscription, &limit, &context.ct, context)
+        .await
+        .map_err(|error| engine_error(&error))?;
+    Ok(job_answer_with(server, entry, &outcome, Some(parameters), findings).await)
+}
+
 /// Queues a cut-out and waits for it (bounded).
 async fn cut_out(
     server: &ComfyServer,
@@ -378,8 +648,8 @@ async fn generate_grid(
         parameter: argument.parameter,
         values: argument.values.into_iter().map(Value::from).collect(),
     };
-    let (x, y) = (axis(arguments.x), arguments.y.map(axis));
-    let plan = plan_grid(&base, &x, y.as_ref()).map_err(|error| engine_error(&error))?;
+    let (x, y, z) = (axis(arguments.x), arguments.y.map(axis), arguments.z.map(axis));
+    let plan = plan_grid(&base, &x, y.as_ref(), z.as_ref()).map_err(|error| engine_error(&error))?;
     run_plan(server, &plan, &limit, arguments.max_preview_bytes, context).await
 }
 

@@ -208,6 +208,9 @@ fn snapshot_json(entry: &BackendEntry, snapshot: &JobSnapshot) -> Value {
     if !snapshot.outputs.is_empty() {
         summary["outputs"] = outputs_json(entry, &snapshot.outputs);
     }
+    if !snapshot.texts.is_empty() {
+        summary["texts"] = json!(snapshot.texts);
+    }
     summary
 }
 
@@ -218,14 +221,24 @@ pub fn job_result(
     parameters: Option<Value>,
     previews: Vec<Preview>,
 ) -> CallToolResult {
-    let snapshot = match outcome {
-        WaitOutcome::Finished(snapshot)
-        | WaitOutcome::StillRunning(snapshot)
-        | WaitOutcome::Cancelled { snapshot, .. } => snapshot,
-    };
+    job_result_with(entry, outcome, parameters, previews, serde_json::Map::new())
+}
+
+/// [`job_result`] with what the tool made of the job's results (`findings`) in its summary.
+pub fn job_result_with(
+    entry: &BackendEntry,
+    outcome: &WaitOutcome,
+    parameters: Option<Value>,
+    previews: Vec<Preview>,
+    findings: serde_json::Map<String, Value>,
+) -> CallToolResult {
+    let snapshot = outcome.snapshot();
     let mut summary = snapshot_json(entry, snapshot);
     if let Some(parameters) = parameters {
         summary["parameters"] = parameters;
+    }
+    for (name, value) in findings {
+        summary[name] = value;
     }
     match outcome {
         WaitOutcome::StillRunning(_) => {

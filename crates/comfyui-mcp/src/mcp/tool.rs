@@ -506,6 +506,21 @@ pub(crate) async fn job_answer(
     render::job_result(entry, outcome, parameters, previews)
 }
 
+/// [`job_answer`] with what the tool made of the job's results in its summary.
+pub(crate) async fn job_answer_with(
+    server: &ComfyServer,
+    entry: &comfy_engine::BackendEntry,
+    outcome: &comfy_engine::jobs::WaitOutcome,
+    parameters: Option<Value>,
+    findings: serde_json::Map<String, Value>,
+) -> CallToolResult {
+    let previews = server
+        .engine
+        .result_previews(entry, &outcome.snapshot().outputs)
+        .await;
+    render::job_result_with(entry, outcome, parameters, previews, findings)
+}
+
 /// The address an HTTP connection comes from; the HTTP transport puts it in each request's
 /// extensions.
 #[derive(Debug, Clone, Copy)]
