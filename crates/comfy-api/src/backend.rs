@@ -373,6 +373,9 @@ struct TrackedJob {
     cancel_requested: bool,
     /// A history fetch is under way; don't start another.
     fetching: bool,
+    /// Queued by another client id (a previous process): ComfyUI sends its execution frames
+    /// there, so the queue changes every client hears are this job's only news.
+    attached: bool,
 }
 
 impl TrackedJob {
@@ -507,6 +510,9 @@ impl Actor {
                     .jobs
                     .entry(prompt_id.clone())
                     .or_insert_with(|| new_job(&prompt_id, BTreeMap::new(), 0));
+                if !known {
+                    job.attached = true;
+                }
                 let _ = reply.send(job.subscribe());
                 if !known {
                     self.reconcile(vec![prompt_id]);
@@ -748,6 +754,16 @@ impl Actor {
                 state.queue_remaining = queue_remaining;
                 changed
             });
+            // ComfyUI writes a finished prompt's history before it broadcasts the shorter queue.
+            let deaf: Vec<String> = self
+                .jobs
+                .iter()
+                .filter(|(_, job)| job.attached && !job.fetching && !job.tracker.snapshot.phase.is_final())
+                .map(|(id, _)| id.clone())
+                .collect();
+            if !deaf.is_empty() {
+                self.reconcile(deaf);
+            }
             return;
         }
         let Some(prompt_id) = event.prompt_id().map(str::to_owned) else {
@@ -813,6 +829,7 @@ fn new_job(prompt_id: &str, titles: BTreeMap<String, String>, nodes_total: usize
         updates,
         cancel_requested: false,
         fetching: false,
+        attached: false,
     }
 }
 
